@@ -1,0 +1,235 @@
+//! The `selfdb` command line: `selfdb dev` and `selfdb serve`.
+
+use crate::config::{DatabaseSource, FileConfig, FunctionLimits, Settings};
+use clap::{Args, Parser, Subcommand};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// SelfDB: a self-hosted backend (Postgres, auth, storage, realtime and
+/// WebAssembly functions) behind a Supabase-compatible API.
+#[derive(Debug, Parser)]
+#[command(name = "selfdb", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything on one machine: starts a private PostgreSQL cluster in
+    /// `<data dir>/pg`, migrates it, prints URLs and keys, and serves HTTP.
+    Dev(DevArgs),
+    /// Run the host against an existing PostgreSQL (`DATABASE_URL`); hosts
+    /// are stateless, so several can serve one database behind a balancer.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Port for HTTP on 127.0.0.1 (0 picks a free one).
+    #[arg(long, env = "SELFDB_PORT", default_value_t = 8000)]
+    pub port: u16,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// PostgreSQL connection string of the platform database; the role needs
+    /// to own the database and be able to create roles.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Address to listen on.
+    #[arg(long, env = "SELFDB_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Directory for SelfDB's state: the embedded cluster, compiled-component
+    /// cache, objects, `selfdb.env`.
+    #[arg(long, env = "SELFDB_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Config file (TOML). Defaults to `selfdb.toml` in the working directory
+    /// when it exists.
+    #[arg(long, env = "SELFDB_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Redis URL for multi-node realtime fan-out (optional).
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Directory of user functions: every `NAME.wasm` there is served at
+    /// `/functions/v1/NAME`. Defaults to `<data dir>/functions`.
+    #[arg(long, env = "SELFDB_FUNCTIONS_DIR")]
+    pub functions_dir: Option<PathBuf>,
+    /// HS256 secret for JWTs (at least 32 characters). Generated and stored in
+    /// the database on first start when not given.
+    #[arg(long, env = "SELFDB_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Lifetime of access tokens in seconds.
+    #[arg(long, env = "SELFDB_JWT_EXPIRY")]
+    pub jwt_expiry_seconds: Option<u64>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "SELFDB_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Connections in the pool used for request transactions.
+    #[arg(long, env = "SELFDB_DB_POOL_SIZE")]
+    pub db_pool_size: Option<usize>,
+    /// Component instances that may run at once (the pooling allocator's size).
+    #[arg(long, env = "SELFDB_MAX_INSTANCES")]
+    pub max_instances: Option<u32>,
+    /// Default memory cap of a function invocation, in MiB.
+    #[arg(long, env = "SELFDB_FUNCTION_MEMORY_MB")]
+    pub function_memory_mb: Option<u64>,
+    /// Default time cap of a function invocation, in milliseconds.
+    #[arg(long, env = "SELFDB_FUNCTION_TIME_MS")]
+    pub function_time_ms: Option<u64>,
+    /// Email of the first admin, created on first start.
+    #[arg(long, env = "SELFDB_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+    /// Password of the first admin; generated and printed once when not given.
+    #[arg(long, env = "SELFDB_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// Serve `/bench/native/hello` (used by `make bench`).
+    #[arg(long, env = "SELFDB_BENCH_ROUTES", hide = true)]
+    pub bench_routes: bool,
+}
+
+impl CommonArgs {
+    fn file_config(&self) -> anyhow::Result<FileConfig> {
+        let explicit = self.config.clone();
+        let path = explicit
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("selfdb.toml"));
+        if explicit.is_some() || path.exists() {
+            Ok(FileConfig::load(&path)?)
+        } else {
+            Ok(FileConfig::default())
+        }
+    }
+
+    fn resolve(
+        self,
+        file: FileConfig,
+        listen: SocketAddr,
+        database: DatabaseSource,
+    ) -> anyhow::Result<Settings> {
+        let defaults = FunctionLimits::default();
+        let data_dir = self
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(".selfdb"));
+        let data_dir = std::path::absolute(&data_dir)?;
+        let functions_dir = self
+            .functions_dir
+            .or(file.functions_dir)
+            .unwrap_or_else(|| data_dir.join("functions"));
+        let settings = Settings {
+            listen,
+            database,
+            redis_url: self.redis_url.or(file.redis_url),
+            functions_dir: std::path::absolute(functions_dir)?,
+            jwt_secret: self.jwt_secret.or(file.jwt_secret),
+            jwt_expiry_seconds: self
+                .jwt_expiry_seconds
+                .or(file.jwt_expiry_seconds)
+                .unwrap_or(3600),
+            max_body_bytes: self
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(10 << 20),
+            db_pool_size: self.db_pool_size.or(file.db_pool_size).unwrap_or(16),
+            max_instances: self.max_instances.or(file.max_instances).unwrap_or(256),
+            default_limits: FunctionLimits {
+                memory_bytes: self
+                    .function_memory_mb
+                    .or(file.function_memory_mb)
+                    .map(|mb| mb << 20)
+                    .unwrap_or(defaults.memory_bytes),
+                time_ms: self
+                    .function_time_ms
+                    .or(file.function_time_ms)
+                    .unwrap_or(defaults.time_ms),
+            },
+            functions: file.functions,
+            admin_email: self
+                .admin_email
+                .or(file.admin_email)
+                .unwrap_or_else(|| "admin@localhost".to_owned()),
+            admin_password: self.admin_password,
+            bench_routes: self.bench_routes,
+            data_dir,
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+}
+
+fn settings_for(command: Command) -> anyhow::Result<Settings> {
+    match command {
+        Command::Dev(args) => {
+            let file = args.common.file_config()?;
+            let listen = SocketAddr::new(IpAddr::from([127, 0, 0, 1]), args.port);
+            args.common.resolve(file, listen, DatabaseSource::Embedded)
+        }
+        Command::Serve(args) => {
+            let file = args.common.file_config()?;
+            let url = args
+                .database_url
+                .or(file.database_url.clone())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "selfdb serve needs DATABASE_URL (flag, environment or selfdb.toml)"
+                    )
+                })?;
+            let listen = match args.listen {
+                Some(addr) => addr,
+                None => match &file.listen {
+                    Some(text) => text.parse()?,
+                    None => SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 8000),
+                },
+            };
+            args.common
+                .resolve(file, listen, DatabaseSource::External(url))
+        }
+    }
+}
+
+/// Entry point of the binary: parses flags, starts the runtime, maps errors
+/// to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "selfdb=info,warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = match settings_for(cli.command) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("selfdb: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("selfdb: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(crate::server::run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("selfdb: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Settings, resolved from (highest first) command-line flags, environment
+//! variables, `selfdb.toml`, and defaults.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Resource limits of one component invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FunctionLimits {
+    /// Cap on the component's linear memory, in bytes.
+    pub memory_bytes: u64,
+    /// Cap on the time an invocation may run, in milliseconds (enforced by
+    /// epoch interruption while wasm runs, and by the statement timeout and a
+    /// wall-clock deadline while the host works for it).
+    pub time_ms: u64,
+}
+
+impl Default for FunctionLimits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 64 << 20,
+            time_ms: 5_000,
+        }
+    }
+}
+
+/// What the operator set for one function in `selfdb.toml`:
+/// ```toml
+/// [functions.hello]
+/// memory_mb = 32
+/// time_ms = 1000
+/// [functions.hello.config]
+/// GREETING = "Hi"
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionSettings {
+    pub memory_mb: Option<u64>,
+    pub time_ms: Option<u64>,
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Hosts this function may reach with outbound HTTP; empty denies all.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+}
+
+/// The `selfdb.toml` file: every key optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub functions_dir: Option<PathBuf>,
+    pub jwt_secret: Option<String>,
+    pub jwt_expiry_seconds: Option<u64>,
+    pub max_body_bytes: Option<usize>,
+    pub db_pool_size: Option<usize>,
+    pub max_instances: Option<u32>,
+    pub function_memory_mb: Option<u64>,
+    pub function_time_ms: Option<u64>,
+    pub admin_email: Option<String>,
+    #[serde(default)]
+    pub functions: BTreeMap<String, FunctionSettings>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+}
+
+/// Where the platform database comes from.
+#[derive(Debug, Clone)]
+pub enum DatabaseSource {
+    /// A private cluster the host starts in `<data dir>/pg`.
+    Embedded,
+    /// An existing server (`selfdb serve`).
+    External(String),
+}
+
+/// Fully resolved settings the host runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: DatabaseSource,
+    pub redis_url: Option<String>,
+    pub functions_dir: PathBuf,
+    pub jwt_secret: Option<String>,
+    pub jwt_expiry_seconds: u64,
+    pub max_body_bytes: usize,
+    pub db_pool_size: usize,
+    pub max_instances: u32,
+    pub default_limits: FunctionLimits,
+    pub functions: BTreeMap<String, FunctionSettings>,
+    pub admin_email: String,
+    pub admin_password: Option<String>,
+    /// Serves `/bench/native/hello`, the native twin of the hello component,
+    /// so `make bench` can compare both paths inside one binary.
+    pub bench_routes: bool,
+}
+
+impl Settings {
+    /// The limits for one function: its own settings over the defaults.
+    pub fn limits_for(&self, function: &str) -> FunctionLimits {
+        let own = self.functions.get(function);
+        FunctionLimits {
+            memory_bytes: own
+                .and_then(|f| f.memory_mb)
+                .map(|mb| mb << 20)
+                .unwrap_or(self.default_limits.memory_bytes),
+            time_ms: own
+                .and_then(|f| f.time_ms)
+                .unwrap_or(self.default_limits.time_ms),
+        }
+    }
+
+    /// The largest memory cap of any function, which sizes the instance pool.
+    pub fn max_memory_bytes(&self) -> u64 {
+        self.functions
+            .keys()
+            .map(|name| self.limits_for(name).memory_bytes)
+            .chain(std::iter::once(self.default_limits.memory_bytes))
+            .max()
+            .unwrap_or(self.default_limits.memory_bytes)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_body_bytes == 0 {
+            return Err(ConfigError::Invalid("max_body_bytes must be > 0".into()));
+        }
+        if self.db_pool_size == 0 {
+            return Err(ConfigError::Invalid("db_pool_size must be > 0".into()));
+        }
+        if self.max_instances == 0 {
+            return Err(ConfigError::Invalid("max_instances must be > 0".into()));
+        }
+        for (name, limits) in std::iter::once(("(default)", self.default_limits)).chain(
+            self.functions
+                .keys()
+                .map(|n| (n.as_str(), self.limits_for(n))),
+        ) {
+            if limits.memory_bytes < (1 << 20) || limits.time_ms == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "function {name}: memory must be at least 1 MiB and time above 0 ms"
+                )));
+            }
+        }
+        if let Some(secret) = &self.jwt_secret {
+            if secret.len() < 32 {
+                return Err(ConfigError::Invalid(
+                    "jwt_secret must be at least 32 characters".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,281 @@
+//! Refuses SQL that would let a component step outside the transaction,
+//! role and claims the host gave its invocation.
+//!
+//! This is one of three layers: the request roles cannot create functions
+//! (no CREATE on any schema, TEMPORARY revoked), `set_config` is revoked
+//! from them where the owner is a superuser, and this lexical check refuses
+//! the statements that change session state directly. It reads the SQL the
+//! way PostgreSQL's lexer does for what matters here (comments, string
+//! literals, dollar quotes, quoted identifiers), so keywords inside strings
+//! are neither missed nor falsely matched.
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+#[derive(Debug, PartialEq, Eq)]
+enum Token {
+    Word(String),
+    QuotedIdent(String),
+    Semicolon,
+    Other,
+}
+
+/// Statements a component may not run: session state, transaction control
+/// and anonymous code blocks.
+const FORBIDDEN_FIRST_WORDS: &[&str] = &[
+    "set",
+    "reset",
+    "begin",
+    "start",
+    "commit",
+    "end",
+    "rollback",
+    "abort",
+    "discard",
+    "do",
+    "load",
+    "copy",
+    "listen",
+    "unlisten",
+    "prepare",
+    "execute",
+    "deallocate",
+    "checkpoint",
+    "vacuum",
+];
+
+/// Functions that change session state wherever they appear.
+const FORBIDDEN_FUNCTIONS: &[&str] = &["set_config"];
+
+/// Statements longer than this are refused before lexing.
+pub const MAX_SQL_BYTES: usize = 1 << 20;
+
+/// Checks one statement (optionally followed by `;`).
+pub fn check(sql: &str) -> Result<(), Refused> {
+    if sql.len() > MAX_SQL_BYTES {
+        return Err(Refused(format!(
+            "statement is longer than {MAX_SQL_BYTES} bytes"
+        )));
+    }
+    let tokens = lex(sql)?;
+    let mut significant = tokens.iter().skip_while(|t| **t == Token::Other);
+    match significant.next() {
+        None => return Err(Refused("empty statement".into())),
+        Some(Token::Word(first)) if FORBIDDEN_FIRST_WORDS.contains(&first.as_str()) => {
+            return Err(Refused(format!(
+                "`{}` statements are not allowed: the host owns the transaction, role and settings",
+                first.to_uppercase()
+            )));
+        }
+        _ => {}
+    }
+    for token in &tokens {
+        let name = match token {
+            Token::Word(w) => w.as_str(),
+            Token::QuotedIdent(w) => w.as_str(),
+            _ => continue,
+        };
+        if FORBIDDEN_FUNCTIONS.contains(&name) {
+            return Err(Refused(format!("`{name}` is not allowed")));
+        }
+    }
+    if let Some(pos) = tokens.iter().position(|t| *t == Token::Semicolon) {
+        if tokens[pos + 1..].iter().any(|t| *t != Token::Semicolon) {
+            return Err(Refused("one statement per call".into()));
+        }
+    }
+    Ok(())
+}
+
+fn lex(sql: &str) -> Result<Vec<Token>, Refused> {
+    let bytes = sql.as_bytes();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match c {
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                let mut depth = 1;
+                i += 2;
+                while depth > 0 {
+                    match (bytes.get(i), bytes.get(i + 1)) {
+                        (None, _) => return Err(Refused("unterminated comment".into())),
+                        (Some(b'/'), Some(b'*')) => {
+                            depth += 1;
+                            i += 2;
+                        }
+                        (Some(b'*'), Some(b'/')) => {
+                            depth -= 1;
+                            i += 2;
+                        }
+                        _ => i += 1,
+                    }
+                }
+            }
+            b'\'' => {
+                i = skip_string(bytes, i + 1, false)?;
+                tokens.push(Token::Other);
+            }
+            b'"' => {
+                let start = i + 1;
+                let mut name = String::new();
+                i = start;
+                loop {
+                    match bytes.get(i) {
+                        None => return Err(Refused("unterminated quoted identifier".into())),
+                        Some(b'"') if bytes.get(i + 1) == Some(&b'"') => {
+                            name.push('"');
+                            i += 2;
+                        }
+                        Some(b'"') => {
+                            i += 1;
+                            break;
+                        }
+                        Some(_) => {
+                            let ch = sql[i..].chars().next().unwrap_or('\u{fffd}');
+                            name.push(ch);
+                            i += ch.len_utf8().max(1);
+                        }
+                    }
+                }
+                tokens.push(Token::QuotedIdent(name));
+            }
+            b'$' => {
+                // `$tag$ ... $tag$` (tag may be empty); `$1` is a parameter.
+                let tag_end = bytes[i + 1..]
+                    .iter()
+                    .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_' || *b >= 0x80))
+                    .map(|p| i + 1 + p);
+                match tag_end {
+                    Some(end)
+                        if bytes[end] == b'$'
+                            && !bytes.get(i + 1).is_some_and(|b| b.is_ascii_digit()) =>
+                    {
+                        let tag = &sql[i..=end];
+                        let body_start = end + 1;
+                        match sql[body_start..].find(tag) {
+                            Some(p) => i = body_start + p + tag.len(),
+                            None => {
+                                return Err(Refused("unterminated dollar-quoted string".into()))
+                            }
+                        }
+                        tokens.push(Token::Other);
+                    }
+                    _ => {
+                        i += 1;
+                        while i < bytes.len() && bytes[i].is_ascii_digit() {
+                            i += 1;
+                        }
+                        tokens.push(Token::Other);
+                    }
+                }
+            }
+            b';' => {
+                tokens.push(Token::Semicolon);
+                i += 1;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
+                let start = i;
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_alphanumeric()
+                        || bytes[i] == b'_'
+                        || bytes[i] == b'$'
+                        || bytes[i] >= 0x80)
+                {
+                    i += 1;
+                }
+                let word = &sql[start..i];
+                // E'...' strings take backslash escapes.
+                if (word == "E" || word == "e") && bytes.get(i) == Some(&b'\'') {
+                    i = skip_string(bytes, i + 1, true)?;
+                    tokens.push(Token::Other);
+                } else {
+                    tokens.push(Token::Word(word.to_lowercase()));
+                }
+            }
+            c if c.is_ascii_whitespace() => i += 1,
+            _ => {
+                tokens.push(Token::Other);
+                i += 1;
+            }
+        }
+    }
+    Ok(tokens)
+}
+
+/// Returns the index after the closing quote of a string literal whose body
+/// starts at `i`.
+fn skip_string(bytes: &[u8], mut i: usize, backslash_escapes: bool) -> Result<usize, Refused> {
+    loop {
+        match bytes.get(i) {
+            None => return Err(Refused("unterminated string literal".into())),
+            Some(b'\\') if backslash_escapes => i += 2,
+            Some(b'\'') if bytes.get(i + 1) == Some(&b'\'') => i += 2,
+            Some(b'\'') => return Ok(i + 1),
+            Some(_) => i += 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+
+    #[test]
+    fn ordinary_statements_pass() {
+        for sql in [
+            "select 1",
+            "select $1::text as name;",
+            "update t set a = 1 where id = $2",
+            "insert into t(a) values ('set role x; reset all')",
+            "select 'it''s' -- set role service_role\n",
+            "select $$ do $$, $q$ set_config $q$",
+            "with x as (select 1) select * from x",
+            "  /* begin */ select 1",
+        ] {
+            assert_eq!(check(sql), Ok(()), "{sql}");
+        }
+    }
+
+    #[test]
+    fn session_and_transaction_control_is_refused() {
+        for sql in [
+            "set role service_role",
+            "SET LOCAL request.jwt.claims = '{}'",
+            "  reset role",
+            "/* x */ RESET ALL",
+            "commit",
+            "rollback",
+            "begin",
+            "do $$ begin perform 1; end $$",
+            "select set_config('role', 'service_role', true)",
+            "select pg_catalog.set_config('role', 'x', false)",
+            "select \"set_config\"('role', 'x', false)",
+            "select 1; set role postgres",
+            "discard all",
+            "copy t to stdout",
+            "",
+            "  -- only a comment",
+        ] {
+            assert!(check(sql).is_err(), "{sql}");
+        }
+    }
+
+    #[test]
+    fn unterminated_input_is_refused_not_misread() {
+        for sql in [
+            "select 'abc",
+            "select \"abc",
+            "select $x$ abc",
+            "select /* abc",
+        ] {
+            assert!(check(sql).is_err(), "{sql}");
+        }
+    }
+}

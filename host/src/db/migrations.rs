@@ -1,0 +1,52 @@
+//! Versioned platform migrations, run at start-up in one transaction under
+//! an advisory lock, so several hosts starting together migrate once.
+
+use tokio_postgres::Client;
+
+/// (version, name, SQL). Append only: a released migration never changes.
+const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "platform",
+    include_str!("../../migrations/0001_platform.sql"),
+)];
+
+/// Arbitrary constant naming SelfDB's migration lock.
+const MIGRATION_LOCK: i64 = 0x5e1f_db00_0001;
+
+/// Applies every migration not yet recorded in `selfdb.migrations`; returns
+/// the versions it applied.
+pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.execute("select pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "create schema if not exists selfdb;
+         create table if not exists selfdb.migrations (
+             version    integer primary key,
+             name       text not null,
+             applied_at timestamptz not null default now()
+         );",
+    )
+    .await?;
+    let applied: Vec<i32> = tx
+        .query("select version from selfdb.migrations", &[])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let mut done = Vec::new();
+    for (version, name, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "insert into selfdb.migrations (version, name) values ($1, $2)",
+            &[version, name],
+        )
+        .await?;
+        done.push(*version);
+    }
+    tx.commit().await?;
+    Ok(done)
+}

@@ -1,0 +1,243 @@
+//! Everything that reaches PostgreSQL: pools, migrations, the per-invocation
+//! transaction that components run in, and value conversion.
+//!
+//! Two pools: `owner` connects as the platform's owner role and serves the
+//! host's own work (migrations, settings, admin); `api` connects as a
+//! per-database `authenticator_<db>` login role that holds no privileges of
+//! its own and may only switch to `anon` or `authenticated` — so no SQL a
+//! component sends under those roles can reach `service_role`. Requests
+//! made with the service key run on the owner pool as `service_role`.
+
+pub mod guard;
+pub mod invocation;
+pub mod migrations;
+pub mod values;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::time::{Duration, Instant};
+use tokio_postgres::NoTls;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("invalid database URL: {0}")]
+    Url(tokio_postgres::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("database pool setup: {0}")]
+    Build(#[from] deadpool_postgres::BuildError),
+    #[error("database: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("database URL names no database")]
+    NoDatabase,
+}
+
+#[derive(Clone)]
+pub struct Database {
+    owner: Pool,
+    api: Pool,
+    authenticator: String,
+    database: String,
+}
+
+fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, DbError> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Ok(Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()?)
+}
+
+/// The login role request transactions connect as, one per database so that
+/// several SelfDB instances can share a cluster.
+pub fn authenticator_role(database: &str) -> String {
+    let clean: String = database
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    format!("authenticator_{clean}")
+}
+
+/// A SQL string literal. Only for utility statements that cannot take bound
+/// parameters (`CREATE ROLE ... PASSWORD`); relies on
+/// `standard_conforming_strings`, which the owner connection keeps on.
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+impl Database {
+    /// Connects, migrates, and prepares the request pool.
+    pub async fn connect(url: &str, api_pool_size: usize) -> Result<Self, DbError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(DbError::Url)?;
+        config.application_name("selfdb");
+        let database = config.get_dbname().ok_or(DbError::NoDatabase)?.to_owned();
+        let owner = pool(config.clone(), 4)?;
+        {
+            let mut client = owner.get().await?;
+            client
+                .batch_execute("set standard_conforming_strings = on")
+                .await?;
+            let applied = migrations::migrate(&mut client).await?;
+            if !applied.is_empty() {
+                tracing::info!(?applied, "applied platform migrations");
+            }
+        }
+        let db_for_settings = Database {
+            owner: owner.clone(),
+            api: owner.clone(),
+            authenticator: String::new(),
+            database: database.clone(),
+        };
+        let authenticator = authenticator_role(&database);
+        let password = db_for_settings
+            .setting_or_init("authenticator_password", || {
+                crate::embedded_pg::random_token(24)
+            })
+            .await?;
+        db_for_settings
+            .ensure_authenticator(&authenticator, &password)
+            .await?;
+        let mut api_config = config;
+        api_config.user(&authenticator).password(password);
+        let api = pool(api_config, api_pool_size)?;
+        Ok(Database {
+            owner,
+            api,
+            authenticator,
+            database,
+        })
+    }
+
+    async fn ensure_authenticator(&self, role: &str, password: &str) -> Result<(), DbError> {
+        let client = self.owner.get().await?;
+        // `role` is built by `authenticator_role` from [a-z0-9_] only.
+        let exists = client
+            .query_opt("select 1 from pg_roles where rolname = $1", &[&role])
+            .await?
+            .is_some();
+        let verb = if exists { "alter" } else { "create" };
+        client
+            .batch_execute(&format!(
+                "{verb} role {role} login noinherit password {}; \
+                 grant anon, authenticated to {role};",
+                quote_literal(password)
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// Pool of the platform's owner role (host-internal work only).
+    pub fn owner(&self) -> &Pool {
+        &self.owner
+    }
+
+    /// Pool of the authenticator role (request transactions).
+    pub fn api(&self) -> &Pool {
+        &self.api
+    }
+
+    pub fn authenticator(&self) -> &str {
+        &self.authenticator
+    }
+
+    pub fn database_name(&self) -> &str {
+        &self.database
+    }
+
+    /// Round-trip time of a trivial query on the request pool.
+    pub async fn ping(&self) -> Result<Duration, DbError> {
+        let started = Instant::now();
+        let client = self.api.get().await?;
+        client.simple_query("select 1").await?;
+        Ok(started.elapsed())
+    }
+
+    /// Reads a platform setting, storing `init()` first when it is missing;
+    /// concurrent first starts agree on one value.
+    pub async fn setting_or_init(
+        &self,
+        key: &str,
+        init: impl FnOnce() -> String,
+    ) -> Result<String, DbError> {
+        let client = self.owner.get().await?;
+        let value = init();
+        client
+            .execute(
+                "insert into selfdb.settings (key, value) values ($1, $2) on conflict (key) do nothing",
+                &[&key, &value],
+            )
+            .await?;
+        let row = client
+            .query_one("select value from selfdb.settings where key = $1", &[&key])
+            .await?;
+        Ok(row.get(0))
+    }
+}
+
+impl Database {
+    pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), DbError> {
+        let client = self.owner.get().await?;
+        client
+            .execute(
+                "insert into selfdb.settings (key, value) values ($1, $2) \
+                 on conflict (key) do update set value = excluded.value",
+                &[&key, &value],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Takes from the request roles what they could use to leave the role
+    /// and claims a transaction was opened with: temporary objects (a
+    /// temporary function could run `SET ROLE` from dynamic SQL) and, where
+    /// the owner is a superuser, `set_config`. Idempotent; run at start-up.
+    pub async fn harden(&self) -> Result<(), DbError> {
+        let client = self.owner.get().await?;
+        let row = client
+            .query_one(
+                "select current_database()::text, (select rolsuper from pg_roles where rolname = current_user), current_user::text",
+                &[],
+            )
+            .await?;
+        let database: String = row.get(0);
+        let superuser: bool = row.get(1);
+        let owner: String = row.get(2);
+        let ident = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        client
+            .batch_execute(&format!(
+                "revoke temporary on database {} from public",
+                ident(&database)
+            ))
+            .await?;
+        if superuser {
+            client
+                .batch_execute(&format!(
+                    "revoke execute on function pg_catalog.set_config(text, text, boolean) from public; \
+                     grant execute on function pg_catalog.set_config(text, text, boolean) to {}, {};",
+                    ident(&self.authenticator),
+                    ident(&owner)
+                ))
+                .await?;
+        } else {
+            tracing::warn!("the database owner is not a superuser: set_config stays callable by request roles (the SQL guard still refuses it)");
+            client
+                .batch_execute("grant anon, authenticated, service_role to current_user")
+                .await?;
+        }
+        Ok(())
+    }
+}

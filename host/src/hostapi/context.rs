@@ -1,0 +1,16 @@
+use super::selfdb::platform::context::{Host, Principal};
+use crate::runtime::state::InvocationState;
+
+impl Host for InvocationState {
+    fn caller(&mut self) -> wasmtime::Result<Principal> {
+        Ok(Principal {
+            role: self.principal.role.as_str().to_owned(),
+            user_id: self.principal.user_id.clone(),
+            claims: self.principal.claims.to_string(),
+        })
+    }
+
+    fn request_id(&mut self) -> wasmtime::Result<String> {
+        Ok(self.request_id.clone())
+    }
+}

@@ -1,0 +1,38 @@
+//! Host implementations of the `selfdb:platform` WIT interfaces that
+//! components import. Each module implements one interface on the
+//! invocation's store state.
+
+mod config;
+mod context;
+mod db;
+mod log;
+mod tokens;
+
+use crate::runtime::state::InvocationState;
+use wasmtime::component::{HasSelf, Linker};
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "system-imports",
+    imports: {
+        "selfdb:platform/db": async | trappable,
+        default: trappable,
+    },
+});
+
+pub use selfdb::platform::db::{Column, DbError, RowSet, Value};
+
+/// Adds the interfaces every component may import.
+pub fn add_platform(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
+    selfdb::platform::db::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    selfdb::platform::config::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    selfdb::platform::log::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    selfdb::platform::context::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    Ok(())
+}
+
+/// Adds the privileged interfaces only system components may import.
+pub fn add_privileged(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
+    selfdb::platform::tokens::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    Ok(())
+}

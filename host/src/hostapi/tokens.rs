@@ -1,0 +1,34 @@
+use super::selfdb::platform::tokens::{Host, Token};
+use crate::runtime::state::InvocationState;
+use serde_json::Value;
+
+/// Longest lifetime a minted access token may have.
+const MAX_TTL_SECONDS: u32 = 7 * 24 * 3600;
+
+impl Host for InvocationState {
+    fn mint_access_token(
+        &mut self,
+        claims: String,
+        ttl_seconds: u32,
+    ) -> wasmtime::Result<Result<Token, String>> {
+        let Some(keys) = &self.minter else {
+            return Ok(Err("this component may not mint tokens".into()));
+        };
+        let mut claims = match serde_json::from_str::<Value>(&claims) {
+            Ok(Value::Object(map)) => map,
+            _ => return Ok(Err("claims must be a JSON object".into())),
+        };
+        if claims.get("role").and_then(Value::as_str) == Some("service_role") {
+            return Ok(Err("service_role tokens cannot be minted".into()));
+        }
+        let ttl = ttl_seconds.clamp(1, MAX_TTL_SECONDS);
+        let now = chrono::Utc::now().timestamp();
+        let expires_at = now + i64::from(ttl);
+        claims.insert("iat".into(), now.into());
+        claims.insert("exp".into(), expires_at.into());
+        Ok(keys
+            .sign(&Value::Object(claims))
+            .map(|jwt| Token { jwt, expires_at })
+            .map_err(|e| e.to_string()))
+    }
+}

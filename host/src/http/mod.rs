@@ -1,0 +1,46 @@
+//! The HTTP surface: routing, credentials, errors, and the handlers the
+//! host serves itself.
+
+mod bench;
+pub mod error;
+mod functions;
+mod health;
+pub mod principal;
+
+use crate::auth::JwtKeys;
+use crate::config::Settings;
+use crate::db::Database;
+use crate::runtime::Runtime;
+use axum::routing::{any, get};
+use axum::Router;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Shared by every handler.
+pub struct App {
+    pub settings: Arc<Settings>,
+    pub db: Database,
+    pub runtime: Arc<Runtime>,
+    pub keys: JwtKeys,
+    pub started: Instant,
+}
+
+pub type AppState = Arc<App>;
+
+pub fn router(app: AppState) -> Router {
+    let mut router = Router::new()
+        .route("/health", get(health::health))
+        .route("/metrics", get(health::metrics))
+        .route("/functions/v1/{name}", any(functions::invoke))
+        .route(
+            "/functions/v1/{name}/{*rest}",
+            any(functions::invoke_with_path),
+        );
+    if app.settings.bench_routes {
+        router = router.route("/bench/native/hello", get(bench::native_hello));
+    }
+    router
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(app)
+}

@@ -1,0 +1,207 @@
+//! The process's one wasmtime `Engine`, its linkers and its epoch ticker.
+
+use super::cache::{ComponentCache, Loaded};
+use super::registry::{valid_name, Deployed, Registry};
+use super::state::InvocationState;
+use crate::config::Settings;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+/// How often the epoch advances: the granularity of the time cap.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("wasmtime: {0}")]
+    Wasmtime(#[from] wasmtime::Error),
+    #[error("{action}: {source}")]
+    Io {
+        action: String,
+        source: std::io::Error,
+    },
+    #[error("invalid function name {0:?}: use 1-64 of a-z, 0-9, '-' and '_'")]
+    InvalidName(String),
+    #[error("component {name}: {message}")]
+    Link { name: String, message: String },
+}
+
+/// Counters shown on `/metrics` and `/health`.
+#[derive(Default)]
+pub struct RuntimeMetrics {
+    pub invocations: AtomicU64,
+    pub failures: AtomicU64,
+    pub instantiations: AtomicU64,
+    pub instantiate_nanos: AtomicU64,
+    pub active: AtomicU64,
+}
+
+pub struct Runtime {
+    pub engine: Engine,
+    user_linker: Linker<InvocationState>,
+    system_linker: Linker<InvocationState>,
+    cache: ComponentCache,
+    pub registry: Registry,
+    pub metrics: RuntimeMetrics,
+    settings: Arc<Settings>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    pub fn new(settings: Arc<Settings>) -> Result<Arc<Self>, RuntimeError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let instances = settings.max_instances;
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(8))
+            .total_memories(instances.saturating_mul(2))
+            .total_tables(instances.saturating_mul(8))
+            .total_stacks(instances)
+            .max_memory_size(usize::try_from(settings.max_memory_bytes()).unwrap_or(usize::MAX));
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+
+        let mut user_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut user_linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut user_linker)?;
+        crate::hostapi::add_platform(&mut user_linker)?;
+        let mut system_linker = user_linker.clone();
+        crate::hostapi::add_privileged(&mut system_linker)?;
+
+        let cache =
+            ComponentCache::new(&engine, settings.data_dir.join("cache").join("components"))
+                .map_err(|source| RuntimeError::Io {
+                    action: "create the component cache".into(),
+                    source,
+                })?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
+        Ok(Arc::new(Runtime {
+            engine,
+            user_linker,
+            system_linker,
+            cache,
+            registry: Registry::default(),
+            metrics: RuntimeMetrics::default(),
+            settings,
+            ticker_stop,
+        }))
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Compiles (or loads from cache), links and registers a component; a
+    /// previous version of the same name is replaced.
+    pub fn deploy(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        system: bool,
+    ) -> Result<Arc<Deployed>, RuntimeError> {
+        if !valid_name(name) {
+            return Err(RuntimeError::InvalidName(name.to_owned()));
+        }
+        let (component, loaded, digest) = self.cache.load(&self.engine, bytes)?;
+        let linker = if system {
+            &self.system_linker
+        } else {
+            &self.user_linker
+        };
+        let link_error = |err: wasmtime::Error| RuntimeError::Link {
+            name: name.to_owned(),
+            message: format!("{err:#}"),
+        };
+        let instance_pre = linker.instantiate_pre(&component).map_err(link_error)?;
+        let pre = ProxyPre::new(instance_pre).map_err(link_error)?;
+        let own = self.settings.functions.get(name);
+        let deployed = Arc::new(Deployed {
+            name: name.into(),
+            digest: digest.clone(),
+            pre,
+            limits: self.settings.limits_for(name),
+            config: Arc::new(own.map(|f| f.config.clone()).unwrap_or_default()),
+            allowed_hosts: Arc::new(own.map(|f| f.allowed_hosts.clone()).unwrap_or_default()),
+            system,
+        });
+        self.registry.insert(deployed.clone());
+        tracing::info!(
+            function = name,
+            version = &digest[..12],
+            cached = loaded == Loaded::Cached,
+            system,
+            "deployed component"
+        );
+        Ok(deployed)
+    }
+
+    /// Deploys every `NAME.wasm` in `dir` as user function NAME. A component
+    /// that fails to load is reported and skipped: one bad file must not
+    /// keep the others from serving.
+    pub fn deploy_dir(&self, dir: &Path) -> Result<Vec<String>, RuntimeError> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(RuntimeError::Io {
+                    action: format!("read {}", dir.display()),
+                    source,
+                })
+            }
+        };
+        let mut deployed = Vec::new();
+        let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for path in paths {
+            if path.extension().and_then(|e| e.to_str()) != Some("wasm") {
+                continue;
+            }
+            let Some(name) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(|s| s.replace('_', "-"))
+            else {
+                continue;
+            };
+            let bytes = match std::fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(err) => {
+                    tracing::error!(path = %path.display(), %err, "cannot read component");
+                    continue;
+                }
+            };
+            match self.deploy(&name, &bytes, false) {
+                Ok(_) => deployed.push(name),
+                Err(err) => {
+                    tracing::error!(path = %path.display(), %err, "cannot deploy component")
+                }
+            }
+        }
+        Ok(deployed)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) {
+    std::thread::Builder::new()
+        .name("selfdb-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })
+        .ok();
+}

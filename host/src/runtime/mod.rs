@@ -1,0 +1,15 @@
+//! The WebAssembly component runtime: one `Engine` per process (component
+//! model, pooling allocator, epoch interruption), compiled components cached
+//! on disk, one pre-instantiated component per deployed version and a fresh
+//! `Store` per invocation, capped in memory and time.
+
+pub mod cache;
+pub mod engine;
+pub mod invoke;
+pub mod limits;
+pub mod registry;
+pub mod state;
+
+pub use engine::{Runtime, RuntimeError};
+pub use invoke::{Invocation, InvokeError};
+pub use registry::Deployed;

@@ -1,0 +1,74 @@
+//! Deployed components by name. Deploying a name again swaps the version
+//! atomically: requests in flight finish on the version they started with.
+
+use crate::config::FunctionLimits;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+use super::state::InvocationState;
+
+pub struct Deployed {
+    pub name: Arc<str>,
+    /// SHA-256 of the component's bytes: the version.
+    pub digest: String,
+    pub pre: ProxyPre<InvocationState>,
+    pub limits: FunctionLimits,
+    pub config: Arc<BTreeMap<String, String>>,
+    pub allowed_hosts: Arc<Vec<String>>,
+    /// System components (crud, auth) link the privileged interfaces.
+    pub system: bool,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    functions: RwLock<HashMap<String, Arc<Deployed>>>,
+}
+
+/// Function names are path segments and file stems: keep them plain.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+impl Registry {
+    pub fn get(&self, name: &str) -> Option<Arc<Deployed>> {
+        self.functions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn insert(&self, deployed: Arc<Deployed>) -> Option<Arc<Deployed>> {
+        self.functions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(deployed.name.to_string(), deployed)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .functions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub fn len(&self) -> usize {
+        self.functions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

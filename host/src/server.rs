@@ -1,0 +1,200 @@
+//! Start-up and shutdown: the database (embedded or external), keys, the
+//! first admin, the component runtime, and the HTTP listener.
+
+use crate::auth::admin::{ensure_first_admin, FirstAdmin};
+use crate::auth::{JwtKeys, Role};
+use crate::config::{DatabaseSource, Settings};
+use crate::db::Database;
+use crate::embedded_pg::{random_token, EmbeddedPg};
+use crate::http::{router, App};
+use crate::runtime::Runtime;
+use anyhow::Context;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Name of the platform database inside the embedded cluster.
+const EMBEDDED_DATABASE: &str = "selfdb";
+
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let settings = Arc::new(settings);
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("create data dir {}", settings.data_dir.display()))?;
+
+    let mut embedded = None;
+    let database_url = match &settings.database {
+        DatabaseSource::External(url) => url.clone(),
+        DatabaseSource::Embedded => {
+            let root = settings.data_dir.clone();
+            let pg = tokio::task::spawn_blocking(move || EmbeddedPg::start(&root))
+                .await?
+                .context("start the embedded PostgreSQL cluster")?;
+            create_database_if_missing(&pg.url("postgres"), EMBEDDED_DATABASE).await?;
+            let url = pg.url(EMBEDDED_DATABASE);
+            embedded = Some(pg);
+            url
+        }
+    };
+
+    let result = serve(settings, &database_url, started).await;
+    if let Some(mut pg) = embedded {
+        let stopped = tokio::task::spawn_blocking(move || pg.stop()).await?;
+        if let Err(err) = stopped {
+            tracing::error!(%err, "stopping the embedded cluster failed");
+        } else {
+            tracing::info!("embedded PostgreSQL stopped");
+        }
+    }
+    result
+}
+
+async fn serve(
+    settings: Arc<Settings>,
+    database_url: &str,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let db = Database::connect(database_url, settings.db_pool_size)
+        .await
+        .context("connect to the platform database")?;
+    db.harden().await.context("restrict the request roles")?;
+
+    let secret = match &settings.jwt_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            db.setting_or_init("jwt_secret", || random_token(32))
+                .await?
+        }
+    };
+    let keys = JwtKeys::new(&secret);
+    let anon_key = api_key(&db, &keys, Role::Anon).await?;
+    let service_key = api_key(&db, &keys, Role::ServiceRole).await?;
+
+    let first_admin = ensure_first_admin(
+        &db,
+        &settings.admin_email,
+        settings.admin_password.as_deref(),
+    )
+    .await
+    .context("create the first admin")?;
+
+    let runtime = Runtime::new(settings.clone()).context("start the component runtime")?;
+    let deployed = runtime
+        .deploy_dir(&settings.functions_dir)
+        .context("deploy functions")?;
+    tracing::info!(functions = ?deployed, dir = %settings.functions_dir.display(), "functions deployed");
+
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let url = format!("http://{addr}");
+
+    let mut lines = vec![
+        format!("SELFDB_URL={url}"),
+        format!("SELFDB_ANON_KEY={anon_key}"),
+        format!("SELFDB_SERVICE_KEY={service_key}"),
+    ];
+    if matches!(settings.database, DatabaseSource::Embedded) {
+        lines.push(format!("DATABASE_URL={database_url}"));
+    }
+    write_env_file(&settings, &lines)?;
+    let mut out = std::io::stdout().lock();
+    for line in &lines {
+        writeln!(out, "{line}")?;
+    }
+    match first_admin {
+        FirstAdmin::Generated { email, password } => {
+            writeln!(out, "SELFDB_ADMIN_EMAIL={email}")?;
+            writeln!(out, "SELFDB_ADMIN_PASSWORD={password}")?;
+        }
+        FirstAdmin::Created { email } => writeln!(out, "SELFDB_ADMIN_EMAIL={email}")?,
+        FirstAdmin::Existing => {}
+    }
+    writeln!(
+        out,
+        "SELFDB_ENV_FILE={}",
+        settings.data_dir.join("selfdb.env").display()
+    )?;
+    out.flush()?;
+    drop(out);
+    tracing::info!(%url, startup_ms = started.elapsed().as_millis() as u64, "SelfDB is serving");
+
+    let app = Arc::new(App {
+        settings: settings.clone(),
+        db,
+        runtime,
+        keys,
+        started,
+    });
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server")?;
+    tracing::info!("HTTP server stopped");
+    Ok(())
+}
+
+/// The stored API key for `role`, re-issued when the JWT secret changed.
+async fn api_key(db: &Database, keys: &JwtKeys, role: Role) -> anyhow::Result<String> {
+    let name = format!("{}_key", role.as_str());
+    let now = chrono::Utc::now().timestamp();
+    let fresh = keys.api_key(role, now)?;
+    let stored = db.setting_or_init(&name, || fresh.clone()).await?;
+    if keys.verify(&stored).map(|p| p.role) == Ok(role) {
+        return Ok(stored);
+    }
+    db.set_setting(&name, &fresh).await?;
+    Ok(fresh)
+}
+
+fn write_env_file(settings: &Settings, lines: &[String]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = settings.data_dir.join("selfdb.env");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("write {}", path.display()))?;
+    for line in lines {
+        writeln!(file, "{line}")?;
+    }
+    Ok(())
+}
+
+async fn create_database_if_missing(maintenance_url: &str, name: &str) -> anyhow::Result<()> {
+    let (client, connection) =
+        tokio_postgres::connect(maintenance_url, tokio_postgres::NoTls).await?;
+    let task = tokio::spawn(connection);
+    let exists = client
+        .query_opt("select 1 from pg_database where datname = $1", &[&name])
+        .await?
+        .is_some();
+    if !exists {
+        // `name` is a constant of ours, not input.
+        client
+            .batch_execute(&format!("create database \"{name}\""))
+            .await?;
+    }
+    drop(client);
+    let _ = task.await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(err) => {
+            tracing::error!(%err, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
+}

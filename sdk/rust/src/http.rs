@@ -1,0 +1,170 @@
+//! Request and response as plain values over `wasi:http`.
+
+use crate::bindings::wasi::http::types::{
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
+use crate::bindings::wasi::io::streams::StreamError;
+
+/// A function's request: fully read before `handle` runs (the host caps the
+/// body size).
+pub struct Request {
+    pub method: String,
+    /// Path as the client sent it, e.g. `/functions/v1/hello`.
+    pub path: String,
+    /// Raw query string without `?`.
+    pub query: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The first header of that name (case-insensitive), as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// A query parameter, percent-decoded; `None` when absent or not UTF-8.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(key)? == name).then(|| percent_decode(value))?
+        })
+    }
+
+    /// The body parsed as JSON, or a ready 400 response saying why not.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Response> {
+        serde_json::from_slice(&self.body).map_err(|err| {
+            Response::error(400, "invalid_json", &format!("the request body is not valid JSON: {err}"))
+        })
+    }
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn new(status: u16, content_type: &str, body: Vec<u8>) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), content_type.as_bytes().to_vec())],
+            body,
+        }
+    }
+
+    pub fn json(status: u16, value: &serde_json::Value) -> Self {
+        Self::new(status, "application/json", value.to_string().into_bytes())
+    }
+
+    /// SelfDB's error shape: `{"error": {"code", "message", "details"}}`.
+    pub fn error(status: u16, code: &str, message: &str) -> Self {
+        Self::json(
+            status,
+            &serde_json::json!({"error": {"code": code, "message": message, "details": null}}),
+        )
+    }
+}
+
+pub trait Handler {
+    fn handle(request: Request) -> Response;
+}
+
+fn method_name(method: Method) -> String {
+    match method {
+        Method::Get => "GET".into(),
+        Method::Head => "HEAD".into(),
+        Method::Post => "POST".into(),
+        Method::Put => "PUT".into(),
+        Method::Delete => "DELETE".into(),
+        Method::Connect => "CONNECT".into(),
+        Method::Options => "OPTIONS".into(),
+        Method::Trace => "TRACE".into(),
+        Method::Patch => "PATCH".into(),
+        Method::Other(other) => other,
+    }
+}
+
+fn read_request(request: IncomingRequest) -> Result<Request, String> {
+    let path_with_query = request.path_with_query().unwrap_or_default();
+    let (path, query) = match path_with_query.split_once('?') {
+        Some((p, q)) => (p.to_owned(), q.to_owned()),
+        None => (path_with_query, String::new()),
+    };
+    let headers = request.headers().entries();
+    let method = method_name(request.method());
+    let mut body = Vec::new();
+    let incoming = request.consume().map_err(|_| "request body already taken")?;
+    {
+        let stream = incoming.stream().map_err(|_| "request body stream unavailable")?;
+        loop {
+            match stream.blocking_read(64 * 1024) {
+                Ok(chunk) => body.extend_from_slice(&chunk),
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(err)) => {
+                    return Err(format!("reading the request body: {}", err.to_debug_string()))
+                }
+            }
+        }
+    }
+    Ok(Request {
+        method,
+        path,
+        query,
+        headers,
+        body,
+    })
+}
+
+fn write_response(out: ResponseOutparam, response: Response) {
+    let headers = Fields::new();
+    for (name, value) in &response.headers {
+        let _ = headers.append(name, value);
+    }
+    let outgoing = OutgoingResponse::new(headers);
+    let _ = outgoing.set_status_code(response.status);
+    let Ok(body) = outgoing.body() else {
+        return;
+    };
+    ResponseOutparam::set(out, Ok(outgoing));
+    if let Ok(stream) = body.write() {
+        for chunk in response.body.chunks(4096) {
+            if stream.blocking_write_and_flush(chunk).is_err() {
+                break;
+            }
+        }
+    }
+    let _ = OutgoingBody::finish(body, None);
+}
+
+/// Reads the request, runs `H`, writes its response.
+pub fn serve<H: Handler>(request: IncomingRequest, out: ResponseOutparam) {
+    let response = match read_request(request) {
+        Ok(request) => H::handle(request),
+        Err(message) => Response::error(400, "bad_request", &message),
+    };
+    write_response(out, response);
+}

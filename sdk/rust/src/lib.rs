@@ -1,0 +1,92 @@
+//! Guest SDK for SelfDB components (target `wasm32-wasip2`).
+//!
+//! `bindings` holds the raw WIT bindings of the `http-handler` world; the
+//! rest is a thin layer so a function reads like a function:
+//!
+//! ```ignore
+//! use selfdb_sdk::{Handler, Request, Response};
+//! struct Hello;
+//! impl Handler for Hello {
+//!     fn handle(request: Request) -> Response {
+//!         Response::json(200, &serde_json::json!({"hi": request.query_param("name")}))
+//!     }
+//! }
+//! selfdb_sdk::http_component!(Hello);
+//! ```
+
+extern crate self as selfdb_sdk;
+
+#[doc(hidden)]
+pub use wit_bindgen as __wit_bindgen;
+
+#[allow(clippy::all, missing_docs)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "selfdb:platform/http-handler",
+        pub_export_macro: true,
+        export_macro_name: "export_http_handler",
+        default_bindings_module: "selfdb_sdk::bindings",
+        runtime_path: "selfdb_sdk::__wit_bindgen::rt",
+        generate_all,
+    });
+}
+
+pub use bindings::selfdb::platform::{config, context, db, log};
+
+mod http;
+pub use http::{serve, Handler, Request, Response};
+
+/// Rows as JSON objects keyed by column name.
+pub fn rows_to_json(rows: &db::RowSet) -> Vec<serde_json::Value> {
+    rows.rows
+        .iter()
+        .map(|row| {
+            let object = rows
+                .columns
+                .iter()
+                .zip(row)
+                .map(|(column, value)| (column.name.clone(), value_to_json(value)))
+                .collect();
+            serde_json::Value::Object(object)
+        })
+        .collect()
+}
+
+/// One value as JSON.
+pub fn value_to_json(value: &db::Value) -> serde_json::Value {
+    use db::Value;
+    match value {
+        Value::Null => serde_json::Value::Null,
+        Value::Boolean(b) => (*b).into(),
+        Value::Int(i) => (*i).into(),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null),
+        Value::Text(s) => s.clone().into(),
+        Value::Json(s) => serde_json::from_str(s).unwrap_or_else(|_| s.clone().into()),
+        Value::Bytes(b) => b
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+            .into(),
+    }
+}
+
+/// Exports `$handler` (a type implementing [`Handler`]) as the component's
+/// `wasi:http/incoming-handler`.
+#[macro_export]
+macro_rules! http_component {
+    ($handler:ty) => {
+        struct __SelfdbHttpExport;
+        impl $crate::bindings::exports::wasi::http::incoming_handler::Guest for __SelfdbHttpExport {
+            fn handle(
+                request: $crate::bindings::wasi::http::types::IncomingRequest,
+                out: $crate::bindings::wasi::http::types::ResponseOutparam,
+            ) {
+                $crate::serve::<$handler>(request, out)
+            }
+        }
+        $crate::bindings::export_http_handler!(__SelfdbHttpExport with_types_in $crate::bindings);
+    };
+}
