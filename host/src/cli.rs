@@ -207,6 +207,7 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| "selfdb=info,warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let settings = match settings_for(cli.command) {
         Ok(settings) => settings,

@@ -1,1 +1,373 @@
+//! Harness for the end-to-end tests: starts the real `selfdb` binary against
+//! real PostgreSQL and talks to it over real HTTP.
+//!
+//! One throwaway cluster per test binary (started with the host's own
+//! `embedded_pg`, stopped by its watchdog when the binary exits) holds a
+//! migrated template database; each test gets a fresh database cloned from
+//! it and its own `selfdb serve` process.
 
+use selfdb::embedded_pg::EmbeddedPg;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The JWT secret the test hosts use, so tests can mint their own tokens.
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+pub fn selfdb_binary() -> PathBuf {
+    let path = std::env::var_os("SELFDB_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("debug").join("selfdb"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `make test` (it builds the binary and the components first)",
+        path.display()
+    );
+    path
+}
+
+/// The components the tests deploy (copied there by `make test`).
+pub fn functions_dir() -> PathBuf {
+    let dir = target_dir().join("test-functions");
+    assert!(
+        dir.join("hello.wasm").exists() && dir.join("misbehave.wasm").exists(),
+        "{} lacks the test components: run `make test`",
+        dir.display()
+    );
+    dir
+}
+
+struct SharedCluster {
+    pg: EmbeddedPg,
+    _dir: tempfile::TempDir,
+}
+
+const TEMPLATE: &str = "selfdb_template";
+
+fn shared_cluster() -> &'static SharedCluster {
+    static CLUSTER: OnceLock<SharedCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("selfdb-test-pg")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        open_to_postgres_user(dir.path());
+        let pg = EmbeddedPg::start(dir.path()).expect("start the test cluster");
+        let url = pg.url("postgres");
+        let template_url = pg.url(TEMPLATE);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .expect("connect to the test cluster");
+                tokio::spawn(conn);
+                client
+                    .batch_execute(&format!("create database {TEMPLATE}"))
+                    .await
+                    .expect("create the template database");
+                // Migrating the template once makes every test database
+                // start migrated (the cluster-wide roles too).
+                selfdb::db::Database::connect(&template_url, 1)
+                    .await
+                    .expect("migrate the template");
+            });
+        })
+        .join()
+        .expect("template setup");
+        SharedCluster { pg, _dir: dir }
+    })
+}
+
+/// A fresh, migrated database in the shared cluster; returns its URL.
+pub async fn fresh_database() -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let cluster = shared_cluster();
+    let name = format!(
+        "t{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    );
+    let (client, conn) =
+        tokio_postgres::connect(&cluster.pg.url("postgres"), tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+    tokio::spawn(conn);
+    // Cloning a template needs it to be free of other sessions: retry
+    // briefly when two tests clone at the same moment.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client
+            .batch_execute(&format!("create database {name} template {TEMPLATE}"))
+            .await
+        {
+            Ok(()) => break,
+            Err(err) if Instant::now() < deadline && err.to_string().contains("being accessed") => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("create database {name}: {err}"),
+        }
+    }
+    cluster.pg.url(&name)
+}
+
+pub async fn psql(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client
+}
+
+/// A running `selfdb` process and what it printed at start-up.
+pub struct Host {
+    pub child: Child,
+    pub env: HashMap<String, String>,
+    pub url: String,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    stderr_log: PathBuf,
+}
+
+pub struct HostBuilder {
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+}
+
+impl HostBuilder {
+    fn serve_with(database_url: &str, data_dir: PathBuf) -> HostBuilder {
+        HostBuilder {
+            args: vec![
+                "serve".into(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--database-url".into(),
+                database_url.to_owned(),
+                "--functions-dir".into(),
+                functions_dir().display().to_string(),
+                "--jwt-secret".into(),
+                JWT_SECRET.into(),
+            ],
+            envs: Vec::new(),
+            data_dir: Some(data_dir),
+            database_url: Some(database_url.to_owned()),
+        }
+    }
+
+    /// `selfdb serve` again on a stopped host's data dir and database.
+    pub fn for_restart(previous: &Host, database_url: &str) -> HostBuilder {
+        Self::serve_with(database_url, previous.data_dir.clone())
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.envs.push((key.to_owned(), value.into()));
+        self
+    }
+
+    pub fn start(self) -> Host {
+        let data_dir = self.data_dir.expect("data dir");
+        std::fs::create_dir_all(&data_dir).expect("data dir");
+        let stderr_log = data_dir.join("host.stderr.log");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stderr_log)
+            .expect("stderr log");
+        let mut cmd = Command::new(selfdb_binary());
+        cmd.args(&self.args)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "selfdb=info,warn")
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(&data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        let mut child = cmd.spawn().expect("spawn selfdb");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut env = HashMap::new();
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = reader.read_line(&mut line).expect("read selfdb stdout");
+            if n == 0 {
+                let log = std::fs::read_to_string(&stderr_log).unwrap_or_default();
+                panic!("selfdb exited before it was ready; stderr:\n{log}");
+            }
+            if let Some((key, value)) = line.trim_end().split_once('=') {
+                env.insert(key.to_owned(), value.to_owned());
+                if key == "SELFDB_ENV_FILE" {
+                    break;
+                }
+            }
+        }
+        // Keep draining stdout so the host never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        let url = env["SELFDB_URL"].clone();
+        Host {
+            child,
+            env,
+            url,
+            data_dir,
+            database_url: self.database_url,
+            stderr_log,
+        }
+    }
+}
+
+impl Host {
+    /// `selfdb serve` against a fresh database, deploying the test
+    /// components, with the test JWT secret.
+    pub async fn serve() -> HostBuilder {
+        let database_url = fresh_database().await;
+        let data_dir = tempfile::Builder::new()
+            .prefix("selfdb-test-host")
+            .tempdir_in("/tmp")
+            .expect("temp dir")
+            .keep();
+        HostBuilder::serve_with(&database_url, data_dir)
+    }
+
+    /// `selfdb dev` with its own embedded cluster in `data_dir`.
+    pub fn dev(data_dir: &Path) -> HostBuilder {
+        HostBuilder {
+            args: vec!["dev".into(), "--port".into(), "0".into()],
+            envs: Vec::new(),
+            data_dir: Some(data_dir.to_owned()),
+            database_url: None,
+        }
+    }
+
+    pub fn anon_key(&self) -> &str {
+        &self.env["SELFDB_ANON_KEY"]
+    }
+
+    pub fn service_key(&self) -> &str {
+        &self.env["SELFDB_SERVICE_KEY"]
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then wait for the exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> bool {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.terminate();
+        }
+    }
+}
+
+/// Signs claims with the test hosts' secret.
+pub fn sign(claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .expect("sign")
+}
+
+/// An access token for user `sub`, as the auth service would issue it.
+pub fn user_token(sub: &str, lifetime_seconds: i64) -> String {
+    let now = chrono::Utc::now().timestamp();
+    sign(serde_json::json!({
+        "sub": sub,
+        "role": "authenticated",
+        "aud": "authenticated",
+        "iat": now,
+        "exp": now + lifetime_seconds,
+    }))
+}
+
+/// Polls `check` until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    check()
+}
+
+pub fn process_alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+}
+
+/// The postmaster pid recorded in a cluster's data directory.
+pub fn postmaster_pid(pgdata: &Path) -> Option<i32> {
+    std::fs::read_to_string(pgdata.join("postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Temp dirs are created 0700; the cluster runs as the `postgres` user when
+/// the tests run as root, and must reach its data directory.
+pub fn open_to_postgres_user(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// A fresh data directory for `selfdb dev`.
+pub fn dev_data_dir() -> PathBuf {
+    let dir = tempfile::Builder::new()
+        .prefix("selfdb-test-dev")
+        .tempdir_in("/tmp")
+        .expect("temp dir")
+        .keep();
+    open_to_postgres_user(&dir);
+    dir
+}

@@ -60,7 +60,7 @@ pub struct Rows {
 
 enum State {
     NotStarted,
-    Open(Object),
+    Open(Box<Object>),
     /// `finish` ran, or opening failed.
     Closed,
 }
@@ -121,7 +121,7 @@ impl InvocationTx {
                 let _ = Object::take(client);
                 return Err(StatementError::from_pg(err));
             }
-            self.state = State::Open(client);
+            self.state = State::Open(Box::new(client));
         }
         match &self.state {
             State::Open(client) => Ok(client),
@@ -207,7 +207,7 @@ impl InvocationTx {
             // as a ROLLBACK.
             Ok(()) => Ok(success && !self.aborted),
             Err(err) => {
-                let _ = Object::take(client);
+                let _ = Object::take(*client);
                 Err(StatementError::from_pg(err))
             }
         }
@@ -235,7 +235,7 @@ impl Drop for InvocationTx {
     fn drop(&mut self) {
         if let State::Open(client) = std::mem::replace(&mut self.state, State::Closed) {
             // Mid-transaction: never hand this connection to another request.
-            let _ = Object::take(client);
+            let _ = Object::take(*client);
         }
     }
 }

@@ -245,11 +245,17 @@ fn classify(
             return InvokeError::TimeLimit(time_ms);
         }
     }
-    let message = format!("{err:#}");
-    if instantiating && message.contains("pooling") {
-        return InvokeError::Busy(message);
+    let full = format!("{err:#}");
+    if instantiating && full.contains("pooling") {
+        return InvokeError::Busy(full);
     }
-    InvokeError::Trap(message)
+    // The caller gets the cause; the log gets the wasm backtrace too.
+    tracing::warn!(error = %full, "component trapped");
+    let cause = match err.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => err.root_cause().to_string(),
+    };
+    InvokeError::Trap(cause)
 }
 
 impl InvocationState {

@@ -37,7 +37,11 @@ impl Request {
     /// The body parsed as JSON, or a ready 400 response saying why not.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Response> {
         serde_json::from_slice(&self.body).map_err(|err| {
-            Response::error(400, "invalid_json", &format!("the request body is not valid JSON: {err}"))
+            Response::error(
+                400,
+                "invalid_json",
+                &format!("the request body is not valid JSON: {err}"),
+            )
         })
     }
 }
@@ -117,15 +121,22 @@ fn read_request(request: IncomingRequest) -> Result<Request, String> {
     let headers = request.headers().entries();
     let method = method_name(request.method());
     let mut body = Vec::new();
-    let incoming = request.consume().map_err(|_| "request body already taken")?;
+    let incoming = request
+        .consume()
+        .map_err(|_| "request body already taken")?;
     {
-        let stream = incoming.stream().map_err(|_| "request body stream unavailable")?;
+        let stream = incoming
+            .stream()
+            .map_err(|_| "request body stream unavailable")?;
         loop {
             match stream.blocking_read(64 * 1024) {
                 Ok(chunk) => body.extend_from_slice(&chunk),
                 Err(StreamError::Closed) => break,
                 Err(StreamError::LastOperationFailed(err)) => {
-                    return Err(format!("reading the request body: {}", err.to_debug_string()))
+                    return Err(format!(
+                        "reading the request body: {}",
+                        err.to_debug_string()
+                    ))
                 }
             }
         }

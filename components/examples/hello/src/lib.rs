@@ -20,13 +20,19 @@ struct Hello;
 impl Handler for Hello {
     fn handle(request: Request) -> Response {
         let name = match request.method.as_str() {
-            "GET" => request.query_param("name").unwrap_or_else(|| "world".into()),
+            "GET" => request
+                .query_param("name")
+                .unwrap_or_else(|| "world".into()),
             "POST" => match request.json::<Input>() {
                 Ok(input) => input.name,
                 Err(response) => return response,
             },
             other => {
-                return Response::error(405, "method_not_allowed", &format!("{other} is not supported"))
+                return Response::error(
+                    405,
+                    "method_not_allowed",
+                    &format!("{other} is not supported"),
+                )
             }
         };
         if name.chars().count() > MAX_NAME_CHARS {

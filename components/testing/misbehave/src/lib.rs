@@ -16,9 +16,12 @@ struct Misbehave;
 
 fn insert(request: &Request) -> Result<(), Response> {
     let value = request.query_param("value").unwrap_or_default();
-    db::execute("insert into public.probe (value) values ($1)", &[Value::Text(value)])
-        .map(|_| ())
-        .map_err(|e| Response::error(500, "database_error", &e.message))
+    db::execute(
+        "insert into public.probe (value) values ($1)",
+        &[Value::Text(value)],
+    )
+    .map(|_| ())
+    .map_err(|e| Response::error(500, "database_error", &e.message))
 }
 
 fn to_value(json: &serde_json::Value) -> Value {
@@ -99,7 +102,11 @@ impl Handler for Misbehave {
                     }),
                 )
             }
-            _ => Response::error(400, "unknown_mode", "pass ?mode=loop|trap|oom|write|write-then-trap|write-then-500|sql|whoami"),
+            _ => Response::error(
+                400,
+                "unknown_mode",
+                "pass ?mode=loop|trap|oom|write|write-then-trap|write-then-500|sql|whoami",
+            ),
         }
     }
 }

@@ -1,0 +1,40 @@
+# The two commands: `make run` and `make test`. Each installs what it needs.
+SHELL := /bin/bash
+COMPONENTS_OUT := components/target/wasm32-wasip2/release
+# Functions `make run` serves: the examples only, not the test fixtures.
+EXAMPLES := hello
+# Functions the tests deploy: examples and fixtures.
+FIXTURES := hello misbehave
+
+.PHONY: run test bench bootstrap components lint
+
+run: bootstrap components
+	cargo build --release -p selfdb
+	mkdir -p target/functions
+	for f in $(EXAMPLES); do cp $(COMPONENTS_OUT)/$$f.wasm target/functions/; done
+	./target/release/selfdb dev --functions-dir target/functions $(ARGS)
+
+test: bootstrap components lint
+	mkdir -p target/test-functions
+	for f in $(FIXTURES); do cp $(COMPONENTS_OUT)/$$f.wasm target/test-functions/; done
+	cargo build -p selfdb
+	cargo test --workspace
+
+bench: components
+	./scripts/bootstrap.sh --bench
+	cargo build --release -p selfdb
+	mkdir -p target/functions
+	for f in $(EXAMPLES); do cp $(COMPONENTS_OUT)/$$f.wasm target/functions/; done
+	./bench/run.sh
+
+bootstrap:
+	./scripts/bootstrap.sh
+
+components:
+	cd components && cargo build --release --target wasm32-wasip2
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cd components && cargo fmt --all -- --check
+	cd components && cargo clippy --target wasm32-wasip2 --all-targets -- -D warnings

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what SelfDB's build, run and tests need, when it is missing:
+# Debian's PostgreSQL server, the wasm32-wasip2 Rust target, and (for
+# `make bench`) wrk. Safe to run again: it only acts on what is absent.
+set -euo pipefail
+
+want_bench=0
+[ "${1:-}" = "--bench" ] && want_bench=1
+
+apt_packages=()
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  apt_packages+=(postgresql)
+fi
+if ! command -v psql >/dev/null 2>&1; then
+  apt_packages+=(postgresql-client)
+fi
+if [ "$want_bench" = 1 ] && ! command -v wrk >/dev/null 2>&1; then
+  apt_packages+=(wrk)
+fi
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "bootstrap: installing ${apt_packages[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  echo "bootstrap: adding the wasm32-wasip2 target"
+  rustup target add wasm32-wasip2
+fi
