@@ -18,6 +18,7 @@ const EMBEDDED_DATABASE: &str = "selfdb";
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let started = Instant::now();
+    let signals = ShutdownSignals::install().context("listen for SIGINT and SIGTERM")?;
     let settings = Arc::new(settings);
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("create data dir {}", settings.data_dir.display()))?;
@@ -37,7 +38,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         }
     };
 
-    let result = serve(settings, &database_url, started).await;
+    let result = serve(settings, &database_url, started, signals).await;
     if let Some(mut pg) = embedded {
         let stopped = tokio::task::spawn_blocking(move || pg.stop()).await?;
         if let Err(err) = stopped {
@@ -53,6 +54,7 @@ async fn serve(
     settings: Arc<Settings>,
     database_url: &str,
     started: Instant,
+    signals: ShutdownSignals,
 ) -> anyhow::Result<()> {
     let db = Database::connect(database_url, settings.db_pool_size)
         .await
@@ -128,7 +130,7 @@ async fn serve(
         started,
     });
     axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(signals.wait())
         .await
         .context("HTTP server")?;
     tracing::info!("HTTP server stopped");
@@ -183,18 +185,28 @@ async fn create_database_if_missing(maintenance_url: &str, name: &str) -> anyhow
     Ok(())
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(err) => {
-            tracing::error!(%err, "cannot listen for SIGTERM");
-            return std::future::pending().await;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
+/// SIGINT and SIGTERM, listened for from the very start: a signal that
+/// arrives while the host is still starting is kept, and shuts it down as
+/// soon as it serves, instead of killing it with the cluster still up.
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
     }
-    tracing::info!("shutting down");
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {},
+            _ = self.terminate.recv() => {},
+        }
+        tracing::info!("shutting down");
+    }
 }

@@ -43,19 +43,28 @@ async fn run(app: AppState, name: String, request: Request) -> Result<Response, 
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    // The unread rest of the body makes the connection unusable: say so,
+    // or a client would send its next request down a closing socket.
     let too_large = || {
-        ApiError::new(
+        let mut response = ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!("the request body is larger than {limit} bytes"),
         )
+        .into_response();
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        response
     };
     if declared.is_some_and(|len| len > limit as u64) {
-        return Err(too_large());
+        return Ok(too_large());
     }
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())?;
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => return Ok(too_large()),
+    };
     let request_id = uuid::Uuid::new_v4().to_string();
     let request = http::Request::from_parts(parts, Full::new(bytes));
     let invocation = Invocation {
