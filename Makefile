@@ -4,7 +4,7 @@ COMPONENTS_OUT := components/target/wasm32-wasip2/release
 # Functions `make run` serves: the examples only, not the test fixtures.
 EXAMPLES := hello
 # Functions the tests deploy: examples and fixtures.
-FIXTURES := hello misbehave
+FIXTURES := hello misbehave privileged
 
 .PHONY: run test bench bootstrap components lint
 

@@ -57,7 +57,8 @@ pub struct CommonArgs {
     /// when it exists.
     #[arg(long, env = "SELFDB_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Redis URL for multi-node realtime fan-out (optional).
+    /// Redis URL for multi-node realtime fan-out (optional). Accepted so
+    /// deployments can set it now; nothing uses it until realtime lands.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
     /// Directory of user functions: every `NAME.wasm` there is served at

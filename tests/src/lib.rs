@@ -47,7 +47,9 @@ pub fn selfdb_binary() -> PathBuf {
 pub fn functions_dir() -> PathBuf {
     let dir = target_dir().join("test-functions");
     assert!(
-        dir.join("hello.wasm").exists() && dir.join("misbehave.wasm").exists(),
+        ["hello", "misbehave", "privileged"]
+            .iter()
+            .all(|name| dir.join(format!("{name}.wasm")).exists()),
         "{} lacks the test components: run `make test`",
         dir.display()
     );
@@ -155,6 +157,19 @@ pub struct HostBuilder {
 
 impl HostBuilder {
     fn serve_with(database_url: &str, data_dir: PathBuf) -> HostBuilder {
+        // Each host gets its own copy: the admin API writes deployed
+        // functions there, and other tests must not see them.
+        let functions = data_dir.join("functions");
+        std::fs::create_dir_all(&functions).expect("functions dir");
+        for entry in std::fs::read_dir(functions_dir())
+            .expect("fixtures")
+            .flatten()
+        {
+            let target = functions.join(entry.file_name());
+            if !target.exists() {
+                std::fs::copy(entry.path(), target).expect("copy fixture");
+            }
+        }
         HostBuilder {
             args: vec![
                 "serve".into(),
@@ -163,7 +178,7 @@ impl HostBuilder {
                 "--database-url".into(),
                 database_url.to_owned(),
                 "--functions-dir".into(),
-                functions_dir().display().to_string(),
+                functions.display().to_string(),
                 "--jwt-secret".into(),
                 JWT_SECRET.into(),
             ],

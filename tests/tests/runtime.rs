@@ -609,7 +609,8 @@ async fn compiled_components_are_cached_across_restarts() {
         v
     };
     let before = files(&cache);
-    assert_eq!(before.len(), 2, "{before:?}");
+    // hello, misbehave and privileged (compiled, then refused at link).
+    assert_eq!(before.len(), 3, "{before:?}");
     assert!(first.stderr().contains("cached=false"));
     assert!(first.terminate());
 
@@ -618,4 +619,120 @@ async fn compiled_components_are_cached_across_restarts() {
     assert_eq!(files(&cache), before, "the cache was rewritten");
     let log = second.stderr();
     assert!(log.matches("cached=true").count() >= 2, "{log}");
+}
+
+#[tokio::test]
+async fn a_user_function_cannot_link_the_privileged_interfaces() {
+    let host = Host::serve().await.start();
+    // `privileged.wasm` sits in the functions directory and imports
+    // `selfdb:platform/tokens`: it must not be served.
+    let response = client()
+        .get(format!("{}/functions/v1/privileged", host.url))
+        .header("apikey", host.service_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(response, StatusCode::NOT_FOUND).await,
+        "function_not_found"
+    );
+    let log = host.stderr();
+    assert!(
+        log.contains("cannot deploy component") && log.contains("selfdb:platform/tokens"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn functions_are_hot_swapped_through_the_admin_api() {
+    let host = Host::serve().await.start();
+    let http = client();
+    let dir = selfdb_tests::functions_dir();
+    let hello = std::fs::read(dir.join("hello.wasm")).unwrap();
+    let misbehave = std::fs::read(dir.join("misbehave.wasm")).unwrap();
+    let deploy_url = format!("{}/api/v1/functions/greeter", host.url);
+    let call_url = format!("{}/functions/v1/greeter?mode=whoami&name=swap", host.url);
+
+    let refused = http
+        .put(&deploy_url)
+        .header("apikey", host.anon_key())
+        .body(hello.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(refused, StatusCode::FORBIDDEN).await,
+        "forbidden"
+    );
+
+    let garbage = http
+        .put(&deploy_url)
+        .header("apikey", host.service_key())
+        .body(b"\0asm not really".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(garbage, StatusCode::BAD_REQUEST).await,
+        "invalid_component"
+    );
+
+    let first: Value = http
+        .put(&deploy_url)
+        .header("apikey", host.service_key())
+        .body(hello)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["name"], "greeter");
+    let greeting: Value = http
+        .get(&call_url)
+        .header("apikey", host.anon_key())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(greeting["greeting"], "Hello, swap!");
+
+    let second: Value = http
+        .put(&deploy_url)
+        .header("apikey", host.service_key())
+        .body(misbehave)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(first["version"], second["version"]);
+    let swapped: Value = http
+        .get(&call_url)
+        .header("apikey", host.anon_key())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(swapped["role"], "anon", "{swapped}");
+
+    let listed: Value = http
+        .get(format!("{}/api/v1/functions", host.url))
+        .header("apikey", host.service_key())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(listed["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["name"] == "greeter" && f["version"] == second["version"]));
 }

@@ -99,29 +99,22 @@ impl InvocationTx {
             let client = self.pool().get().await.map_err(|e| {
                 StatementError::refused("selfdb.pool", format!("no database connection: {e}"))
             })?;
-            let setup = client
-                .prepare_cached(
-                    "select set_config('request.jwt.claims', $1, true), \
-                            set_config('statement_timeout', $2, true), \
-                            set_config('role', $3, true)",
-                )
-                .await
-                .map_err(StatementError::from_pg)?;
-            let claims = self.principal.claims.to_string();
-            let timeout = self.statement_timeout_ms.to_string();
-            let role = self.principal.role.as_str();
-            // Pipelined: one round trip for both.
-            let params: [&(dyn postgres_types::ToSql + Sync); 3] = [&claims, &timeout, &role];
-            let (begin, set) = tokio::join!(
-                client.batch_execute("begin"),
-                client.execute(&setup, &params)
-            );
-            if let Err(err) = begin.and(set) {
-                self.state = State::Closed;
-                let _ = Object::take(client);
+            // Owned by `self` before anything is sent: if this future is
+            // dropped half-way (the client went away), `Drop` discards the
+            // connection instead of pooling one with a transaction open.
+            self.state = State::Open(Box::new(client));
+            let begun = match &self.state {
+                State::Open(client) => {
+                    begin(client, &self.principal, self.statement_timeout_ms).await
+                }
+                _ => Ok(()),
+            };
+            if let Err(err) = begun {
+                if let State::Open(client) = std::mem::replace(&mut self.state, State::Closed) {
+                    let _ = Object::take(*client);
+                }
                 return Err(StatementError::from_pg(err));
             }
-            self.state = State::Open(Box::new(client));
         }
         match &self.state {
             State::Open(client) => Ok(client),
@@ -212,6 +205,31 @@ impl InvocationTx {
             }
         }
     }
+}
+
+/// `begin`, then the caller's claims, statement timeout and role, as
+/// `SET LOCAL` would set them; pipelined into one round trip.
+async fn begin(
+    client: &Object,
+    principal: &Principal,
+    statement_timeout_ms: u64,
+) -> Result<(), tokio_postgres::Error> {
+    let setup = client
+        .prepare_cached(
+            "select set_config('request.jwt.claims', $1, true), \
+                    set_config('statement_timeout', $2, true), \
+                    set_config('role', $3, true)",
+        )
+        .await?;
+    let claims = principal.claims.to_string();
+    let timeout = statement_timeout_ms.to_string();
+    let role = principal.role.as_str();
+    let params: [&(dyn postgres_types::ToSql + Sync); 3] = [&claims, &timeout, &role];
+    let (begin, set) = tokio::join!(
+        client.batch_execute("begin"),
+        client.execute(&setup, &params)
+    );
+    begin.and(set).map(|_| ())
 }
 
 fn check_arity(

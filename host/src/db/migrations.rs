@@ -4,11 +4,14 @@
 use tokio_postgres::Client;
 
 /// (version, name, SQL). Append only: a released migration never changes.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "platform",
-    include_str!("../../migrations/0001_platform.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "platform",
+        include_str!("../../migrations/0001_platform.sql"),
+    ),
+    (2, "auth", include_str!("../../migrations/0002_auth.sql")),
+];
 
 /// Arbitrary constant naming SelfDB's migration lock.
 const MIGRATION_LOCK: i64 = 0x5e1f_db00_0001;

@@ -1,6 +1,7 @@
 //! The HTTP surface: routing, credentials, errors, and the handlers the
 //! host serves itself.
 
+mod admin;
 mod bench;
 pub mod error;
 mod functions;
@@ -11,7 +12,8 @@ use crate::auth::JwtKeys;
 use crate::config::Settings;
 use crate::db::Database;
 use crate::runtime::Runtime;
-use axum::routing::{any, get};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, get, put};
 use axum::Router;
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,6 +37,11 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/functions/v1/{name}/{*rest}",
             any(functions::invoke_with_path),
+        )
+        .route("/api/v1/functions", get(admin::list))
+        .route(
+            "/api/v1/functions/{name}",
+            put(admin::deploy).layer(DefaultBodyLimit::max(admin::MAX_COMPONENT_BYTES)),
         );
     if app.settings.bench_routes {
         router = router.route("/bench/native/hello", get(bench::native_hello));

@@ -170,7 +170,7 @@ impl Runtime {
                     }
                 })?
                 .to_bytes();
-            Ok::<_, InvokeError>(http::Response::from_parts(parts, Full::new(bytes)))
+            Ok::<_, InvokeError>(http::Response::from_parts(parts, bytes))
         };
         // A wall-clock backstop for time spent in host calls, where epoch
         // interruption cannot reach.
@@ -224,10 +224,21 @@ impl Runtime {
                 tracing::warn!(error = %err.message, "rollback failed; connection discarded")
             }
         }
-        if let Err(err) = &response {
-            tracing::warn!(function = &*function.name, code = err.code(), error = %err, "invocation failed");
+        match &response {
+            Err(err) => {
+                tracing::warn!(function = &*function.name, code = err.code(), error = %err, "invocation failed")
+            }
+            Ok(r) if r.status().is_server_error() => {
+                tracing::warn!(
+                    function = &*function.name,
+                    status = r.status().as_u16(),
+                    body = %String::from_utf8_lossy(&r.body()[..r.body().len().min(300)]),
+                    "function answered with a server error; its transaction was rolled back"
+                )
+            }
+            Ok(_) => {}
         }
-        response
+        response.map(|r| r.map(Full::new))
     }
 }
 
