@@ -6,7 +6,7 @@ EXAMPLES := hello
 # Functions the tests deploy: examples and fixtures.
 FIXTURES := hello misbehave privileged
 
-.PHONY: run test bench bootstrap components lint
+.PHONY: run test bench bootstrap components lint js-deps
 
 run: bootstrap components
 	cargo build --release -p selfdb
@@ -14,7 +14,7 @@ run: bootstrap components
 	for f in $(EXAMPLES); do cp $(COMPONENTS_OUT)/$$f.wasm target/functions/; done
 	./target/release/selfdb dev --functions-dir target/functions $(ARGS)
 
-test: bootstrap components lint
+test: bootstrap components lint js-deps
 	mkdir -p target/test-functions
 	for f in $(FIXTURES); do cp $(COMPONENTS_OUT)/$$f.wasm target/test-functions/; done
 	cargo build -p selfdb
@@ -32,6 +32,10 @@ bootstrap:
 
 components:
 	cd components && cargo build --release --target wasm32-wasip2
+
+# The real Supabase client the compatibility tests drive (pinned by the lockfile).
+js-deps:
+	cd tests/js && npm ci --no-audit --no-fund
 
 lint:
 	cargo fmt --all -- --check

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what SelfDB's build, run and tests need, when it is missing:
-# Debian's PostgreSQL server, the wasm32-wasip2 Rust target, and (for
-# `make bench`) wrk. Safe to run again: it only acts on what is absent.
+# Debian's PostgreSQL server, the wasm32-wasip2 Rust target, Node.js and npm
+# (for the supabase-js tests) and, for `make bench`, wrk. Safe to run again:
+# it only acts on what is absent.
 set -euo pipefail
 
 want_bench=0
@@ -13,6 +14,9 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
 fi
 if ! command -v psql >/dev/null 2>&1; then
   apt_packages+=(postgresql-client)
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  apt_packages+=(nodejs npm)
 fi
 if [ "$want_bench" = 1 ] && ! command -v wrk >/dev/null 2>&1; then
   apt_packages+=(wrk)

@@ -93,6 +93,24 @@ pub struct CommonArgs {
     /// Password of the first admin; generated and printed once when not given.
     #[arg(long, env = "SELFDB_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
+    /// A component to serve `/auth/v1` instead of the embedded one.
+    #[arg(long, env = "SELFDB_AUTH_COMPONENT")]
+    pub auth_component: Option<PathBuf>,
+    /// Sign users in at sign-up without email confirmation (default true).
+    #[arg(long, env = "SELFDB_AUTH_AUTOCONFIRM")]
+    pub auth_autoconfirm: Option<bool>,
+    /// Shortest password accepted at sign-up (default 6).
+    #[arg(long, env = "SELFDB_AUTH_PASSWORD_MIN_LENGTH")]
+    pub auth_password_min_length: Option<u32>,
+    /// Refuse new sign-ups (admins can still create users).
+    #[arg(long, env = "SELFDB_AUTH_DISABLE_SIGNUP")]
+    pub auth_disable_signup: Option<bool>,
+    /// Failed sign-ins allowed per email within the rate window (default 5).
+    #[arg(long, env = "SELFDB_AUTH_FAILED_SIGN_INS_PER_EMAIL")]
+    pub auth_failed_sign_ins_per_email: Option<u32>,
+    /// Where links in auth mails send users after verification.
+    #[arg(long, env = "SELFDB_SITE_URL")]
+    pub site_url: Option<String>,
     /// Serve `/bench/native/hello` (used by `make bench`).
     #[arg(long, env = "SELFDB_BENCH_ROUTES", hide = true)]
     pub bench_routes: bool,
@@ -161,6 +179,26 @@ impl CommonArgs {
                 .unwrap_or_else(|| "admin@localhost".to_owned()),
             admin_password: self.admin_password,
             bench_routes: self.bench_routes,
+            auth_component: self.auth_component.or(file.auth_component),
+            auth: {
+                let mut auth = file.auth;
+                if let Some(v) = self.auth_autoconfirm {
+                    auth.autoconfirm = v;
+                }
+                if let Some(v) = self.auth_password_min_length {
+                    auth.password_min_length = v;
+                }
+                if let Some(v) = self.auth_disable_signup {
+                    auth.disable_signup = v;
+                }
+                if let Some(v) = self.auth_failed_sign_ins_per_email {
+                    auth.failed_sign_ins_per_email = v;
+                }
+                if self.site_url.is_some() {
+                    auth.site_url = self.site_url;
+                }
+                auth
+            },
             data_dir,
         };
         settings.validate()?;

@@ -62,6 +62,36 @@ pub struct FunctionSettings {
     pub allowed_hosts: Vec<String>,
 }
 
+/// Supabase Auth settings (`[auth]` in `selfdb.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Sign users in at sign-up without an email confirmation.
+    pub autoconfirm: bool,
+    pub password_min_length: u32,
+    pub disable_signup: bool,
+    /// Where mail links send users after verification.
+    pub site_url: Option<String>,
+    /// Failed sign-ins allowed per email and per IP in `rate_window_seconds`.
+    pub failed_sign_ins_per_email: u32,
+    pub failed_sign_ins_per_ip: u32,
+    pub rate_window_seconds: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            autoconfirm: true,
+            password_min_length: 6,
+            disable_signup: false,
+            site_url: None,
+            failed_sign_ins_per_email: 5,
+            failed_sign_ins_per_ip: 30,
+            rate_window_seconds: 300,
+        }
+    }
+}
+
 /// The `selfdb.toml` file: every key optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,6 +109,9 @@ pub struct FileConfig {
     pub function_memory_mb: Option<u64>,
     pub function_time_ms: Option<u64>,
     pub admin_email: Option<String>,
+    pub auth_component: Option<PathBuf>,
+    #[serde(default)]
+    pub auth: AuthSettings,
     #[serde(default)]
     pub functions: BTreeMap<String, FunctionSettings>,
 }
@@ -125,6 +158,9 @@ pub struct Settings {
     /// Serves `/bench/native/hello`, the native twin of the hello component,
     /// so `make bench` can compare both paths inside one binary.
     pub bench_routes: bool,
+    /// A replacement for the embedded auth component.
+    pub auth_component: Option<PathBuf>,
+    pub auth: AuthSettings,
 }
 
 impl Settings {

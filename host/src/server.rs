@@ -2,13 +2,18 @@
 //! first admin, the component runtime, and the HTTP listener.
 
 use crate::auth::admin::{ensure_first_admin, FirstAdmin};
+use crate::auth::mailer::Mailer;
+use crate::auth::rate_limit::RateLimiter;
 use crate::auth::{JwtKeys, Role};
 use crate::config::{DatabaseSource, Settings};
 use crate::db::Database;
 use crate::embedded_pg::{random_token, EmbeddedPg};
+use crate::http::auth::AUTH_COMPONENT;
 use crate::http::{router, App};
+use crate::runtime::embedded;
 use crate::runtime::Runtime;
 use anyhow::Context;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
@@ -91,6 +96,7 @@ async fn serve(
         .with_context(|| format!("listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
     let url = format!("http://{addr}");
+    deploy_auth(&runtime, &settings, &url)?;
 
     let mut lines = vec![
         format!("SELFDB_URL={url}"),
@@ -124,16 +130,65 @@ async fn serve(
 
     let app = Arc::new(App {
         settings: settings.clone(),
+        mailer: Arc::new(Mailer::new(db.clone())),
+        limiter: Arc::new(RateLimiter::default()),
         db,
         runtime,
         keys,
         started,
     });
-    axum::serve(listener, router(app))
+    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(signals.wait())
         .await
         .context("HTTP server")?;
     tracing::info!("HTTP server stopped");
+    Ok(())
+}
+
+/// Installs the auth component: the operator's replacement when given, else
+/// the one embedded at build time.
+fn deploy_auth(runtime: &Runtime, settings: &Settings, url: &str) -> anyhow::Result<()> {
+    let bytes = match &settings.auth_component {
+        Some(path) => std::fs::read(path).with_context(|| format!("read {}", path.display()))?,
+        None => match embedded::SYSTEM_COMPONENTS
+            .iter()
+            .find(|(name, _)| *name == AUTH_COMPONENT)
+        {
+            Some((_, bytes)) => bytes.to_vec(),
+            None => {
+                tracing::warn!("this binary was built without the auth component (run `make components` before building the host): /auth/v1 answers 503");
+                return Ok(());
+            }
+        },
+    };
+    let auth = &settings.auth;
+    let config: BTreeMap<String, String> = [
+        ("JWT_EXPIRY", settings.jwt_expiry_seconds.to_string()),
+        ("AUTOCONFIRM", auth.autoconfirm.to_string()),
+        ("PASSWORD_MIN_LENGTH", auth.password_min_length.to_string()),
+        ("DISABLE_SIGNUP", auth.disable_signup.to_string()),
+        (
+            "SITE_URL",
+            auth.site_url.clone().unwrap_or_else(|| url.to_owned()),
+        ),
+        ("API_EXTERNAL_URL", format!("{url}/auth/v1")),
+        (
+            "FAILED_SIGN_INS_PER_EMAIL",
+            auth.failed_sign_ins_per_email.to_string(),
+        ),
+        (
+            "FAILED_SIGN_INS_PER_IP",
+            auth.failed_sign_ins_per_ip.to_string(),
+        ),
+        ("RATE_WINDOW_SECONDS", auth.rate_window_seconds.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    runtime
+        .deploy_with_config(AUTH_COMPONENT, &bytes, true, config)
+        .context("deploy the auth component")?;
     Ok(())
 }
 

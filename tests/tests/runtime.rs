@@ -609,8 +609,9 @@ async fn compiled_components_are_cached_across_restarts() {
         v
     };
     let before = files(&cache);
-    // hello, misbehave and privileged (compiled, then refused at link).
-    assert_eq!(before.len(), 3, "{before:?}");
+    // hello, misbehave, privileged (compiled, then refused at link) and
+    // the embedded auth component.
+    assert_eq!(before.len(), 4, "{before:?}");
     assert!(first.stderr().contains("cached=false"));
     assert!(first.terminate());
 
@@ -618,7 +619,7 @@ async fn compiled_components_are_cached_across_restarts() {
     let second = selfdb_tests::HostBuilder::for_restart(&first, &database_url).start();
     assert_eq!(files(&cache), before, "the cache was rewritten");
     let log = second.stderr();
-    assert!(log.matches("cached=true").count() >= 2, "{log}");
+    assert!(log.matches("cached=true").count() >= 3, "{log}");
 }
 
 #[tokio::test]

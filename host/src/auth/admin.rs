@@ -1,9 +1,6 @@
 //! The platform's first admin, created on first start.
 
 use crate::db::{Database, DbError};
-use argon2::password_hash::{PasswordHasher, SaltString};
-use argon2::Argon2;
-use rand::Rng;
 
 /// What start-up did about the first admin.
 pub enum FirstAdmin {
@@ -26,13 +23,7 @@ pub enum AdminError {
 }
 
 pub fn hash_password(password: &str) -> Result<String, AdminError> {
-    let mut salt_bytes = [0u8; 16];
-    rand::rng().fill(&mut salt_bytes);
-    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| AdminError::Hash(e.to_string()))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AdminError::Hash(e.to_string()))
+    super::passwords::hash(password).map_err(|e| AdminError::Hash(e.to_string()))
 }
 
 pub async fn ensure_first_admin(

@@ -3,7 +3,10 @@
 
 pub mod admin;
 pub mod keys;
+pub mod mailer;
+pub mod passwords;
 pub mod principal;
+pub mod rate_limit;
 
 pub use keys::{JwtKeys, TokenError};
 pub use principal::{Principal, Role};

@@ -66,37 +66,65 @@ enum State {
 }
 
 pub struct InvocationTx {
-    db: Database,
-    principal: Arc<Principal>,
+    /// A pool whose login role may switch to `role`.
+    pool: Pool,
+    role: &'static str,
+    /// `request.jwt.claims`, as JSON text.
+    claims: String,
     statement_timeout_ms: u64,
     state: State,
     /// A statement failed, so PostgreSQL will turn COMMIT into ROLLBACK.
     aborted: bool,
 }
 
+/// The role that owns the `auth` schema; only system components reach it.
+pub const AUTH_ADMIN_ROLE: &str = "supabase_auth_admin";
+
 impl InvocationTx {
+    /// A transaction as the caller: its role and its claims.
     pub fn new(db: Database, principal: Arc<Principal>, statement_timeout_ms: u64) -> Self {
+        let pool = if principal.role == crate::auth::Role::ServiceRole {
+            db.owner().clone()
+        } else {
+            db.api().clone()
+        };
+        Self::with_role(
+            pool,
+            principal.role.as_str(),
+            principal.claims.to_string(),
+            statement_timeout_ms,
+        )
+    }
+
+    /// A transaction as `supabase_auth_admin`, for the auth component.
+    pub fn auth_admin(db: &Database, statement_timeout_ms: u64) -> Self {
+        Self::with_role(
+            db.owner().clone(),
+            AUTH_ADMIN_ROLE,
+            "{}".into(),
+            statement_timeout_ms,
+        )
+    }
+
+    fn with_role(
+        pool: Pool,
+        role: &'static str,
+        claims: String,
+        statement_timeout_ms: u64,
+    ) -> Self {
         Self {
-            db,
-            principal,
+            pool,
+            role,
+            claims,
             statement_timeout_ms,
             state: State::NotStarted,
             aborted: false,
         }
     }
 
-    /// The pool whose login role may switch to the principal's role.
-    fn pool(&self) -> &Pool {
-        if self.principal.role == crate::auth::Role::ServiceRole {
-            self.db.owner()
-        } else {
-            self.db.api()
-        }
-    }
-
     async fn client(&mut self) -> Result<&Object, StatementError> {
         if matches!(self.state, State::NotStarted) {
-            let client = self.pool().get().await.map_err(|e| {
+            let client = self.pool.get().await.map_err(|e| {
                 StatementError::refused("selfdb.pool", format!("no database connection: {e}"))
             })?;
             // Owned by `self` before anything is sent: if this future is
@@ -105,7 +133,7 @@ impl InvocationTx {
             self.state = State::Open(Box::new(client));
             let begun = match &self.state {
                 State::Open(client) => {
-                    begin(client, &self.principal, self.statement_timeout_ms).await
+                    begin(client, self.role, &self.claims, self.statement_timeout_ms).await
                 }
                 _ => Ok(()),
             };
@@ -211,7 +239,8 @@ impl InvocationTx {
 /// `SET LOCAL` would set them; pipelined into one round trip.
 async fn begin(
     client: &Object,
-    principal: &Principal,
+    role: &str,
+    claims: &str,
     statement_timeout_ms: u64,
 ) -> Result<(), tokio_postgres::Error> {
     let setup = client
@@ -221,9 +250,7 @@ async fn begin(
                     set_config('role', $3, true)",
         )
         .await?;
-    let claims = principal.claims.to_string();
     let timeout = statement_timeout_ms.to_string();
-    let role = principal.role.as_str();
     let params: [&(dyn postgres_types::ToSql + Sync); 3] = [&claims, &timeout, &role];
     let (begin, set) = tokio::join!(
         client.batch_execute("begin"),

@@ -235,7 +235,9 @@ impl Database {
         } else {
             tracing::warn!("the database owner is not a superuser: set_config stays callable by request roles (the SQL guard still refuses it)");
             client
-                .batch_execute("grant anon, authenticated, service_role to current_user")
+                .batch_execute(
+                    "grant anon, authenticated, service_role, supabase_auth_admin to current_user",
+                )
                 .await?;
         }
         Ok(())

@@ -13,4 +13,8 @@ impl Host for InvocationState {
     fn request_id(&mut self) -> wasmtime::Result<String> {
         Ok(self.request_id.clone())
     }
+
+    fn client_ip(&mut self) -> wasmtime::Result<Option<String>> {
+        Ok(self.client_ip.clone())
+    }
 }

@@ -30,7 +30,7 @@ fn from_sql(value: SqlValue) -> Value {
     }
 }
 
-fn to_wit(err: StatementError) -> DbError {
+pub(super) fn to_wit(err: StatementError) -> DbError {
     DbError {
         code: err.code,
         message: err.message,
@@ -39,7 +39,7 @@ fn to_wit(err: StatementError) -> DbError {
     }
 }
 
-fn params(params: Vec<Value>) -> Result<Vec<SqlValue>, DbError> {
+pub(super) fn params(params: Vec<Value>) -> Result<Vec<SqlValue>, DbError> {
     if params.len() > MAX_PARAMS {
         return Err(to_wit(StatementError::refused(
             "selfdb.too_many_params",
@@ -47,6 +47,21 @@ fn params(params: Vec<Value>) -> Result<Vec<SqlValue>, DbError> {
         )));
     }
     Ok(params.into_iter().map(to_sql).collect())
+}
+
+pub(super) fn rows_to_wit(rows: crate::db::invocation::Rows) -> RowSet {
+    RowSet {
+        columns: rows
+            .columns
+            .into_iter()
+            .map(|(name, type_name)| Column { name, type_name })
+            .collect(),
+        rows: rows
+            .rows
+            .into_iter()
+            .map(|row| row.into_iter().map(from_sql).collect())
+            .collect(),
+    }
 }
 
 impl Host for InvocationState {
@@ -63,18 +78,7 @@ impl Host for InvocationState {
             .tx
             .query(&sql, &args)
             .await
-            .map(|rows| RowSet {
-                columns: rows
-                    .columns
-                    .into_iter()
-                    .map(|(name, type_name)| Column { name, type_name })
-                    .collect(),
-                rows: rows
-                    .rows
-                    .into_iter()
-                    .map(|row| row.into_iter().map(from_sql).collect())
-                    .collect(),
-            })
+            .map(rows_to_wit)
             .map_err(to_wit))
     }
 

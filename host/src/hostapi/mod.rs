@@ -2,10 +2,14 @@
 //! components import. Each module implements one interface on the
 //! invocation's store state.
 
+mod auth_db;
 mod config;
 mod context;
 mod db;
 mod log;
+mod mailer;
+mod passwords;
+mod rate_limit;
 mod tokens;
 
 use crate::runtime::state::InvocationState;
@@ -16,6 +20,9 @@ wasmtime::component::bindgen!({
     world: "system-imports",
     imports: {
         "selfdb:platform/db": async | trappable,
+        "selfdb:platform/auth-db": async | trappable,
+        "selfdb:platform/passwords": async | trappable,
+        "selfdb:platform/mailer": async | trappable,
         default: trappable,
     },
 });
@@ -34,5 +41,9 @@ pub fn add_platform(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()
 /// Adds the privileged interfaces only system components may import.
 pub fn add_privileged(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
     selfdb::platform::tokens::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    selfdb::platform::auth_db::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    selfdb::platform::passwords::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    selfdb::platform::rate_limit::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    selfdb::platform::mailer::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     Ok(())
 }

@@ -11,7 +11,7 @@ impl Host for InvocationState {
         claims: String,
         ttl_seconds: u32,
     ) -> wasmtime::Result<Result<Token, String>> {
-        let Some(keys) = &self.minter else {
+        let Some(keys) = self.privileged.as_ref().map(|p| &p.keys) else {
             return Ok(Err("this component may not mint tokens".into()));
         };
         let mut claims = match serde_json::from_str::<Value>(&claims) {

@@ -21,7 +21,8 @@ pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
         "runtime": {
             "status": "ok",
             "engine": "wasmtime",
-            "functions": app.runtime.registry.names(),
+            "functions": names(&app, false),
+            "system_components": names(&app, true),
             "active_invocations": metrics.active.load(Ordering::Relaxed),
             "max_instances": app.settings.max_instances,
         },
@@ -57,4 +58,18 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         )],
         body,
     )
+}
+
+fn names(app: &AppState, system: bool) -> Vec<String> {
+    app.runtime
+        .registry
+        .names()
+        .into_iter()
+        .filter(|name| {
+            app.runtime
+                .registry
+                .get(name)
+                .is_some_and(|f| f.system == system)
+        })
+        .collect()
 }

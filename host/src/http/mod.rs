@@ -2,12 +2,16 @@
 //! host serves itself.
 
 mod admin;
+pub mod auth;
 mod bench;
 pub mod error;
 mod functions;
 mod health;
+mod invoke;
 pub mod principal;
 
+use crate::auth::mailer::Mailer;
+use crate::auth::rate_limit::RateLimiter;
 use crate::auth::JwtKeys;
 use crate::config::Settings;
 use crate::db::Database;
@@ -25,6 +29,8 @@ pub struct App {
     pub runtime: Arc<Runtime>,
     pub keys: JwtKeys,
     pub started: Instant,
+    pub limiter: Arc<RateLimiter>,
+    pub mailer: Arc<Mailer>,
 }
 
 pub type AppState = Arc<App>;
@@ -38,6 +44,8 @@ pub fn router(app: AppState) -> Router {
             "/functions/v1/{name}/{*rest}",
             any(functions::invoke_with_path),
         )
+        .route("/auth/v1", any(auth::route))
+        .route("/auth/v1/{*path}", any(auth::route))
         .route("/api/v1/functions", get(admin::list))
         .route(
             "/api/v1/functions/{name}",

@@ -4,6 +4,7 @@ use super::cache::{ComponentCache, Loaded};
 use super::registry::{valid_name, Deployed, Registry};
 use super::state::InvocationState;
 use crate::config::Settings;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -108,13 +109,28 @@ impl Runtime {
         &self.settings
     }
 
-    /// Compiles (or loads from cache), links and registers a component; a
-    /// previous version of the same name is replaced.
+    /// Compiles (or loads from cache), links and registers a user function;
+    /// a previous version of the same name is replaced.
     pub fn deploy(
         &self,
         name: &str,
         bytes: &[u8],
         system: bool,
+    ) -> Result<Arc<Deployed>, RuntimeError> {
+        let own = self.settings.functions.get(name);
+        let config = own.map(|f| f.config.clone()).unwrap_or_default();
+        self.deploy_with_config(name, bytes, system, config)
+    }
+
+    /// As [`Runtime::deploy`], with the configuration the component sees
+    /// through `config.get` given explicitly (system components get theirs
+    /// from the host's settings).
+    pub fn deploy_with_config(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        system: bool,
+        config: BTreeMap<String, String>,
     ) -> Result<Arc<Deployed>, RuntimeError> {
         if !valid_name(name) {
             return Err(RuntimeError::InvalidName(name.to_owned()));
@@ -137,7 +153,7 @@ impl Runtime {
             digest: digest.clone(),
             pre,
             limits: self.settings.limits_for(name),
-            config: Arc::new(own.map(|f| f.config.clone()).unwrap_or_default()),
+            config: Arc::new(config),
             allowed_hosts: Arc::new(own.map(|f| f.allowed_hosts.clone()).unwrap_or_default()),
             system,
         });

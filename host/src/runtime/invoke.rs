@@ -5,7 +5,9 @@
 use super::engine::{Runtime, EPOCH_TICK};
 use super::limits::MemoryLimiter;
 use super::registry::Deployed;
-use super::state::{sealed_wasi, InvocationState, OutboundPolicy};
+use super::state::{sealed_wasi, InvocationState, OutboundPolicy, Privileged};
+use crate::auth::mailer::Mailer;
+use crate::auth::rate_limit::RateLimiter;
 use crate::auth::{JwtKeys, Principal};
 use crate::db::invocation::InvocationTx;
 use crate::db::Database;
@@ -74,8 +76,11 @@ pub struct Invocation {
     pub function: Arc<Deployed>,
     pub principal: Arc<Principal>,
     pub request_id: String,
+    pub client_ip: Option<String>,
     pub db: Database,
     pub keys: JwtKeys,
+    pub limiter: Arc<RateLimiter>,
+    pub mailer: Arc<Mailer>,
 }
 
 type CollectedResponse = http::Response<Full<Bytes>>;
@@ -113,12 +118,18 @@ impl Runtime {
                 allowed_hosts: function.allowed_hosts.clone(),
             },
             limiter: MemoryLimiter::new(limits.memory_bytes),
+            privileged: function.system.then(|| Privileged {
+                keys: invocation.keys,
+                auth_tx: InvocationTx::auth_admin(&invocation.db, limits.time_ms),
+                limiter: invocation.limiter,
+                mailer: invocation.mailer,
+            }),
             tx: InvocationTx::new(invocation.db, invocation.principal.clone(), limits.time_ms),
             principal: invocation.principal,
             request_id: invocation.request_id,
             function: function.name.clone(),
             config: function.config.clone(),
-            minter: function.system.then_some(invocation.keys),
+            client_ip: invocation.client_ip,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -216,12 +227,18 @@ impl Runtime {
         let success = response
             .as_ref()
             .is_ok_and(|r| !r.status().is_server_error());
-        let tx = &mut store.data_mut().tx;
-        match tx.finish(success).await {
-            Ok(_) => {}
-            Err(err) if success => return Err(InvokeError::Commit(err.message)),
-            Err(err) => {
-                tracing::warn!(error = %err.message, "rollback failed; connection discarded")
+        let state = store.data_mut();
+        let mut finished = vec![state.tx.finish(success).await];
+        if let Some(p) = state.privileged.as_mut() {
+            finished.push(p.auth_tx.finish(success).await);
+        }
+        for result in finished {
+            match result {
+                Ok(_) => {}
+                Err(err) if success => return Err(InvokeError::Commit(err.message)),
+                Err(err) => {
+                    tracing::warn!(error = %err.message, "rollback failed; connection discarded")
+                }
             }
         }
         match &response {

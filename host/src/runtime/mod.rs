@@ -10,6 +10,11 @@ pub mod limits;
 pub mod registry;
 pub mod state;
 
+/// System components embedded at build time (see `host/build.rs`).
+pub mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/system_components.rs"));
+}
+
 pub use engine::{Runtime, RuntimeError};
 pub use invoke::{Invocation, InvokeError};
 pub use registry::Deployed;

@@ -2,6 +2,8 @@
 //! denied, the invocation's transaction, its principal and its limits.
 
 use super::limits::MemoryLimiter;
+use crate::auth::mailer::Mailer;
+use crate::auth::rate_limit::RateLimiter;
 use crate::auth::{JwtKeys, Principal};
 use crate::db::invocation::InvocationTx;
 use std::collections::BTreeMap;
@@ -71,8 +73,18 @@ pub struct InvocationState {
     pub request_id: String,
     pub function: Arc<str>,
     pub config: Arc<BTreeMap<String, String>>,
-    /// Present only for system components, which may mint tokens.
-    pub minter: Option<JwtKeys>,
+    pub client_ip: Option<String>,
+    /// Present only for system components.
+    pub privileged: Option<Privileged>,
+}
+
+/// What the privileged interfaces work with.
+pub struct Privileged {
+    pub keys: JwtKeys,
+    /// The invocation's transaction as `supabase_auth_admin`.
+    pub auth_tx: InvocationTx,
+    pub limiter: Arc<RateLimiter>,
+    pub mailer: Arc<Mailer>,
 }
 
 impl WasiView for InvocationState {

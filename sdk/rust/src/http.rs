@@ -84,6 +84,13 @@ impl Response {
         Self::new(status, "application/json", value.to_string().into_bytes())
     }
 
+    /// The same response with one more header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .push((name.to_owned(), value.as_bytes().to_vec()));
+        self
+    }
+
     /// SelfDB's error shape: `{"error": {"code", "message", "details"}}`.
     pub fn error(status: u16, code: &str, message: &str) -> Self {
         Self::json(

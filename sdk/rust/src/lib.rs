@@ -19,6 +19,7 @@ extern crate self as selfdb_sdk;
 #[doc(hidden)]
 pub use wit_bindgen as __wit_bindgen;
 
+#[cfg(not(feature = "system"))]
 #[allow(clippy::all, missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
@@ -31,6 +32,26 @@ pub mod bindings {
         generate_all,
     });
 }
+
+/// The system world: the user world plus the privileged interfaces, for
+/// the components the host installs itself (auth, crud). A user function
+/// built with this feature is refused when it is deployed.
+#[cfg(feature = "system")]
+#[allow(clippy::all, missing_docs)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "selfdb:platform/system-http-handler",
+        pub_export_macro: true,
+        export_macro_name: "export_http_handler",
+        default_bindings_module: "selfdb_sdk::bindings",
+        runtime_path: "selfdb_sdk::__wit_bindgen::rt",
+        generate_all,
+    });
+}
+
+#[cfg(feature = "system")]
+pub use bindings::selfdb::platform::{auth_db, mailer, passwords, rate_limit, tokens};
 
 pub use bindings::selfdb::platform::{config, context, db, log};
 

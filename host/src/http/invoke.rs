@@ -1,0 +1,117 @@
+//! Hands an HTTP request to a component and its answer back: reads the body
+//! within the size limit, runs the invocation, and turns a failed one into
+//! an error in the style the route's clients parse.
+
+use super::error::ApiError;
+use super::AppState;
+use crate::auth::Principal;
+use crate::runtime::{Deployed, Invocation, InvokeError};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use http_body_util::Full;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Which error shape the route's clients expect.
+#[derive(Clone, Copy)]
+pub enum ErrorStyle {
+    /// `{"error": {"code", "message", "details"}}`.
+    SelfDb,
+    /// Supabase Auth's `{"code", "error_code", "msg", "message"}`.
+    Auth,
+}
+
+impl ErrorStyle {
+    pub fn respond(self, status: StatusCode, code: &'static str, message: String) -> Response {
+        match self {
+            ErrorStyle::SelfDb => ApiError::new(status, code, message).into_response(),
+            ErrorStyle::Auth => super::auth::auth_error(status, code, &message),
+        }
+    }
+}
+
+pub fn client_ip(request: &Request) -> Option<String> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+}
+
+pub async fn invoke_component(
+    app: &AppState,
+    function: Arc<Deployed>,
+    principal: Principal,
+    request: Request,
+    style: ErrorStyle,
+) -> Response {
+    let client_ip = client_ip(&request);
+    let limit = app.settings.max_body_bytes;
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // The unread rest of the body makes the connection unusable: say so,
+    // or a client would send its next request down a closing socket.
+    let too_large = || {
+        let mut response = style.respond(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than {limit} bytes"),
+        );
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    };
+    if declared.is_some_and(|len| len > limit as u64) {
+        return too_large();
+    }
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => return too_large(),
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let request = http::Request::from_parts(parts, Full::new(bytes));
+    let name = function.name.clone();
+    let invocation = Invocation {
+        function,
+        principal: Arc::new(principal),
+        request_id: request_id.clone(),
+        client_ip,
+        db: app.db.clone(),
+        keys: app.keys.clone(),
+        limiter: app.limiter.clone(),
+        mailer: app.mailer.clone(),
+    };
+    let mut response = match app.runtime.invoke_http(invocation, request).await {
+        Ok(response) => {
+            let (parts, body) = response.into_parts();
+            Response::from_parts(parts, Body::new(body))
+        }
+        Err(err) => invoke_error(style, &err, &name, &request_id),
+    };
+    if let Ok(value) = request_id.parse() {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+fn invoke_error(
+    style: ErrorStyle,
+    err: &InvokeError,
+    function: &str,
+    request_id: &str,
+) -> Response {
+    match style {
+        ErrorStyle::SelfDb => ApiError::new(err.status(), err.code(), err.to_string())
+            .with_details(serde_json::json!({"function": function, "request_id": request_id}))
+            .into_response(),
+        ErrorStyle::Auth => {
+            super::auth::auth_error(err.status(), "unexpected_failure", &err.to_string())
+        }
+    }
+}
