@@ -25,7 +25,9 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 # shellcheck disable=SC1091
+set -a
 source "$out/data/selfdb.env"
+set +a
 
 run() { # name path
   local name=$1 path=$2
@@ -80,4 +82,9 @@ awk -v w="$wasm_rps" -v n="$native_rps" -v c="$inst_count" -v s="$inst_secs" \
   printf "instantiation (mean):       %.1f us over %d instantiations (target < 50 us)\n", 1e6 * s / c, c
 }'
 peak_kb=$(awk '/VmHWM/ {print $2}' /proc/$host/status)
-echo "host peak RSS:              $((peak_kb / 1024)) MiB"
+echo "host peak RSS so far:       $((peak_kb / 1024)) MiB"
+
+echo
+echo "Auth (/auth/v1, the auth component; argon2id m=19456 KiB, t=2, p=1)"
+node bench/auth.mjs
+cargo bench -q -p selfdb --bench token_verify 2>/dev/null | grep 'token verification'

@@ -50,3 +50,15 @@ async fn supabase_js_auth_flows() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn supabase_js_email_confirmation() {
+    let host = Host::serve()
+        .await
+        .arg("--auth-autoconfirm")
+        .arg("false")
+        .start();
+    tokio::task::spawn_blocking(move || run_node_suite(&host, "auth_confirm.test.mjs"))
+        .await
+        .unwrap();
+}
