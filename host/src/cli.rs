@@ -111,6 +111,14 @@ pub struct CommonArgs {
     /// Where links in auth mails send users after verification.
     #[arg(long, env = "SELFDB_SITE_URL")]
     pub site_url: Option<String>,
+    /// SMTP server for auth mail, e.g. `smtp://user:pass@host:587?tls=required`
+    /// or `smtps://host:465`; without it mail lands in the dev outbox
+    /// (`selfdb.mail_outbox` and the log).
+    #[arg(long, env = "SELFDB_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of auth mail.
+    #[arg(long, env = "SELFDB_SMTP_FROM")]
+    pub smtp_from: Option<String>,
     /// Serve `/bench/native/hello` (used by `make bench`).
     #[arg(long, env = "SELFDB_BENCH_ROUTES", hide = true)]
     pub bench_routes: bool,
@@ -180,6 +188,11 @@ impl CommonArgs {
             admin_password: self.admin_password,
             bench_routes: self.bench_routes,
             auth_component: self.auth_component.or(file.auth_component),
+            smtp_url: self.smtp_url.or(file.smtp_url),
+            smtp_from: self
+                .smtp_from
+                .or(file.smtp_from)
+                .unwrap_or_else(|| "SelfDB <noreply@localhost>".to_owned()),
             auth: {
                 let mut auth = file.auth;
                 if let Some(v) = self.auth_autoconfirm {

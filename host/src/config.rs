@@ -112,6 +112,8 @@ pub struct FileConfig {
     pub auth_component: Option<PathBuf>,
     #[serde(default)]
     pub auth: AuthSettings,
+    pub smtp_url: Option<String>,
+    pub smtp_from: Option<String>,
     #[serde(default)]
     pub functions: BTreeMap<String, FunctionSettings>,
 }
@@ -161,6 +163,9 @@ pub struct Settings {
     /// A replacement for the embedded auth component.
     pub auth_component: Option<PathBuf>,
     pub auth: AuthSettings,
+    /// SMTP server for auth mail; without it mail goes to the dev outbox.
+    pub smtp_url: Option<String>,
+    pub smtp_from: String,
 }
 
 impl Settings {

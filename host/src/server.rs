@@ -130,7 +130,10 @@ async fn serve(
 
     let app = Arc::new(App {
         settings: settings.clone(),
-        mailer: Arc::new(Mailer::new(db.clone())),
+        mailer: Arc::new(match &settings.smtp_url {
+            Some(url) => Mailer::smtp(url, &settings.smtp_from).context("configure SMTP")?,
+            None => Mailer::outbox(db.clone()),
+        }),
         limiter: Arc::new(RateLimiter::default()),
         db,
         runtime,

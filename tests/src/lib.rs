@@ -386,3 +386,67 @@ pub fn dev_data_dir() -> PathBuf {
     open_to_postgres_user(&dir);
     dir
 }
+
+/// A minimal SMTP server that accepts every message and keeps it, so tests
+/// can see what the host sent through a real SMTP conversation.
+pub struct SmtpSink {
+    pub port: u16,
+    messages: std::sync::mpsc::Receiver<String>,
+}
+
+impl SmtpSink {
+    pub fn start() -> SmtpSink {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind SMTP sink");
+        let port = listener.local_addr().expect("addr").port();
+        let (sender, messages) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let sender = sender.clone();
+                std::thread::spawn(move || {
+                    let mut writer = stream.try_clone().expect("clone stream");
+                    let mut reader = BufReader::new(stream);
+                    let _ = writer.write_all(b"220 sink ESMTP\r\n");
+                    let mut line = String::new();
+                    let mut data: Option<String> = None;
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if let Some(body) = data.as_mut() {
+                            if line == ".\r\n" {
+                                let _ = sender.send(std::mem::take(body));
+                                data = None;
+                                let _ = writer.write_all(b"250 queued\r\n");
+                            } else {
+                                body.push_str(&line);
+                            }
+                            continue;
+                        }
+                        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                        let reply: &[u8] = match verb.as_str() {
+                            "EHLO" => b"250-sink\r\n250 8BITMIME\r\n",
+                            "DATA" => {
+                                data = Some(String::new());
+                                b"354 go ahead\r\n"
+                            }
+                            "QUIT" => {
+                                let _ = writer.write_all(b"221 bye\r\n");
+                                return;
+                            }
+                            _ => b"250 ok\r\n",
+                        };
+                        let _ = writer.write_all(reply);
+                    }
+                });
+            }
+        });
+        SmtpSink { port, messages }
+    }
+
+    /// The next message received, waiting up to `timeout`.
+    pub fn next(&self, timeout: Duration) -> Option<String> {
+        self.messages.recv_timeout(timeout).ok()
+    }
+}
