@@ -19,6 +19,8 @@ test: bootstrap components lint js-deps
 	for f in $(FIXTURES); do cp $(COMPONENTS_OUT)/$$f.wasm target/test-functions/; done
 	cargo build -p selfdb
 	cargo test --workspace
+	# The components' own unit tests (parsers), on the native target.
+	cd components && cargo test -p crud
 
 bench: components
 	./scripts/bootstrap.sh --bench

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-const SYSTEM_COMPONENTS: &[&str] = &["auth"];
+const SYSTEM_COMPONENTS: &[&str] = &["auth", "crud"];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));

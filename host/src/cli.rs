@@ -96,6 +96,9 @@ pub struct CommonArgs {
     /// A component to serve `/auth/v1` instead of the embedded one.
     #[arg(long, env = "SELFDB_AUTH_COMPONENT")]
     pub auth_component: Option<PathBuf>,
+    /// A component to serve `/rest/v1` instead of the embedded one.
+    #[arg(long, env = "SELFDB_CRUD_COMPONENT")]
+    pub crud_component: Option<PathBuf>,
     /// Sign users in at sign-up without email confirmation (default true).
     #[arg(long, env = "SELFDB_AUTH_AUTOCONFIRM")]
     pub auth_autoconfirm: Option<bool>,
@@ -116,6 +119,9 @@ pub struct CommonArgs {
     /// (`selfdb.mail_outbox` and the log).
     #[arg(long, env = "SELFDB_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
+    /// Schemas the data API serves, comma-separated (default `public`).
+    #[arg(long, env = "SELFDB_DB_SCHEMAS", value_delimiter = ',')]
+    pub db_schemas: Option<Vec<String>>,
     /// Sender of auth mail.
     #[arg(long, env = "SELFDB_SMTP_FROM")]
     pub smtp_from: Option<String>,
@@ -188,7 +194,12 @@ impl CommonArgs {
             admin_password: self.admin_password,
             bench_routes: self.bench_routes,
             auth_component: self.auth_component.or(file.auth_component),
+            crud_component: self.crud_component.or(file.crud_component),
             smtp_url: self.smtp_url.or(file.smtp_url),
+            db_schemas: self
+                .db_schemas
+                .or(file.db_schemas)
+                .unwrap_or_else(|| vec!["public".to_owned()]),
             smtp_from: self
                 .smtp_from
                 .or(file.smtp_from)

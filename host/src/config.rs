@@ -110,10 +110,12 @@ pub struct FileConfig {
     pub function_time_ms: Option<u64>,
     pub admin_email: Option<String>,
     pub auth_component: Option<PathBuf>,
+    pub crud_component: Option<PathBuf>,
     #[serde(default)]
     pub auth: AuthSettings,
     pub smtp_url: Option<String>,
     pub smtp_from: Option<String>,
+    pub db_schemas: Option<Vec<String>>,
     #[serde(default)]
     pub functions: BTreeMap<String, FunctionSettings>,
 }
@@ -162,10 +164,14 @@ pub struct Settings {
     pub bench_routes: bool,
     /// A replacement for the embedded auth component.
     pub auth_component: Option<PathBuf>,
+    /// A replacement for the embedded CRUD component.
+    pub crud_component: Option<PathBuf>,
     pub auth: AuthSettings,
     /// SMTP server for auth mail; without it mail goes to the dev outbox.
     pub smtp_url: Option<String>,
     pub smtp_from: String,
+    /// Schemas `/rest/v1` serves, in search order.
+    pub db_schemas: Vec<String>,
 }
 
 impl Settings {

@@ -6,9 +6,11 @@ use crate::auth::mailer::Mailer;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::{JwtKeys, Role};
 use crate::config::{DatabaseSource, Settings};
+use crate::db::schema::{SchemaCache, SharedSchema};
 use crate::db::Database;
 use crate::embedded_pg::{random_token, EmbeddedPg};
 use crate::http::auth::AUTH_COMPONENT;
+use crate::http::rest::CRUD_COMPONENT;
 use crate::http::{router, App};
 use crate::runtime::embedded;
 use crate::runtime::Runtime;
@@ -97,6 +99,7 @@ async fn serve(
     let addr = listener.local_addr()?;
     let url = format!("http://{addr}");
     deploy_auth(&runtime, &settings, &url)?;
+    deploy_crud(&runtime, &settings)?;
 
     let mut lines = vec![
         format!("SELFDB_URL={url}"),
@@ -128,7 +131,14 @@ async fn serve(
     drop(out);
     tracing::info!(%url, startup_ms = started.elapsed().as_millis() as u64, "SelfDB is serving");
 
+    let schema = SharedSchema::new(
+        SchemaCache::load(&db, &settings.db_schemas)
+            .await
+            .context("read the schema")?,
+    );
+    schema.spawn_refresher(db.clone());
     let app = Arc::new(App {
+        schema,
         settings: settings.clone(),
         mailer: Arc::new(match &settings.smtp_url {
             Some(url) => Mailer::smtp(url, &settings.smtp_from).context("configure SMTP")?,
@@ -192,6 +202,27 @@ fn deploy_auth(runtime: &Runtime, settings: &Settings, url: &str) -> anyhow::Res
     runtime
         .deploy_with_config(AUTH_COMPONENT, &bytes, true, config)
         .context("deploy the auth component")?;
+    Ok(())
+}
+
+/// Installs the CRUD component that serves `/rest/v1`.
+fn deploy_crud(runtime: &Runtime, settings: &Settings) -> anyhow::Result<()> {
+    let bytes = match &settings.crud_component {
+        Some(path) => std::fs::read(path).with_context(|| format!("read {}", path.display()))?,
+        None => match embedded::SYSTEM_COMPONENTS
+            .iter()
+            .find(|(name, _)| *name == CRUD_COMPONENT)
+        {
+            Some((_, bytes)) => bytes.to_vec(),
+            None => {
+                tracing::warn!("this binary was built without the crud component (run `make components` before building the host): /rest/v1 answers 503");
+                return Ok(());
+            }
+        },
+    };
+    runtime
+        .deploy_with_config(CRUD_COMPONENT, &bytes, true, BTreeMap::new())
+        .context("deploy the crud component")?;
     Ok(())
 }
 

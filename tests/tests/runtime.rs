@@ -610,8 +610,8 @@ async fn compiled_components_are_cached_across_restarts() {
     };
     let before = files(&cache);
     // hello, misbehave, privileged (compiled, then refused at link) and
-    // the embedded auth component.
-    assert_eq!(before.len(), 4, "{before:?}");
+    // the embedded auth and crud components.
+    assert_eq!(before.len(), 5, "{before:?}");
     assert!(first.stderr().contains("cached=false"));
     assert!(first.terminate());
 
@@ -619,7 +619,7 @@ async fn compiled_components_are_cached_across_restarts() {
     let second = selfdb_tests::HostBuilder::for_restart(&first, &database_url).start();
     assert_eq!(files(&cache), before, "the cache was rewritten");
     let log = second.stderr();
-    assert!(log.matches("cached=true").count() >= 3, "{log}");
+    assert!(log.matches("cached=true").count() >= 4, "{log}");
 }
 
 #[tokio::test]

@@ -62,3 +62,11 @@ async fn supabase_js_email_confirmation() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn supabase_js_data_api() {
+    let host = Host::serve().await.start();
+    tokio::task::spawn_blocking(move || run_node_suite(&host, "rest.test.mjs"))
+        .await
+        .unwrap();
+}

@@ -11,6 +11,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../migrations/0001_platform.sql"),
     ),
     (2, "auth", include_str!("../../migrations/0002_auth.sql")),
+    (
+        3,
+        "schema_events",
+        include_str!("../../migrations/0003_schema_events.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming SelfDB's migration lock.

@@ -11,6 +11,7 @@
 pub mod guard;
 pub mod invocation;
 pub mod migrations;
+pub mod schema;
 pub mod values;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -33,6 +34,7 @@ pub enum DbError {
 
 #[derive(Clone)]
 pub struct Database {
+    owner_config: tokio_postgres::Config,
     owner: Pool,
     api: Pool,
     authenticator: String,
@@ -85,7 +87,8 @@ impl Database {
         let mut config: tokio_postgres::Config = url.parse().map_err(DbError::Url)?;
         config.application_name("selfdb");
         let database = config.get_dbname().ok_or(DbError::NoDatabase)?.to_owned();
-        let owner = pool(config.clone(), 4)?;
+        // Service-key requests run on this pool too.
+        let owner = pool(config.clone(), api_pool_size.max(4))?;
         {
             let mut client = owner.get().await?;
             client
@@ -97,6 +100,7 @@ impl Database {
             }
         }
         let db_for_settings = Database {
+            owner_config: config.clone(),
             owner: owner.clone(),
             api: owner.clone(),
             authenticator: String::new(),
@@ -111,10 +115,11 @@ impl Database {
         db_for_settings
             .ensure_authenticator(&authenticator, &password)
             .await?;
-        let mut api_config = config;
+        let mut api_config = config.clone();
         api_config.user(&authenticator).password(password);
         let api = pool(api_config, api_pool_size)?;
         Ok(Database {
+            owner_config: config,
             owner,
             api,
             authenticator,
@@ -138,6 +143,12 @@ impl Database {
             ))
             .await?;
         Ok(())
+    }
+
+    /// Connection settings of the owner role, for connections outside the
+    /// pools (the schema listener).
+    pub fn owner_config(&self) -> &tokio_postgres::Config {
+        &self.owner_config
     }
 
     /// Pool of the platform's owner role (host-internal work only).

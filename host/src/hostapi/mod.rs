@@ -10,6 +10,7 @@ mod log;
 mod mailer;
 mod passwords;
 mod rate_limit;
+mod schema;
 mod tokens;
 
 use crate::runtime::state::InvocationState;
@@ -27,23 +28,24 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use selfdb::platform::db::{Column, DbError, RowSet, Value};
+pub use self::selfdb::platform::db::{Column, DbError, RowSet, Value};
 
 /// Adds the interfaces every component may import.
 pub fn add_platform(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
-    selfdb::platform::db::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    selfdb::platform::config::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    selfdb::platform::log::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    selfdb::platform::context::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    self::selfdb::platform::db::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    self::selfdb::platform::config::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    self::selfdb::platform::log::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    self::selfdb::platform::context::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     Ok(())
 }
 
 /// Adds the privileged interfaces only system components may import.
 pub fn add_privileged(linker: &mut Linker<InvocationState>) -> wasmtime::Result<()> {
-    selfdb::platform::tokens::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    selfdb::platform::auth_db::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    selfdb::platform::passwords::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    selfdb::platform::rate_limit::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
-    selfdb::platform::mailer::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    self::selfdb::platform::tokens::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    self::selfdb::platform::auth_db::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    self::selfdb::platform::passwords::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    self::selfdb::platform::rate_limit::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    self::selfdb::platform::mailer::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    self::selfdb::platform::schema::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
     Ok(())
 }

@@ -21,6 +21,8 @@ pub enum ErrorStyle {
     SelfDb,
     /// Supabase Auth's `{"code", "error_code", "msg", "message"}`.
     Auth,
+    /// PostgREST's `{"code", "message", "details", "hint"}`.
+    PostgRest,
 }
 
 impl ErrorStyle {
@@ -28,6 +30,7 @@ impl ErrorStyle {
         match self {
             ErrorStyle::SelfDb => ApiError::new(status, code, message).into_response(),
             ErrorStyle::Auth => super::auth::auth_error(status, code, &message),
+            ErrorStyle::PostgRest => super::rest::postgrest_error(status, code, &message),
         }
     }
 }
@@ -86,6 +89,7 @@ pub async fn invoke_component(
         keys: app.keys.clone(),
         limiter: app.limiter.clone(),
         mailer: app.mailer.clone(),
+        schema: app.schema.get(),
     };
     let mut response = match app.runtime.invoke_http(invocation, request).await {
         Ok(response) => {
@@ -112,6 +116,9 @@ fn invoke_error(
             .into_response(),
         ErrorStyle::Auth => {
             super::auth::auth_error(err.status(), "unexpected_failure", &err.to_string())
+        }
+        ErrorStyle::PostgRest => {
+            super::rest::postgrest_error(err.status(), err.code(), &err.to_string())
         }
     }
 }

@@ -9,11 +9,13 @@ mod functions;
 mod health;
 mod invoke;
 pub mod principal;
+pub mod rest;
 
 use crate::auth::mailer::Mailer;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::JwtKeys;
 use crate::config::Settings;
+use crate::db::schema::SharedSchema;
 use crate::db::Database;
 use crate::runtime::Runtime;
 use axum::extract::DefaultBodyLimit;
@@ -31,6 +33,7 @@ pub struct App {
     pub started: Instant,
     pub limiter: Arc<RateLimiter>,
     pub mailer: Arc<Mailer>,
+    pub schema: Arc<SharedSchema>,
 }
 
 pub type AppState = Arc<App>;
@@ -44,6 +47,9 @@ pub fn router(app: AppState) -> Router {
             "/functions/v1/{name}/{*rest}",
             any(functions::invoke_with_path),
         )
+        .route("/rest/v1", any(rest::route))
+        .route("/rest/v1/", any(rest::route))
+        .route("/rest/v1/{*path}", any(rest::route))
         .route("/auth/v1", any(auth::route))
         .route("/auth/v1/{*path}", any(auth::route))
         .route("/api/v1/functions", get(admin::list))

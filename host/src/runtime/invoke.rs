@@ -10,6 +10,7 @@ use crate::auth::mailer::Mailer;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::{JwtKeys, Principal};
 use crate::db::invocation::InvocationTx;
+use crate::db::schema::SchemaCache;
 use crate::db::Database;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -81,6 +82,7 @@ pub struct Invocation {
     pub keys: JwtKeys,
     pub limiter: Arc<RateLimiter>,
     pub mailer: Arc<Mailer>,
+    pub schema: Arc<SchemaCache>,
 }
 
 type CollectedResponse = http::Response<Full<Bytes>>;
@@ -123,6 +125,7 @@ impl Runtime {
                 auth_tx: InvocationTx::auth_admin(&invocation.db, limits.time_ms),
                 limiter: invocation.limiter,
                 mailer: invocation.mailer,
+                schema: invocation.schema,
             }),
             tx: InvocationTx::new(invocation.db, invocation.principal.clone(), limits.time_ms),
             principal: invocation.principal,

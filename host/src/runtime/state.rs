@@ -6,6 +6,7 @@ use crate::auth::mailer::Mailer;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::{JwtKeys, Principal};
 use crate::db::invocation::InvocationTx;
+use crate::db::schema::SchemaCache;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -85,6 +86,8 @@ pub struct Privileged {
     pub auth_tx: InvocationTx,
     pub limiter: Arc<RateLimiter>,
     pub mailer: Arc<Mailer>,
+    /// The schema cache as it was when the invocation started.
+    pub schema: Arc<SchemaCache>,
 }
 
 impl WasiView for InvocationState {

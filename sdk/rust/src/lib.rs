@@ -51,7 +51,7 @@ pub mod bindings {
 }
 
 #[cfg(feature = "system")]
-pub use bindings::selfdb::platform::{auth_db, mailer, passwords, rate_limit, tokens};
+pub use bindings::selfdb::platform::{auth_db, mailer, passwords, rate_limit, schema, tokens};
 
 pub use bindings::selfdb::platform::{config, context, db, log};
 

@@ -1,0 +1,194 @@
+//! The CRUD system component: PostgREST's API at `/rest/v1`, so apps
+//! written for Supabase's data API work unchanged.
+//!
+//! Every statement runs through the host's `db` interface, in the one
+//! transaction the host opened as the caller's role with its claims, so
+//! row-level security decides which rows exist for whom. Tables, columns,
+//! keys and functions come from the host's schema cache; names not in it
+//! are refused before any SQL is built, and every value is a parameter.
+
+mod error;
+mod openapi;
+mod parse;
+mod query;
+mod read;
+mod rpc;
+mod sql;
+mod write;
+
+use error::ApiError;
+use selfdb_sdk::{context, schema, Handler, Request, Response};
+
+/// The request as the handlers need it.
+pub struct Call {
+    pub request: Request,
+    pub query: Vec<(String, String)>,
+    pub schema: String,
+    pub anon: bool,
+    pub prefer: Vec<(String, String)>,
+}
+
+impl Call {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn prefers(&self, key: &str) -> Option<&str> {
+        self.prefer
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn accept(&self) -> &str {
+        self.request.header("accept").unwrap_or("application/json")
+    }
+
+    pub fn body_json(&self) -> Result<serde_json::Value, ApiError> {
+        serde_json::from_slice(&self.request.body).map_err(|e| {
+            ApiError::new(400, "PGRST102", "Empty or invalid json").details(e.to_string())
+        })
+    }
+
+    pub fn db_error(&self, err: selfdb_sdk::db::DbError) -> ApiError {
+        ApiError::from_db(err, self.anon)
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                None => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn query_pairs(raw: &str) -> Vec<(String, String)> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn prefer(request: &Request) -> Vec<(String, String)> {
+    request
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("prefer"))
+        .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+        .flat_map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .map(|item| match item.split_once('=') {
+            Some((k, v)) => (k.trim().to_owned(), v.trim().to_owned()),
+            None => (item, String::new()),
+        })
+        .collect()
+}
+
+/// The schema a request addresses: `Accept-Profile` (reads) or
+/// `Content-Profile` (writes), else the first exposed one.
+fn profile(request: &Request) -> Result<String, ApiError> {
+    let exposed = schema::exposed_schemas();
+    let header = if matches!(request.method.as_str(), "GET" | "HEAD") {
+        "accept-profile"
+    } else {
+        "content-profile"
+    };
+    match request.header(header) {
+        None => exposed
+            .first()
+            .cloned()
+            .ok_or_else(|| ApiError::new(500, "PGRST002", "no schema is exposed")),
+        Some(wanted) if exposed.iter().any(|s| s == wanted) => Ok(wanted.to_owned()),
+        Some(wanted) => Err(ApiError::new(
+            406,
+            "PGRST106",
+            format!(
+                "The schema must be one of the following: {}",
+                exposed.join(", ")
+            ),
+        )
+        .details(format!("{wanted} is not exposed"))),
+    }
+}
+
+fn handle(request: Request) -> Result<Response, ApiError> {
+    let path = request
+        .path
+        .strip_prefix("/rest/v1")
+        .unwrap_or(&request.path)
+        .trim_end_matches('/')
+        .to_owned();
+    let schema = profile(&request)?;
+    let call = Call {
+        query: query_pairs(&request.query),
+        prefer: prefer(&request),
+        anon: context::caller().role == "anon",
+        schema,
+        request,
+    };
+    let method = call.request.method.clone();
+    if path.is_empty() {
+        return match method.as_str() {
+            "GET" | "HEAD" => Ok(openapi::document(&call)),
+            _ => Err(ApiError::new(405, "PGRST117", "Unsupported HTTP method")),
+        };
+    }
+    if let Some(function) = path.strip_prefix("/rpc/") {
+        return rpc::call(&call, &percent_decode(function));
+    }
+    let table_name = percent_decode(path.trim_start_matches('/'));
+    if table_name.contains('/') {
+        return Err(ApiError::new(
+            404,
+            "PGRST125",
+            format!("Invalid path specified in request URL: {path}"),
+        ));
+    }
+    let table = query::table_or_404(&call.schema, &table_name)?;
+    match method.as_str() {
+        "GET" | "HEAD" => read::get(&call, &table),
+        "POST" => write::insert(&call, &table, false),
+        "PUT" => write::put(&call, &table),
+        "PATCH" => write::update(&call, &table),
+        "DELETE" => write::delete(&call, &table),
+        _ => Err(ApiError::new(405, "PGRST117", "Unsupported HTTP method")),
+    }
+}
+
+struct Crud;
+
+impl Handler for Crud {
+    fn handle(request: Request) -> Response {
+        handle(request).unwrap_or_else(ApiError::into_response)
+    }
+}
+
+selfdb_sdk::http_component!(Crud);

@@ -1,0 +1,359 @@
+//! PostgREST's query grammar: `select`, filters with `not.` and nested
+//! `or`/`and`, `order`, and their scoping to embedded resources.
+
+use crate::error::ApiError;
+
+/// A column, optionally followed by a JSON path (`data->a->>b`).
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub column: String,
+    /// (`->` or `->>`, key)
+    pub path: Vec<(&'static str, String)>,
+}
+
+impl Field {
+    /// The name PostgREST gives the output: the last JSON key, else the column.
+    pub fn output_name(&self) -> &str {
+        self.path
+            .last()
+            .map(|(_, k)| k.as_str())
+            .unwrap_or(&self.column)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum SelectItem {
+    Star,
+    Column {
+        field: Field,
+        alias: Option<String>,
+        cast: Option<String>,
+    },
+    Embed {
+        alias: Option<String>,
+        name: String,
+        hint: Option<String>,
+        inner: bool,
+        items: Vec<SelectItem>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum Cond {
+    Leaf {
+        field: Field,
+        negate: bool,
+        op: String,
+        /// `fts(english)`: the text-search configuration.
+        config: Option<String>,
+        value: String,
+    },
+    Group {
+        or: bool,
+        negate: bool,
+        items: Vec<Cond>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub field: Field,
+    pub desc: bool,
+    pub nulls_first: Option<bool>,
+}
+
+pub const OPERATORS: &[&str] = &[
+    "eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "match", "imatch", "is", "in", "cs",
+    "cd", "ov", "fts", "plfts", "phfts", "wfts", "sl", "sr", "nxr", "nxl", "adj",
+];
+
+/// Splits on `sep` outside parentheses and double quotes.
+pub fn split_top(text: &str, sep: char) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut depth = 0i32;
+    let mut quoted = false;
+    let mut current = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if quoted => {
+                current.push(c);
+                if let Some(n) = chars.next() {
+                    current.push(n);
+                }
+                continue;
+            }
+            '"' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => depth -= 1,
+            c if c == sep && depth == 0 && !quoted => {
+                parts.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    parts.push(current);
+    parts
+}
+
+/// Removes surrounding double quotes and their escapes.
+pub fn unquote(text: &str) -> String {
+    let t = text.trim();
+    if t.len() >= 2 && t.starts_with('"') && t.ends_with('"') {
+        let inner = &t[1..t.len() - 1];
+        let mut out = String::new();
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    } else {
+        t.to_owned()
+    }
+}
+
+pub fn parse_field(text: &str) -> Result<Field, ApiError> {
+    let text = text.trim();
+    let first = text.find("->").unwrap_or(text.len());
+    let column = unquote(&text[..first]);
+    if column.is_empty() {
+        return Err(ApiError::parse(format!("\"{text}\" is not a column")));
+    }
+    let mut path = Vec::new();
+    let mut rest = &text[first..];
+    while !rest.is_empty() {
+        let (op, after) = if let Some(r) = rest.strip_prefix("->>") {
+            ("->>", r)
+        } else if let Some(r) = rest.strip_prefix("->") {
+            ("->", r)
+        } else {
+            return Err(ApiError::parse(format!("bad JSON path in \"{text}\"")));
+        };
+        let end = after.find("->").unwrap_or(after.len());
+        let key = unquote(&after[..end]);
+        if key.is_empty() {
+            return Err(ApiError::parse(format!("empty JSON key in \"{text}\"")));
+        }
+        path.push((op, key));
+        rest = &after[end..];
+    }
+    Ok(Field { column, path })
+}
+
+/// Cast targets are spliced into SQL (types cannot be parameters), so only
+/// plain type names pass: letters, digits, `_`, spaces and a trailing `[]`.
+pub fn check_cast(cast: &str) -> Result<String, ApiError> {
+    let body = cast.strip_suffix("[]").unwrap_or(cast);
+    if cast.len() <= 64
+        && !body.is_empty()
+        && body
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ' ')
+    {
+        Ok(cast.to_owned())
+    } else {
+        Err(ApiError::parse(format!("invalid cast \"{cast}\"")))
+    }
+}
+
+/// The position of the `alias:` separator (a `:` not part of `::`).
+fn alias_colon(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    (0..bytes.len()).find(|&i| {
+        bytes[i] == b':' && bytes.get(i + 1) != Some(&b':') && (i == 0 || bytes[i - 1] != b':')
+    })
+}
+
+pub fn parse_select(text: &str) -> Result<Vec<SelectItem>, ApiError> {
+    let mut items = Vec::new();
+    for raw in split_top(text, ',') {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            continue;
+        }
+        if raw == "*" {
+            items.push(SelectItem::Star);
+            continue;
+        }
+        let (alias, body) = match alias_colon(raw) {
+            Some(i) => (Some(raw[..i].trim().to_owned()), raw[i + 1..].trim()),
+            None => (None, raw),
+        };
+        if let (Some(open), true) = (body.find('('), body.ends_with(')')) {
+            let head = &body[..open];
+            let inner = &body[open + 1..body.len() - 1];
+            let mut parts = head.split('!');
+            let name = parts.next().unwrap_or_default().trim().to_owned();
+            let mut hint = None;
+            let mut inner_join = false;
+            for modifier in parts {
+                match modifier.trim() {
+                    "inner" => inner_join = true,
+                    "left" => {}
+                    other => hint = Some(other.to_owned()),
+                }
+            }
+            items.push(SelectItem::Embed {
+                alias,
+                name,
+                hint,
+                inner: inner_join,
+                items: parse_select(if inner.trim().is_empty() { "*" } else { inner })?,
+            });
+            continue;
+        }
+        let (expr, cast) = match body.find("::") {
+            Some(i) => (&body[..i], Some(check_cast(body[i + 2..].trim())?)),
+            None => (body, None),
+        };
+        items.push(SelectItem::Column {
+            field: parse_field(expr)?,
+            alias,
+            cast,
+        });
+    }
+    Ok(items)
+}
+
+/// `[not.]op[(config)].value` as the value of a `column=` parameter.
+pub fn parse_leaf(field: Field, value: &str) -> Result<Cond, ApiError> {
+    let (negate, rest) = match value.strip_prefix("not.") {
+        Some(r) => (true, r),
+        None => (false, value),
+    };
+    let Some(dot) = rest.find('.') else {
+        return Err(ApiError::parse(format!("\"{value}\" lacks an operator")));
+    };
+    let (op_part, operand) = (&rest[..dot], &rest[dot + 1..]);
+    let (op, config) = match op_part.find('(') {
+        Some(i) if op_part.ends_with(')') => (
+            &op_part[..i],
+            Some(op_part[i + 1..op_part.len() - 1].to_owned()),
+        ),
+        _ => (op_part, None),
+    };
+    if !OPERATORS.contains(&op) {
+        return Err(ApiError::parse(format!("unknown operator \"{op}\"")));
+    }
+    if let Some(cfg) = &config {
+        if !cfg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(ApiError::parse(format!(
+                "invalid text search configuration \"{cfg}\""
+            )));
+        }
+    }
+    Ok(Cond::Leaf {
+        field,
+        negate,
+        op: op.to_owned(),
+        config,
+        value: operand.to_owned(),
+    })
+}
+
+/// `(a.eq.1,b.gt.2,and(c.eq.3,d.not.eq.4))`: the value of `or=`/`and=`.
+pub fn parse_group(or: bool, negate: bool, value: &str) -> Result<Cond, ApiError> {
+    let value = value.trim();
+    let inner = value
+        .strip_prefix('(')
+        .and_then(|v| v.strip_suffix(')'))
+        .ok_or_else(|| ApiError::parse(format!("\"{value}\" must be wrapped in parentheses")))?;
+    let mut items = Vec::new();
+    for part in split_top(inner, ',') {
+        let part = part.trim();
+        let (neg, body) = match part.strip_prefix("not.") {
+            Some(b) if b.starts_with("and(") || b.starts_with("or(") => (true, b),
+            _ => (false, part),
+        };
+        if let Some(rest) = body.strip_prefix("and") {
+            if rest.starts_with('(') {
+                items.push(parse_group(false, neg, rest)?);
+                continue;
+            }
+        }
+        if let Some(rest) = body.strip_prefix("or") {
+            if rest.starts_with('(') {
+                items.push(parse_group(true, neg, rest)?);
+                continue;
+            }
+        }
+        let dot = part
+            .find('.')
+            .ok_or_else(|| ApiError::parse(format!("\"{part}\" is not a filter")))?;
+        items.push(parse_leaf(parse_field(&part[..dot])?, &part[dot + 1..])?);
+    }
+    Ok(Cond::Group { or, negate, items })
+}
+
+pub fn parse_order(text: &str) -> Result<Vec<Order>, ApiError> {
+    let mut orders = Vec::new();
+    for item in split_top(text, ',') {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        let mut parts: Vec<&str> = item.split('.').collect();
+        let mut desc = false;
+        let mut nulls_first = None;
+        while parts.len() > 1 {
+            match *parts.last().unwrap_or(&"") {
+                "asc" => desc = false,
+                "desc" => desc = true,
+                "nullsfirst" => nulls_first = Some(true),
+                "nullslast" => nulls_first = Some(false),
+                _ => break,
+            }
+            parts.pop();
+        }
+        orders.push(Order {
+            field: parse_field(&parts.join("."))?,
+            desc,
+            nulls_first,
+        });
+    }
+    Ok(orders)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn select_items() {
+        let items =
+            parse_select("id,title:name,price::text,data->a->>b,author(*),posts!inner(id,title)")
+                .unwrap();
+        assert_eq!(items.len(), 6);
+        assert!(matches!(&items[1], SelectItem::Column { alias: Some(a), .. } if a == "title"));
+        assert!(matches!(&items[2], SelectItem::Column { cast: Some(c), .. } if c == "text"));
+        assert!(
+            matches!(&items[3], SelectItem::Column { field, .. } if field.output_name() == "b")
+        );
+        assert!(matches!(&items[5], SelectItem::Embed { inner: true, .. }));
+        assert!(parse_select("id::text;drop").is_err());
+    }
+
+    #[test]
+    fn nested_logic() {
+        let cond = parse_group(
+            true,
+            false,
+            "(a.eq.1,and(b.gt.2,c.not.is.null),d.in.(1,\"x,y\"))",
+        )
+        .unwrap();
+        let Cond::Group { items, .. } = cond else {
+            panic!()
+        };
+        assert_eq!(items.len(), 3);
+        assert!(matches!(&items[1], Cond::Group { or: false, .. }));
+        assert!(parse_group(true, false, "a.eq.1").is_err());
+    }
+}

@@ -1,0 +1,174 @@
+//! `GET /rest/v1/{table}`: rows as JSON (or one object, or CSV), with
+//! `Prefer: count=...` and `Range` paging.
+
+use crate::error::ApiError;
+use crate::parse;
+use crate::query::{self, Builder};
+use crate::sql::qualified;
+use crate::Call;
+use selfdb_sdk::db::{self, Value};
+use selfdb_sdk::schema::TableInfo;
+use selfdb_sdk::Response;
+use serde_json::Value as Json;
+
+pub const SINGLE_OBJECT: &str = "application/vnd.pgrst.object+json";
+
+/// `Range: 0-9` as (offset, limit).
+fn range(call: &Call) -> Result<(Option<i64>, Option<i64>), ApiError> {
+    let Some(header) = call.request.header("range") else {
+        return Ok((None, None));
+    };
+    let spec = header
+        .trim()
+        .strip_prefix("items=")
+        .unwrap_or(header.trim());
+    let (from, to) = spec
+        .split_once('-')
+        .ok_or_else(|| ApiError::new(416, "PGRST103", "Requested range not satisfiable"))?;
+    let from: i64 = from
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::new(416, "PGRST103", "Requested range not satisfiable"))?;
+    let to: Option<i64> = match to.trim() {
+        "" => None,
+        t => Some(
+            t.parse()
+                .map_err(|_| ApiError::new(416, "PGRST103", "Requested range not satisfiable"))?,
+        ),
+    };
+    if to.is_some_and(|t| t < from) {
+        return Err(ApiError::new(
+            416,
+            "PGRST103",
+            "Requested range not satisfiable",
+        ));
+    }
+    Ok((Some(from), to.map(|t| t - from + 1)))
+}
+
+/// Runs `sql` that yields one text column holding a JSON array.
+pub fn json_rows(call: &Call, sql: &str, params: &[Value]) -> Result<Vec<Json>, ApiError> {
+    let rows = db::query(sql, params).map_err(|e| call.db_error(e))?;
+    let text = match rows.rows.first().and_then(|r| r.first()) {
+        Some(Value::Text(t)) => t.clone(),
+        _ => "[]".to_owned(),
+    };
+    match serde_json::from_str(&text) {
+        Ok(Json::Array(items)) => Ok(items),
+        _ => Err(ApiError::new(
+            500,
+            "PGRST000",
+            "the database returned no JSON array",
+        )),
+    }
+}
+
+pub fn get(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
+    let mut scopes = query::scopes(&call.query)?;
+    let (range_offset, range_limit) = range(call)?;
+    let top = scopes.entry(String::new()).or_default();
+    if top.offset.is_none() {
+        top.offset = range_offset;
+    }
+    top.limit = match (top.limit, range_limit) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let offset = top.offset.unwrap_or(0);
+    let items = parse::parse_select(call.param("select").unwrap_or("*"))?;
+    let mut builder = Builder::new(&scopes);
+    let (list, inner) = builder.select_list(table, "t0", &items, "")?;
+    let conds = builder.conditions(table, "t0", "", inner)?;
+    let filter = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" where {}", conds.join(" and "))
+    };
+    let from = qualified(&table.schema, &table.name);
+    let order = builder.order(table, "t0", "")?;
+    let paging = builder.paging("");
+    let sql = format!(
+        "select coalesce(json_agg(_r), '[]'::json)::text from (select {list} from {from} as t0{filter}{order}{paging}) _r"
+    );
+    let count_sql = format!("select count(*) from {from} as t0{filter}");
+    let params = builder.sql.params;
+    let rows = json_rows(call, &sql, &params)?;
+
+    let total = match call.prefers("count") {
+        Some("exact" | "planned" | "estimated") => match db::query(&count_sql, &params)
+            .map_err(|e| call.db_error(e))?
+            .rows
+            .first()
+            .and_then(|r| r.first())
+        {
+            Some(Value::Int(n)) => Some(*n),
+            _ => None,
+        },
+        _ => None,
+    };
+    let content_range = match (rows.len(), total) {
+        (0, Some(t)) => format!("*/{t}"),
+        (0, None) => "*/*".to_owned(),
+        (n, t) => format!(
+            "{offset}-{}/{}",
+            offset + n as i64 - 1,
+            t.map(|t| t.to_string()).unwrap_or_else(|| "*".into())
+        ),
+    };
+    let accept = call.accept();
+    let response = if accept.contains(SINGLE_OBJECT) {
+        if rows.len() != 1 {
+            return Err(ApiError::new(
+                406,
+                "PGRST116",
+                "JSON object requested, multiple (or no) rows returned",
+            )
+            .details(format!("The result contains {} rows", rows.len())));
+        }
+        Response::new(200, SINGLE_OBJECT, rows[0].to_string().into_bytes())
+    } else if accept.contains("text/csv") {
+        Response::new(200, "text/csv", csv(&rows).into_bytes())
+    } else {
+        Response::json(200, &Json::Array(rows))
+    };
+    let mut response = response.with_header("content-range", &content_range);
+    if call.request.method == "HEAD" {
+        response.body.clear();
+    }
+    Ok(response)
+}
+
+fn csv(rows: &[Json]) -> String {
+    let Some(Json::Object(first)) = rows.first() else {
+        return String::new();
+    };
+    let columns: Vec<&String> = first.keys().collect();
+    let cell = |v: Option<&Json>| -> String {
+        let text = match v {
+            None | Some(Json::Null) => return String::new(),
+            Some(Json::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        if text.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", text.replace('"', "\"\""))
+        } else {
+            text
+        }
+    };
+    let mut out = columns
+        .iter()
+        .map(|c| cell(Some(&Json::String((*c).clone()))))
+        .collect::<Vec<_>>()
+        .join(",");
+    for row in rows {
+        out.push('\n');
+        out.push_str(
+            &columns
+                .iter()
+                .map(|c| cell(row.get(c.as_str())))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    out
+}

@@ -1,0 +1,264 @@
+//! `POST` (insert, upsert), `PUT` (single-row upsert), `PATCH` and `DELETE`.
+
+use crate::error::ApiError;
+use crate::parse;
+use crate::query::{self, check_column, Builder, Scope};
+use crate::read::json_rows;
+use crate::sql::{ident, qualified};
+use crate::Call;
+use selfdb_sdk::db::{self, Value};
+use selfdb_sdk::schema::TableInfo;
+use selfdb_sdk::Response;
+use serde_json::Value as Json;
+use std::collections::HashMap;
+
+/// Columns named by `columns=`, else every key of the payload in order of
+/// first appearance; each must exist.
+fn payload_columns(call: &Call, table: &TableInfo, rows: &[Json]) -> Result<Vec<String>, ApiError> {
+    let columns: Vec<String> = match call.param("columns") {
+        Some(list) => list
+            .split(',')
+            .map(parse::unquote)
+            .filter(|c| !c.is_empty())
+            .collect(),
+        None => {
+            let mut seen = Vec::new();
+            for row in rows {
+                let Json::Object(map) = row else {
+                    return Err(ApiError::new(400, "PGRST102", "All object keys must match"));
+                };
+                for key in map.keys() {
+                    if !seen.contains(key) {
+                        seen.push(key.clone());
+                    }
+                }
+            }
+            seen
+        }
+    };
+    for column in &columns {
+        check_column(table, column).map_err(|_| {
+            ApiError::new(
+                400,
+                "PGRST204",
+                format!(
+                    "Could not find the '{column}' column of '{}' in the schema cache",
+                    table.name
+                ),
+            )
+        })?;
+    }
+    Ok(columns)
+}
+
+/// Wraps a data-modifying statement: with `return=representation` its rows
+/// come back shaped by `select=`, else only how many there were.
+fn run_returning(
+    call: &Call,
+    table: &TableInfo,
+    mut builder: Builder,
+    statement: String,
+    status: u16,
+) -> Result<Response, ApiError> {
+    let representation = call.prefers("return") == Some("representation");
+    if !representation {
+        let params = builder.sql.params;
+        let affected = db::execute(&statement, &params).map_err(|e| call.db_error(e))?;
+        let code = if status == 201 { 201 } else { 204 };
+        return Ok(Response::new(code, "text/plain", Vec::new())
+            .with_header("content-range", &format!("*/{affected}")));
+    }
+    let items = parse::parse_select(call.param("select").unwrap_or("*"))?;
+    let (list, _) = builder.select_list(table, "t0", &items, "")?;
+    let sql = format!(
+        "with _w as ({statement} returning *) select coalesce(json_agg(_r), '[]'::json)::text from (select {list} from _w as t0) _r"
+    );
+    let params = builder.sql.params;
+    let rows = json_rows(call, &sql, &params)?;
+    let range = format!("*/{}", rows.len());
+    let response = if call.accept().contains(crate::read::SINGLE_OBJECT) {
+        if rows.len() != 1 {
+            return Err(ApiError::new(
+                406,
+                "PGRST116",
+                "JSON object requested, multiple (or no) rows returned",
+            )
+            .details(format!("The result contains {} rows", rows.len())));
+        }
+        Response::json(status, &rows[0])
+    } else {
+        Response::json(status, &Json::Array(rows))
+    };
+    Ok(response.with_header("content-range", &range))
+}
+
+pub fn insert(call: &Call, table: &TableInfo, force_merge: bool) -> Result<Response, ApiError> {
+    insert_with_status(call, table, force_merge, 201)
+}
+
+fn insert_with_status(
+    call: &Call,
+    table: &TableInfo,
+    force_merge: bool,
+    status: u16,
+) -> Result<Response, ApiError> {
+    let body = call.body_json()?;
+    let rows = match body {
+        Json::Array(rows) => rows,
+        object @ Json::Object(_) => vec![object],
+        _ => return Err(ApiError::new(400, "PGRST102", "Empty or invalid json")),
+    };
+    if rows.is_empty() {
+        return Ok(Response::json(201, &Json::Array(Vec::new())));
+    }
+    let columns = payload_columns(call, table, &rows)?;
+    if columns.is_empty() {
+        return Err(
+            ApiError::new(400, "PGRST102", "Empty or invalid json").details("no columns to insert")
+        );
+    }
+    let empty: HashMap<String, Scope> = HashMap::new();
+    let mut builder = Builder::new(&empty);
+    let target = qualified(&table.schema, &table.name);
+    let cols = columns
+        .iter()
+        .map(|c| ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let payload = builder.sql.bind(Value::Text(Json::Array(rows).to_string()));
+    let mut statement = format!(
+        "insert into {target} as t0 ({cols}) select {cols} from json_populate_recordset(null::{target}, {payload}::json)"
+    );
+    let resolution = if force_merge {
+        Some("merge-duplicates")
+    } else {
+        call.prefers("resolution")
+    };
+    if let Some(resolution) = resolution {
+        let conflict: Vec<String> = match call.param("on_conflict") {
+            Some(list) => list.split(',').map(parse::unquote).collect(),
+            None => table.primary_key.clone(),
+        };
+        if conflict.is_empty() {
+            return Err(ApiError::new(
+                400,
+                "PGRST100",
+                "upsert needs on_conflict or a primary key",
+            ));
+        }
+        for column in &conflict {
+            check_column(table, column)?;
+        }
+        let target_cols = conflict
+            .iter()
+            .map(|c| ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let updates: Vec<String> = columns
+            .iter()
+            .filter(|c| !conflict.contains(c))
+            .map(|c| format!("{} = excluded.{}", ident(c), ident(c)))
+            .collect();
+        if resolution == "ignore-duplicates" || updates.is_empty() {
+            statement.push_str(&format!(" on conflict ({target_cols}) do nothing"));
+        } else {
+            statement.push_str(&format!(
+                " on conflict ({target_cols}) do update set {}",
+                updates.join(", ")
+            ));
+        }
+    }
+    run_returning(call, table, builder, statement, status)
+}
+
+/// Top-level filters are required: a `PATCH` or `DELETE` without any would
+/// touch every row, which a request has to ask for with a filter that says
+/// so (e.g. `id=not.is.null`).
+fn filtered(scopes: &HashMap<String, Scope>, verb: &str) -> Result<(), ApiError> {
+    match scopes.get("") {
+        Some(scope) if !scope.conds.is_empty() => Ok(()),
+        _ => Err(
+            ApiError::new(400, "21000", format!("{verb} requires a WHERE clause")).details(
+                format!(
+                    "add a filter; to {} every row, filter on a condition every row meets",
+                    verb.to_lowercase()
+                ),
+            ),
+        ),
+    }
+}
+
+pub fn update(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
+    let body = call.body_json()?;
+    let Json::Object(ref fields) = body else {
+        return Err(ApiError::new(400, "PGRST102", "Empty or invalid json"));
+    };
+    let scopes = query::scopes(&call.query)?;
+    filtered(&scopes, "UPDATE")?;
+    let rows = vec![body.clone()];
+    let columns = payload_columns(call, table, &rows)?;
+    if columns.is_empty() || fields.is_empty() {
+        return Ok(Response::json(200, &Json::Array(Vec::new())));
+    }
+    let mut builder = Builder::new(&scopes);
+    let target = qualified(&table.schema, &table.name);
+    let cols = columns
+        .iter()
+        .map(|c| ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let payload = builder.sql.bind(Value::Text(body.to_string()));
+    let conds = builder.conditions(table, "t0", "", Vec::new())?;
+    let statement = format!(
+        "update {target} as t0 set ({cols}) = (select {cols} from json_populate_record(null::{target}, {payload}::json)) where {}",
+        conds.join(" and ")
+    );
+    run_returning(call, table, builder, statement, 200)
+}
+
+pub fn delete(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
+    let scopes = query::scopes(&call.query)?;
+    filtered(&scopes, "DELETE")?;
+    let mut builder = Builder::new(&scopes);
+    let conds = builder.conditions(table, "t0", "", Vec::new())?;
+    let statement = format!(
+        "delete from {} as t0 where {}",
+        qualified(&table.schema, &table.name),
+        conds.join(" and ")
+    );
+    run_returning(call, table, builder, statement, 200)
+}
+
+/// `PUT`: one row, addressed by `eq` filters on its whole primary key,
+/// inserted or replaced.
+pub fn put(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
+    let body = call.body_json()?;
+    let Json::Object(fields) = &body else {
+        return Err(ApiError::new(400, "PGRST102", "Empty or invalid json"));
+    };
+    if table.primary_key.is_empty() {
+        return Err(ApiError::new(
+            405,
+            "PGRST105",
+            "PUT needs a table with a primary key",
+        ));
+    }
+    for key in &table.primary_key {
+        let filter = call.param(key).and_then(|v| v.strip_prefix("eq."));
+        let payload = fields.get(key).map(|v| match v {
+            Json::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        match (filter, payload) {
+            (Some(f), Some(p)) if f == p => {}
+            _ => {
+                return Err(ApiError::new(
+                    400,
+                    "PGRST105",
+                    "PUT requires eq filters on the whole primary key, matching the payload",
+                ))
+            }
+        }
+    }
+    insert_with_status(call, table, true, 200)
+}
