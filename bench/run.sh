@@ -84,6 +84,8 @@ awk -v w="$wasm_rps" -v n="$native_rps" -v c="$inst_count" -v s="$inst_secs" \
 peak_kb=$(awk '/VmHWM/ {print $2}' /proc/$host/status)
 echo "host peak RSS so far:       $((peak_kb / 1024)) MiB"
 
+./bench/crud.sh
+
 echo
 echo "Auth (/auth/v1, the auth component; argon2id m=19456 KiB, t=2, p=1)"
 node bench/auth.mjs

@@ -11,8 +11,11 @@ use super::values::{column_value, SqlValue};
 use super::{guard, Database};
 use crate::auth::Principal;
 use deadpool_postgres::{Object, Pool};
+use std::future::Future;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
-use tokio_postgres::error::SqlState;
+use std::task::Poll;
+use tokio_postgres::Statement;
 
 /// Upper bound on prepared statements kept per connection; past it the
 /// cache is cleared, so components issuing endless distinct SQL cannot grow
@@ -73,6 +76,8 @@ pub struct InvocationTx {
     claims: String,
     statement_timeout_ms: u64,
     state: State,
+    /// `begin` and the role switch have been sent on the connection.
+    begun: bool,
     /// A statement failed, so PostgreSQL will turn COMMIT into ROLLBACK.
     aborted: bool,
 }
@@ -118,59 +123,96 @@ impl InvocationTx {
             claims,
             statement_timeout_ms,
             state: State::NotStarted,
+            begun: false,
             aborted: false,
         }
     }
 
-    async fn client(&mut self) -> Result<&Object, StatementError> {
+    /// The invocation's connection, taken from the pool on first use. Owned
+    /// by `self` before anything is sent: if the invocation is dropped
+    /// half-way (the client went away), `Drop` discards the connection
+    /// instead of pooling one with a transaction open.
+    async fn connect(&mut self) -> Result<(), StatementError> {
         if matches!(self.state, State::NotStarted) {
             let client = self.pool.get().await.map_err(|e| {
                 StatementError::refused("selfdb.pool", format!("no database connection: {e}"))
             })?;
-            // Owned by `self` before anything is sent: if this future is
-            // dropped half-way (the client went away), `Drop` discards the
-            // connection instead of pooling one with a transaction open.
             self.state = State::Open(Box::new(client));
-            let begun = match &self.state {
-                State::Open(client) => {
-                    begin(client, self.role, &self.claims, self.statement_timeout_ms).await
-                }
-                _ => Ok(()),
-            };
-            if let Err(err) = begun {
-                if let State::Open(client) = std::mem::replace(&mut self.state, State::Closed) {
-                    let _ = Object::take(*client);
-                }
-                return Err(StatementError::from_pg(err));
-            }
         }
-        match &self.state {
-            State::Open(client) => Ok(client),
-            _ => Err(StatementError::refused(
-                "selfdb.closed",
-                "the invocation's transaction is closed",
-            )),
-        }
+        Ok(())
     }
 
-    async fn prepare(&mut self, sql: &str) -> Result<tokio_postgres::Statement, StatementError> {
+    /// Runs one statement. The first of an invocation travels in the same
+    /// round trip as `begin` and the role switch when its prepared form is
+    /// cached on the connection; PostgreSQL runs pipelined messages in the
+    /// order they were sent, so it still runs inside the transaction, as the
+    /// caller.
+    async fn run(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+        kind: Kind,
+    ) -> Result<(Statement, Outcome), StatementError> {
         guard::check(sql).map_err(|e| StatementError::refused("selfdb.refused", e.0))?;
-        let client = self.client().await?;
+        self.connect().await?;
+        let State::Open(client) = &self.state else {
+            return Err(StatementError::refused(
+                "selfdb.closed",
+                "the invocation's transaction is closed",
+            ));
+        };
         if client.statement_cache.size() >= STATEMENT_CACHE_LIMIT {
             client.statement_cache.clear();
         }
-        let prepared = client.prepare_cached(sql).await;
-        self.note_failure(prepared)
+        let refs: Vec<&(dyn postgres_types::ToSql + Sync)> =
+            params.iter().map(|p| p as _).collect();
+        if self.begun {
+            let result = async {
+                let statement = client
+                    .prepare_cached(sql)
+                    .await
+                    .map_err(StatementError::from_pg)?;
+                let outcome = execute(client, &statement, &refs, kind).await?;
+                Ok((statement, outcome))
+            }
+            .await;
+            if result.is_err() {
+                self.aborted = true;
+            }
+            return result;
+        }
+        let begin = Begin {
+            role: self.role,
+            claims: &self.claims,
+            statement_timeout_ms: self.statement_timeout_ms,
+        };
+        match first_statement(client, &begin, sql, &refs, kind).await {
+            Ok(done) => {
+                self.begun = true;
+                Ok(done)
+            }
+            Err(FirstError::Begin(err)) => {
+                if let State::Open(client) = std::mem::replace(&mut self.state, State::Closed) {
+                    let _ = Object::take(*client);
+                }
+                Err(StatementError::from_pg(err))
+            }
+            Err(FirstError::Statement(err)) => {
+                self.begun = true;
+                self.aborted = true;
+                Err(err)
+            }
+        }
     }
 
     pub async fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Rows, StatementError> {
-        let statement = self.prepare(sql).await?;
-        check_arity(&statement, params)?;
-        let client = self.client().await?;
-        let refs: Vec<&(dyn postgres_types::ToSql + Sync)> =
-            params.iter().map(|p| p as _).collect();
-        let rows = client.query(&statement, &refs).await;
-        let rows = self.note_failure(rows)?;
+        let (statement, outcome) = self.run(sql, params, Kind::Query).await?;
+        let Outcome::Rows(rows) = outcome else {
+            return Ok(Rows {
+                columns: Vec::new(),
+                rows: Vec::new(),
+            });
+        };
         if rows.len() > MAX_ROWS {
             return Err(StatementError::refused(
                 "selfdb.too_many_rows",
@@ -195,23 +237,10 @@ impl InvocationTx {
     }
 
     pub async fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, StatementError> {
-        let statement = self.prepare(sql).await?;
-        check_arity(&statement, params)?;
-        let client = self.client().await?;
-        let refs: Vec<&(dyn postgres_types::ToSql + Sync)> =
-            params.iter().map(|p| p as _).collect();
-        let result = client.execute(&statement, &refs).await;
-        self.note_failure(result)
-    }
-
-    fn note_failure<T>(
-        &mut self,
-        result: Result<T, tokio_postgres::Error>,
-    ) -> Result<T, StatementError> {
-        result.map_err(|err| {
-            self.aborted = true;
-            StatementError::from_pg(err)
-        })
+        match self.run(sql, params, Kind::Execute).await?.1 {
+            Outcome::Count(n) => Ok(n),
+            Outcome::Rows(rows) => Ok(rows.len() as u64),
+        }
     }
 
     /// Ends the transaction: commit if `success`, else roll back. Returns
@@ -235,45 +264,136 @@ impl InvocationTx {
     }
 }
 
-/// `begin`, then the caller's claims, statement timeout and role, as
-/// `SET LOCAL` would set them; pipelined into one round trip.
-async fn begin(
-    client: &Object,
-    role: &str,
-    claims: &str,
-    statement_timeout_ms: u64,
-) -> Result<(), tokio_postgres::Error> {
-    let setup = client
-        .prepare_cached(
-            "select set_config('request.jwt.claims', $1, true), \
-                    set_config('statement_timeout', $2, true), \
-                    set_config('role', $3, true)",
-        )
-        .await?;
-    let timeout = statement_timeout_ms.to_string();
-    let params: [&(dyn postgres_types::ToSql + Sync); 3] = [&claims, &timeout, &role];
-    let (begin, set) = tokio::join!(
-        client.batch_execute("begin"),
-        client.execute(&setup, &params)
-    );
-    begin.and(set).map(|_| ())
+#[derive(Clone, Copy)]
+enum Kind {
+    Query,
+    Execute,
 }
 
-fn check_arity(
-    statement: &tokio_postgres::Statement,
-    params: &[SqlValue],
-) -> Result<(), StatementError> {
-    let expected = statement.params().len();
-    if expected != params.len() {
-        return Err(StatementError::refused(
-            SqlState::PROTOCOL_VIOLATION.code(),
-            format!(
-                "the statement takes {expected} parameters but {} were given",
-                params.len()
-            ),
-        ));
+enum Outcome {
+    Rows(Vec<tokio_postgres::Row>),
+    Count(u64),
+}
+
+/// What `begin` sets: the caller's claims, statement timeout and role, as
+/// `SET LOCAL` would.
+struct Begin<'a> {
+    role: &'a str,
+    claims: &'a str,
+    statement_timeout_ms: u64,
+}
+
+const SETUP_SQL: &str = "select set_config('request.jwt.claims', $1, true), \
+                                set_config('statement_timeout', $2, true), \
+                                set_config('role', $3, true)";
+
+enum FirstError {
+    /// The transaction could not be opened: the connection is unusable.
+    Begin(tokio_postgres::Error),
+    /// The statement itself failed, inside the open transaction.
+    Statement(StatementError),
+}
+
+async fn execute(
+    client: &Object,
+    statement: &Statement,
+    params: &[&(dyn postgres_types::ToSql + Sync)],
+    kind: Kind,
+) -> Result<Outcome, StatementError> {
+    check_arity(statement, params.len())?;
+    match kind {
+        Kind::Query => client.query(statement, params).await.map(Outcome::Rows),
+        Kind::Execute => client.execute(statement, params).await.map(Outcome::Count),
     }
-    Ok(())
+    .map_err(StatementError::from_pg)
+}
+
+/// Polls a future once: its output if ready. Requests of tokio-postgres
+/// are sent on their first poll, so this fixes the order they go out in.
+async fn poll_once<F: Future>(mut future: Pin<&mut F>) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        Poll::Ready(out) => Poll::Ready(Some(out)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
+}
+
+async fn finish<F: Future>(early: Option<F::Output>, future: Pin<&mut F>) -> F::Output {
+    match early {
+        Some(out) => out,
+        None => future.await,
+    }
+}
+
+/// `begin`, the role switch, then the statement: one round trip when the
+/// statement is already prepared on this connection, two otherwise (its
+/// `Parse` then follows the role switch, so names resolve as the caller).
+async fn first_statement(
+    client: &Object,
+    begin: &Begin<'_>,
+    sql: &str,
+    params: &[&(dyn postgres_types::ToSql + Sync)],
+    kind: Kind,
+) -> Result<(Statement, Outcome), FirstError> {
+    let setup = client
+        .prepare_cached(SETUP_SQL)
+        .await
+        .map_err(FirstError::Begin)?;
+    let timeout = begin.statement_timeout_ms.to_string();
+    let setup_params: [&(dyn postgres_types::ToSql + Sync); 3] =
+        [&begin.claims, &timeout, &begin.role];
+    let mut begin_f = pin!(client.batch_execute("begin"));
+    let mut setup_f = pin!(client.execute(&setup, &setup_params));
+    let begin_early = poll_once(begin_f.as_mut()).await;
+    let setup_early = poll_once(setup_f.as_mut()).await;
+    let mut prepare_f = pin!(client.prepare_cached(sql));
+    let prepared_early = poll_once(prepare_f.as_mut()).await;
+    match prepared_early {
+        Some(Ok(statement)) => {
+            let outcome = {
+                let mut run_f = pin!(execute(client, &statement, params, kind));
+                let run_early = poll_once(run_f.as_mut()).await;
+                finish(begin_early, begin_f)
+                    .await
+                    .map_err(FirstError::Begin)?;
+                finish(setup_early, setup_f)
+                    .await
+                    .map_err(FirstError::Begin)?;
+                finish(run_early, run_f)
+                    .await
+                    .map_err(FirstError::Statement)?
+            };
+            Ok((statement, outcome))
+        }
+        early => {
+            let prepared = finish(early, prepare_f).await;
+            finish(begin_early, begin_f)
+                .await
+                .map_err(FirstError::Begin)?;
+            finish(setup_early, setup_f)
+                .await
+                .map_err(FirstError::Begin)?;
+            let statement =
+                prepared.map_err(|e| FirstError::Statement(StatementError::from_pg(e)))?;
+            let outcome = execute(client, &statement, params, kind)
+                .await
+                .map_err(FirstError::Statement)?;
+            Ok((statement, outcome))
+        }
+    }
+}
+
+/// Refuses a call whose parameter count does not match the statement, as
+/// PostgreSQL would, but before anything is sent.
+fn check_arity(statement: &Statement, given: usize) -> Result<(), StatementError> {
+    let expected = statement.params().len();
+    if expected == given {
+        return Ok(());
+    }
+    Err(StatementError::refused(
+        "08P01",
+        format!("the statement takes {expected} parameters but {given} were given"),
+    ))
 }
 
 impl Drop for InvocationTx {
