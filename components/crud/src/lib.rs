@@ -17,7 +17,7 @@ mod sql;
 mod write;
 
 use error::ApiError;
-use selfdb_sdk::{context, schema, Handler, Request, Response};
+use selfdb_sdk::{context, percent_decode_lossy, schema, Handler, Request, Response};
 
 /// The request as the handlers need it.
 pub struct Call {
@@ -56,41 +56,6 @@ impl Call {
     pub fn db_error(&self, err: selfdb_sdk::db::DbError) -> ApiError {
         ApiError::from_db(err, self.anon)
     }
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => match bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                Some(b) => {
-                    out.push(b);
-                    i += 2;
-                }
-                None => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn query_pairs(raw: &str) -> Vec<(String, String)> {
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
 }
 
 fn prefer(request: &Request) -> Vec<(String, String)> {
@@ -148,7 +113,7 @@ fn handle(request: Request) -> Result<Response, ApiError> {
         .to_owned();
     let schema = profile(&request)?;
     let call = Call {
-        query: query_pairs(&request.query),
+        query: request.query_pairs(),
         prefer: prefer(&request),
         anon: context::caller().role == "anon",
         schema,
@@ -162,9 +127,9 @@ fn handle(request: Request) -> Result<Response, ApiError> {
         };
     }
     if let Some(function) = path.strip_prefix("/rpc/") {
-        return rpc::call(&call, &percent_decode(function));
+        return rpc::call(&call, &percent_decode_lossy(function));
     }
-    let table_name = percent_decode(path.trim_start_matches('/'));
+    let table_name = percent_decode_lossy(path.trim_start_matches('/'));
     if table_name.contains('/') {
         return Err(ApiError::new(
             404,

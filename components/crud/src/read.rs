@@ -63,6 +63,19 @@ pub fn json_rows(call: &Call, sql: &str, params: &[Value]) -> Result<Vec<Json>, 
     }
 }
 
+/// The one row `Accept: application/vnd.pgrst.object+json` asks for.
+pub fn single_object(rows: &[Json]) -> Result<&Json, ApiError> {
+    match rows {
+        [row] => Ok(row),
+        _ => Err(ApiError::new(
+            406,
+            "PGRST116",
+            "JSON object requested, multiple (or no) rows returned",
+        )
+        .details(format!("The result contains {} rows", rows.len()))),
+    }
+}
+
 pub fn get(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
     let mut scopes = query::scopes(&call.query)?;
     let (range_offset, range_limit) = range(call)?;
@@ -117,15 +130,11 @@ pub fn get(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
     };
     let accept = call.accept();
     let response = if accept.contains(SINGLE_OBJECT) {
-        if rows.len() != 1 {
-            return Err(ApiError::new(
-                406,
-                "PGRST116",
-                "JSON object requested, multiple (or no) rows returned",
-            )
-            .details(format!("The result contains {} rows", rows.len())));
-        }
-        Response::new(200, SINGLE_OBJECT, rows[0].to_string().into_bytes())
+        Response::new(
+            200,
+            SINGLE_OBJECT,
+            single_object(&rows)?.to_string().into_bytes(),
+        )
     } else if accept.contains("text/csv") {
         Response::new(200, "text/csv", csv(&rows).into_bytes())
     } else {

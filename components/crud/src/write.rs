@@ -77,15 +77,7 @@ fn run_returning(
     let rows = json_rows(call, &sql, &params)?;
     let range = format!("*/{}", rows.len());
     let response = if call.accept().contains(crate::read::SINGLE_OBJECT) {
-        if rows.len() != 1 {
-            return Err(ApiError::new(
-                406,
-                "PGRST116",
-                "JSON object requested, multiple (or no) rows returned",
-            )
-            .details(format!("The result contains {} rows", rows.len())));
-        }
-        Response::json(status, &rows[0])
+        Response::json(status, crate::read::single_object(&rows)?)
     } else {
         Response::json(status, &Json::Array(rows))
     };

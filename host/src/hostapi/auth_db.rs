@@ -1,4 +1,4 @@
-use super::db::{params, rows_to_wit, to_wit};
+use super::db::{execute_on, query_on};
 use super::selfdb::platform::auth_db::Host;
 use super::{DbError, RowSet, Value};
 use crate::runtime::state::InvocationState;
@@ -18,14 +18,10 @@ impl Host for InvocationState {
         sql: String,
         args: Vec<Value>,
     ) -> wasmtime::Result<Result<RowSet, DbError>> {
-        let args = match params(args) {
-            Ok(a) => a,
-            Err(e) => return Ok(Err(e)),
-        };
-        let Some(tx) = self.privileged.as_mut().map(|p| &mut p.auth_tx) else {
-            return Ok(Err(unavailable()));
-        };
-        Ok(tx.query(&sql, &args).await.map(rows_to_wit).map_err(to_wit))
+        Ok(match self.privileged.as_mut() {
+            Some(p) => query_on(&mut p.auth_tx, &sql, args).await,
+            None => Err(unavailable()),
+        })
     }
 
     async fn execute(
@@ -33,13 +29,9 @@ impl Host for InvocationState {
         sql: String,
         args: Vec<Value>,
     ) -> wasmtime::Result<Result<u64, DbError>> {
-        let args = match params(args) {
-            Ok(a) => a,
-            Err(e) => return Ok(Err(e)),
-        };
-        let Some(tx) = self.privileged.as_mut().map(|p| &mut p.auth_tx) else {
-            return Ok(Err(unavailable()));
-        };
-        Ok(tx.execute(&sql, &args).await.map_err(to_wit))
+        Ok(match self.privileged.as_mut() {
+            Some(p) => execute_on(&mut p.auth_tx, &sql, args).await,
+            None => Err(unavailable()),
+        })
     }
 }

@@ -1,5 +1,5 @@
 use super::selfdb::platform::db::{Column, DbError, Host, RowSet, Value};
-use crate::db::invocation::StatementError;
+use crate::db::invocation::{InvocationTx, StatementError};
 use crate::db::values::SqlValue;
 use crate::runtime::state::InvocationState;
 
@@ -64,22 +64,33 @@ pub(super) fn rows_to_wit(rows: crate::db::invocation::Rows) -> RowSet {
     }
 }
 
+/// `query` of the `db` and `auth-db` interfaces, on the given transaction.
+pub(super) async fn query_on(
+    tx: &mut InvocationTx,
+    sql: &str,
+    args: Vec<Value>,
+) -> Result<RowSet, DbError> {
+    let args = params(args)?;
+    tx.query(sql, &args).await.map(rows_to_wit).map_err(to_wit)
+}
+
+/// `execute` of the `db` and `auth-db` interfaces, on the given transaction.
+pub(super) async fn execute_on(
+    tx: &mut InvocationTx,
+    sql: &str,
+    args: Vec<Value>,
+) -> Result<u64, DbError> {
+    let args = params(args)?;
+    tx.execute(sql, &args).await.map_err(to_wit)
+}
+
 impl Host for InvocationState {
     async fn query(
         &mut self,
         sql: String,
         args: Vec<Value>,
     ) -> wasmtime::Result<Result<RowSet, DbError>> {
-        let args = match params(args) {
-            Ok(a) => a,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self
-            .tx
-            .query(&sql, &args)
-            .await
-            .map(rows_to_wit)
-            .map_err(to_wit))
+        Ok(query_on(&mut self.tx, &sql, args).await)
     }
 
     async fn execute(
@@ -87,10 +98,6 @@ impl Host for InvocationState {
         sql: String,
         args: Vec<Value>,
     ) -> wasmtime::Result<Result<u64, DbError>> {
-        let args = match params(args) {
-            Ok(a) => a,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self.tx.execute(&sql, &args).await.map_err(to_wit))
+        Ok(execute_on(&mut self.tx, &sql, args).await)
     }
 }

@@ -26,6 +26,19 @@ impl Request {
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
+    /// Every query parameter in order, percent-decoded (`+` as space);
+    /// bytes that are not UTF-8 become U+FFFD.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        self.query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (percent_decode_lossy(k), percent_decode_lossy(v))
+            })
+            .collect()
+    }
+
     /// A query parameter, percent-decoded; `None` when absent or not UTF-8.
     pub fn query_param(&self, name: &str) -> Option<String> {
         self.query.split('&').find_map(|pair| {
@@ -44,6 +57,33 @@ impl Request {
             )
         })
     }
+}
+
+/// Percent-decoding that keeps malformed escapes as they are and replaces
+/// invalid UTF-8.
+pub fn percent_decode_lossy(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                None => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn percent_decode(text: &str) -> Option<String> {

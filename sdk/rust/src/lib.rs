@@ -56,7 +56,7 @@ pub use bindings::selfdb::platform::{auth_db, mailer, passwords, rate_limit, sch
 pub use bindings::selfdb::platform::{config, context, db, log};
 
 mod http;
-pub use http::{serve, Handler, Request, Response};
+pub use http::{percent_decode_lossy, serve, Handler, Request, Response};
 
 /// Rows as JSON objects keyed by column name.
 pub fn rows_to_json(rows: &db::RowSet) -> Vec<serde_json::Value> {
