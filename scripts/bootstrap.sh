@@ -15,6 +15,9 @@ fi
 if ! command -v psql >/dev/null 2>&1; then
   apt_packages+=(postgresql-client)
 fi
+if ! command -v openssl >/dev/null 2>&1; then
+  apt_packages+=(openssl)
+fi
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   apt_packages+=(nodejs npm)
 fi

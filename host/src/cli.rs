@@ -69,6 +69,11 @@ pub struct CommonArgs {
     /// the database on first start when not given.
     #[arg(long, env = "SELFDB_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// PEM private key (PKCS#8 P-256 for ES256, or RSA for RS256) to sign
+    /// users' access tokens with; its public key is published at
+    /// /auth/v1/.well-known/jwks.json. API keys stay HS256.
+    #[arg(long, env = "SELFDB_JWT_SIGNING_KEY")]
+    pub jwt_signing_key: Option<PathBuf>,
     /// Lifetime of access tokens in seconds.
     #[arg(long, env = "SELFDB_JWT_EXPIRY")]
     pub jwt_expiry_seconds: Option<u64>,
@@ -195,6 +200,7 @@ impl CommonArgs {
             bench_routes: self.bench_routes,
             auth_component: self.auth_component.or(file.auth_component),
             crud_component: self.crud_component.or(file.crud_component),
+            jwt_signing_key: self.jwt_signing_key.or(file.jwt_signing_key),
             smtp_url: self.smtp_url.or(file.smtp_url),
             db_schemas: self
                 .db_schemas

@@ -111,6 +111,7 @@ pub struct FileConfig {
     pub admin_email: Option<String>,
     pub auth_component: Option<PathBuf>,
     pub crud_component: Option<PathBuf>,
+    pub jwt_signing_key: Option<PathBuf>,
     #[serde(default)]
     pub auth: AuthSettings,
     pub smtp_url: Option<String>,
@@ -162,6 +163,9 @@ pub struct Settings {
     /// Serves `/bench/native/hello`, the native twin of the hello component,
     /// so `make bench` can compare both paths inside one binary.
     pub bench_routes: bool,
+    /// PEM private key (PKCS#8 P-256, or RSA) that signs users' access
+    /// tokens; without it they are HS256 with the instance secret.
+    pub jwt_signing_key: Option<PathBuf>,
     /// A replacement for the embedded auth component.
     pub auth_component: Option<PathBuf>,
     /// A replacement for the embedded CRUD component.

@@ -4,6 +4,7 @@
 use crate::auth::admin::{ensure_first_admin, FirstAdmin};
 use crate::auth::mailer::Mailer;
 use crate::auth::rate_limit::RateLimiter;
+use crate::auth::signing::SigningKey;
 use crate::auth::{JwtKeys, Role};
 use crate::config::{DatabaseSource, Settings};
 use crate::db::schema::{SchemaCache, SharedSchema};
@@ -75,7 +76,12 @@ async fn serve(
                 .await?
         }
     };
-    let keys = JwtKeys::new(&secret);
+    let mut keys = JwtKeys::new(&secret);
+    if let Some(path) = &settings.jwt_signing_key {
+        let key = SigningKey::load(path).context("load the JWT signing key")?;
+        tracing::info!(kid = %key.kid, algorithm = ?key.algorithm, "users' access tokens are signed with an asymmetric key");
+        keys = keys.with_signing_key(key);
+    }
     let anon_key = api_key(&db, &keys, Role::Anon).await?;
     let service_key = api_key(&db, &keys, Role::ServiceRole).await?;
 

@@ -89,9 +89,12 @@ impl Handler for Auth {
             ("PUT", "/user") => account::update_user(&call),
             ("POST", "/logout") => account::logout(&call),
             ("GET", "/settings") => Ok(flows::settings()),
-            ("GET", "/.well-known/jwks.json") => {
-                Ok(Response::json(200, &serde_json::json!({"keys": []})))
-            }
+            ("GET", "/.well-known/jwks.json") => Ok(Response::new(
+                200,
+                "application/json",
+                selfdb_sdk::tokens::jwks().into_bytes(),
+            )
+            .with_header("cache-control", "public, max-age=600")),
             ("GET", "/health") => Ok(Response::json(
                 200,
                 &serde_json::json!({"name": "SelfDB Auth", "version": "0.1.0"}),

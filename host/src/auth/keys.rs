@@ -6,6 +6,7 @@
 //! maps the `role` claim to one of the three request roles.
 
 use super::principal::{Principal, Role};
+use super::signing::SigningKey;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{json, Map, Value};
 
@@ -29,6 +30,8 @@ pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Signs user access tokens when configured; HS256 stays for API keys.
+    asymmetric: Option<(SigningKey, Validation)>,
 }
 
 impl JwtKeys {
@@ -42,6 +45,35 @@ impl JwtKeys {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             validation,
+            asymmetric: None,
+        }
+    }
+
+    /// Signs user access tokens with `key` from now on (RS256 or ES256).
+    pub fn with_signing_key(mut self, key: SigningKey) -> Self {
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![key.algorithm];
+        self.asymmetric = Some((key, validation));
+        self
+    }
+
+    /// The public keys as a JWKS document (empty with HS256 only: a shared
+    /// secret is never published).
+    pub fn jwks(&self) -> Value {
+        let keys: Vec<Value> = self.asymmetric.iter().map(|(k, _)| k.jwk.clone()).collect();
+        json!({ "keys": keys })
+    }
+
+    /// Signs a user access token: with the asymmetric key when configured.
+    pub fn sign_access_token(&self, claims: &Value) -> Result<String, TokenError> {
+        match &self.asymmetric {
+            Some((key, _)) => {
+                let mut header = Header::new(key.algorithm);
+                header.kid = Some(key.kid.clone());
+                encode(&header, claims, &key.encoding)
+                    .map_err(|e| TokenError::Invalid(e.to_string()))
+            }
+            None => self.sign(claims),
         }
     }
 
@@ -61,8 +93,16 @@ impl JwtKeys {
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        // The header picks the key, but only among the algorithms we issue:
+        // HS256 and, when configured, the one of the asymmetric key.
+        let (decoding, validation) = match &self.asymmetric {
+            Some((key, validation)) if header.alg == key.algorithm => (&key.decoding, validation),
+            _ => (&self.decoding, &self.validation),
+        };
         let data =
-            decode::<Map<String, Value>>(token, &self.decoding, &self.validation).map_err(|e| {
+            decode::<Map<String, Value>>(token, decoding, validation).map_err(|e| {
                 match e.kind() {
                     jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
                     _ => TokenError::Invalid(e.to_string()),

@@ -7,6 +7,7 @@ pub mod mailer;
 pub mod passwords;
 pub mod principal;
 pub mod rate_limit;
+pub mod signing;
 
 pub use keys::{JwtKeys, TokenError};
 pub use principal::{Principal, Role};

@@ -6,6 +6,14 @@ use serde_json::Value;
 const MAX_TTL_SECONDS: u32 = 7 * 24 * 3600;
 
 impl Host for InvocationState {
+    fn jwks(&mut self) -> wasmtime::Result<String> {
+        Ok(self
+            .privileged
+            .as_ref()
+            .map(|p| p.keys.jwks().to_string())
+            .unwrap_or_else(|| "{\"keys\":[]}".into()))
+    }
+
     fn mint_access_token(
         &mut self,
         claims: String,
@@ -27,7 +35,7 @@ impl Host for InvocationState {
         claims.insert("iat".into(), now.into());
         claims.insert("exp".into(), expires_at.into());
         Ok(keys
-            .sign(&Value::Object(claims))
+            .sign_access_token(&Value::Object(claims))
             .map(|jwt| Token { jwt, expires_at })
             .map_err(|e| e.to_string()))
     }
