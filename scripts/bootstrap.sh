@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what SelfDB's build, run and tests need, when it is missing:
-# Debian's PostgreSQL server, the wasm32-wasip2 Rust target, Node.js and npm
+# Debian's PostgreSQL server and Redis, the wasm32-wasip2 Rust target, Node.js and npm
 # (for the supabase-js tests) and, for `make bench`, wrk. Safe to run again:
 # it only acts on what is absent.
 set -euo pipefail
@@ -14,6 +14,9 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
 fi
 if ! command -v psql >/dev/null 2>&1; then
   apt_packages+=(postgresql-client)
+fi
+if ! command -v redis-server >/dev/null 2>&1; then
+  apt_packages+=(redis-server)
 fi
 if ! command -v openssl >/dev/null 2>&1; then
   apt_packages+=(openssl)

@@ -57,8 +57,8 @@ pub struct CommonArgs {
     /// when it exists.
     #[arg(long, env = "SELFDB_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Redis URL for multi-node realtime fan-out (optional). Accepted so
-    /// deployments can set it now; nothing uses it until realtime lands.
+    /// Redis URL (optional): auth rate limits are counted there, so hosts
+    /// behind one balancer share them. (Realtime fan-out will use it too.)
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
     /// Directory of user functions: every `NAME.wasm` there is served at

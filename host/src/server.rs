@@ -150,7 +150,12 @@ async fn serve(
             Some(url) => Mailer::smtp(url, &settings.smtp_from).context("configure SMTP")?,
             None => Mailer::outbox(db.clone()),
         }),
-        limiter: Arc::new(RateLimiter::default()),
+        limiter: Arc::new(match &settings.redis_url {
+            Some(url) => RateLimiter::redis(url)
+                .await
+                .context("connect to Redis for rate limiting")?,
+            None => RateLimiter::default(),
+        }),
         db,
         runtime,
         keys,

@@ -188,6 +188,20 @@ impl HostBuilder {
         }
     }
 
+    /// A second `selfdb serve` on the same database as `other`, with its own
+    /// data dir: another node behind the same balancer.
+    pub fn alongside(other: &Host) -> HostBuilder {
+        let data_dir = tempfile::Builder::new()
+            .prefix("selfdb-test-host")
+            .tempdir_in("/tmp")
+            .expect("temp dir")
+            .keep();
+        Self::serve_with(
+            other.database_url.as_deref().expect("a serve host"),
+            data_dir,
+        )
+    }
+
     /// `selfdb serve` again on a stopped host's data dir and database.
     pub fn for_restart(previous: &Host, database_url: &str) -> HostBuilder {
         Self::serve_with(database_url, previous.data_dir.clone())
@@ -448,5 +462,50 @@ impl SmtpSink {
     /// The next message received, waiting up to `timeout`.
     pub fn next(&self, timeout: Duration) -> Option<String> {
         self.messages.recv_timeout(timeout).ok()
+    }
+}
+
+/// A throwaway `redis-server` on a free port, stopped on drop.
+pub struct Redis {
+    pub url: String,
+    child: Child,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (make test installs it)");
+        let ready = wait_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(ready, "redis-server did not start");
+        Redis {
+            url: format!("redis://127.0.0.1:{port}"),
+            child,
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -24,6 +24,7 @@ wasmtime::component::bindgen!({
         "selfdb:platform/auth-db": async | trappable,
         "selfdb:platform/passwords": async | trappable,
         "selfdb:platform/mailer": async | trappable,
+        "selfdb:platform/rate-limit": async | trappable,
         default: trappable,
     },
 });

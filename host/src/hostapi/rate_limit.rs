@@ -3,7 +3,7 @@ use crate::runtime::state::InvocationState;
 use std::time::Duration;
 
 impl Host for InvocationState {
-    fn check(
+    async fn check(
         &mut self,
         key: String,
         limit: u32,
@@ -15,14 +15,16 @@ impl Host for InvocationState {
         let key = format!("{}:{key}", self.function);
         Ok(p.limiter
             .retry_after(&key, limit, Duration::from_secs(window_seconds.into()))
+            .await
             .map(|d| d.as_secs().max(1) as u32))
     }
 
-    fn hit(&mut self, key: String, window_seconds: u32) -> wasmtime::Result<()> {
+    async fn hit(&mut self, key: String, window_seconds: u32) -> wasmtime::Result<()> {
         if let Some(p) = &self.privileged {
             let key = format!("{}:{key}", self.function);
             p.limiter
-                .hit(&key, Duration::from_secs(window_seconds.into()));
+                .hit(&key, Duration::from_secs(window_seconds.into()))
+                .await;
         }
         Ok(())
     }
