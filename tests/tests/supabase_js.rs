@@ -39,6 +39,13 @@ fn run_node_suite(host: &Host, file: &str) {
     );
 }
 
+/// Runs a node suite off the async runtime; the host lives until it ends.
+async fn run_suite(host: Host, file: &'static str) {
+    tokio::task::spawn_blocking(move || run_node_suite(&host, file))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn supabase_js_auth_flows() {
     let host = Host::serve()
@@ -46,9 +53,7 @@ async fn supabase_js_auth_flows() {
         .arg("--auth-failed-sign-ins-per-email")
         .arg("3")
         .start();
-    tokio::task::spawn_blocking(move || run_node_suite(&host, "auth.test.mjs"))
-        .await
-        .unwrap();
+    run_suite(host, "auth.test.mjs").await;
 }
 
 #[tokio::test]
@@ -58,17 +63,13 @@ async fn supabase_js_email_confirmation() {
         .arg("--auth-autoconfirm")
         .arg("false")
         .start();
-    tokio::task::spawn_blocking(move || run_node_suite(&host, "auth_confirm.test.mjs"))
-        .await
-        .unwrap();
+    run_suite(host, "auth_confirm.test.mjs").await;
 }
 
 #[tokio::test]
 async fn supabase_js_data_api() {
     let host = Host::serve().await.start();
-    tokio::task::spawn_blocking(move || run_node_suite(&host, "rest.test.mjs"))
-        .await
-        .unwrap();
+    run_suite(host, "rest.test.mjs").await;
 }
 
 /// A private key made by openssl in `dir`: `ec` (P-256, PKCS#8) or `rsa`.
@@ -98,9 +99,7 @@ async fn supabase_js_es256_tokens() {
         .arg("--jwt-signing-key")
         .arg(key.display().to_string())
         .start();
-    tokio::task::spawn_blocking(move || run_node_suite(&host, "auth_asymmetric.test.mjs"))
-        .await
-        .unwrap();
+    run_suite(host, "auth_asymmetric.test.mjs").await;
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ use crate::error::ApiError;
 use crate::parse;
 use crate::query::{self, check_column, Builder, Scope};
 use crate::read::json_rows;
-use crate::sql::{ident, qualified};
+use crate::sql::{column_list, ident, qualified};
 use crate::Call;
 use selfdb_sdk::db::{self, Value};
 use selfdb_sdk::schema::TableInfo;
@@ -112,11 +112,7 @@ fn insert_with_status(
     let empty: HashMap<String, Scope> = HashMap::new();
     let mut builder = Builder::new(&empty);
     let target = qualified(&table.schema, &table.name);
-    let cols = columns
-        .iter()
-        .map(|c| ident(c))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let cols = column_list(&columns);
     let payload = builder.sql.bind(Value::Text(Json::Array(rows).to_string()));
     let mut statement = format!(
         "insert into {target} as t0 ({cols}) select {cols} from json_populate_recordset(null::{target}, {payload}::json)"
@@ -141,11 +137,7 @@ fn insert_with_status(
         for column in &conflict {
             check_column(table, column)?;
         }
-        let target_cols = conflict
-            .iter()
-            .map(|c| ident(c))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let target_cols = column_list(&conflict);
         let updates: Vec<String> = columns
             .iter()
             .filter(|c| !conflict.contains(c))
@@ -194,11 +186,7 @@ pub fn update(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
     }
     let mut builder = Builder::new(&scopes);
     let target = qualified(&table.schema, &table.name);
-    let cols = columns
-        .iter()
-        .map(|c| ident(c))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let cols = column_list(&columns);
     let payload = builder.sql.bind(Value::Text(body.to_string()));
     let conds = builder.conditions(table, "t0", "", Vec::new())?;
     let statement = format!(
