@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what SelfDB's build, run and tests need, when it is missing:
 # Debian's PostgreSQL server and Redis, the wasm32-wasip2 Rust target, Node.js and npm
-# (for the supabase-js tests) and, for `make bench`, wrk. Safe to run again:
+# (for the supabase-js tests), the S3 clients aws-cli, s3cmd, rclone and boto3 (for the
+# storage tests) and, for `make bench`, wrk. Safe to run again:
 # it only acts on what is absent.
 set -euo pipefail
 
@@ -23,6 +24,19 @@ if ! command -v openssl >/dev/null 2>&1; then
 fi
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   apt_packages+=(nodejs npm)
+fi
+# The S3 clients the storage tests drive, unmodified, from Debian.
+if ! command -v aws >/dev/null 2>&1; then
+  apt_packages+=(awscli)
+fi
+if ! command -v s3cmd >/dev/null 2>&1; then
+  apt_packages+=(s3cmd)
+fi
+if ! command -v rclone >/dev/null 2>&1; then
+  apt_packages+=(rclone)
+fi
+if ! python3 -c 'import boto3' >/dev/null 2>&1 && ! /usr/bin/python3 -c 'import boto3' >/dev/null 2>&1; then
+  apt_packages+=(python3-boto3)
 fi
 if [ "$want_bench" = 1 ] && ! command -v wrk >/dev/null 2>&1; then
   apt_packages+=(wrk)

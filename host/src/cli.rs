@@ -130,6 +130,17 @@ pub struct CommonArgs {
     /// Sender of auth mail.
     #[arg(long, env = "SELFDB_SMTP_FROM")]
     pub smtp_from: Option<String>,
+    /// Directory of object files (storage). Defaults to `<data dir>/storage`;
+    /// hosts behind one balancer must share it.
+    #[arg(long, env = "SELFDB_STORAGE_DIR")]
+    pub storage_dir: Option<PathBuf>,
+    /// Port of the S3-compatible endpoint (default 9000; 0 picks a free one).
+    #[arg(long, env = "SELFDB_S3_PORT")]
+    pub s3_port: Option<u16>,
+    /// Largest object accepted by either storage API, in bytes, whatever a
+    /// bucket allows (default 50 GiB).
+    #[arg(long, env = "SELFDB_STORAGE_MAX_OBJECT_BYTES")]
+    pub storage_max_object_bytes: Option<u64>,
     /// Serve `/bench/native/hello` (used by `make bench`).
     #[arg(long, env = "SELFDB_BENCH_ROUTES", hide = true)]
     pub bench_routes: bool,
@@ -229,6 +240,16 @@ impl CommonArgs {
                 }
                 auth
             },
+            storage_dir: std::path::absolute(
+                self.storage_dir
+                    .or(file.storage_dir)
+                    .unwrap_or_else(|| data_dir.join("storage")),
+            )?,
+            s3_listen: SocketAddr::new(listen.ip(), self.s3_port.or(file.s3_port).unwrap_or(9000)),
+            storage_max_object_bytes: self
+                .storage_max_object_bytes
+                .or(file.storage_max_object_bytes)
+                .unwrap_or(50 << 30),
             data_dir,
         };
         settings.validate()?;

@@ -117,6 +117,9 @@ pub struct FileConfig {
     pub smtp_url: Option<String>,
     pub smtp_from: Option<String>,
     pub db_schemas: Option<Vec<String>>,
+    pub storage_dir: Option<PathBuf>,
+    pub s3_port: Option<u16>,
+    pub storage_max_object_bytes: Option<u64>,
     #[serde(default)]
     pub functions: BTreeMap<String, FunctionSettings>,
 }
@@ -176,6 +179,11 @@ pub struct Settings {
     pub smtp_from: String,
     /// Schemas `/rest/v1` serves, in search order.
     pub db_schemas: Vec<String>,
+    /// Where object files live.
+    pub storage_dir: PathBuf,
+    /// Where the S3 endpoint listens.
+    pub s3_listen: SocketAddr,
+    pub storage_max_object_bytes: u64,
 }
 
 impl Settings {

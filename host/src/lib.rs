@@ -11,3 +11,4 @@ pub mod hostapi;
 pub mod http;
 pub mod runtime;
 pub mod server;
+pub mod storage;

@@ -99,6 +99,12 @@ async fn serve(
         .context("deploy functions")?;
     tracing::info!(functions = ?deployed, dir = %settings.functions_dir.display(), "functions deployed");
 
+    let storage = Arc::new(
+        crate::storage::Storage::start(&settings, &db)
+            .await
+            .context("start object storage")?,
+    );
+
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listen on {}", settings.listen))?;
@@ -111,6 +117,9 @@ async fn serve(
         format!("SELFDB_URL={url}"),
         format!("SELFDB_ANON_KEY={anon_key}"),
         format!("SELFDB_SERVICE_KEY={service_key}"),
+        format!("S3_ENDPOINT={}", storage.s3_endpoint),
+        format!("S3_ACCESS_KEY_ID={}", storage.service_access_key_id),
+        format!("S3_SECRET_ACCESS_KEY={}", storage.service_secret_access_key),
     ];
     if matches!(settings.database, DatabaseSource::Embedded) {
         lines.push(format!("DATABASE_URL={database_url}"));
@@ -160,6 +169,7 @@ async fn serve(
         runtime,
         keys,
         started,
+        storage,
     });
     let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)

@@ -181,6 +181,8 @@ impl HostBuilder {
                 functions.display().to_string(),
                 "--jwt-secret".into(),
                 JWT_SECRET.into(),
+                "--s3-port".into(),
+                "0".into(),
             ],
             envs: Vec::new(),
             data_dir: Some(data_dir),
@@ -291,7 +293,13 @@ impl Host {
     /// `selfdb dev` with its own embedded cluster in `data_dir`.
     pub fn dev(data_dir: &Path) -> HostBuilder {
         HostBuilder {
-            args: vec!["dev".into(), "--port".into(), "0".into()],
+            args: vec![
+                "dev".into(),
+                "--port".into(),
+                "0".into(),
+                "--s3-port".into(),
+                "0".into(),
+            ],
             envs: Vec::new(),
             data_dir: Some(data_dir.to_owned()),
             database_url: None,

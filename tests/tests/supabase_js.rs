@@ -26,6 +26,9 @@ fn run_node_suite(host: &Host, file: &str) {
             "SELFDB_DATABASE_URL",
             host.database_url.as_deref().unwrap_or_default(),
         )
+        .env("S3_ENDPOINT", &host.env["S3_ENDPOINT"])
+        .env("S3_ACCESS_KEY_ID", &host.env["S3_ACCESS_KEY_ID"])
+        .env("S3_SECRET_ACCESS_KEY", &host.env["S3_SECRET_ACCESS_KEY"])
         .output()
         .expect("run node");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -154,4 +157,10 @@ async fn rs256_tokens_are_issued_published_and_accepted() {
         .await
         .unwrap();
     assert_eq!(user.status(), 200);
+}
+
+#[tokio::test]
+async fn supabase_js_storage() {
+    let host = Host::serve().await.start();
+    run_suite(host, "storage.test.mjs").await;
 }

@@ -82,6 +82,18 @@ impl JwtKeys {
             .map_err(|e| TokenError::Invalid(e.to_string()))
     }
 
+    /// Claims of a token the host signed itself with the instance secret
+    /// (HS256), such as a storage signed URL; no role is required, so such
+    /// a token is never a credential by itself.
+    pub fn verify_own(&self, token: &str) -> Result<Map<String, Value>, TokenError> {
+        decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid(e.to_string()),
+            })
+    }
+
     /// An API key: a long-lived token whose only power is its role.
     pub fn api_key(&self, role: Role, issued_at: i64) -> Result<String, TokenError> {
         self.sign(&json!({

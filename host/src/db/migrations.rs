@@ -16,6 +16,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "schema_events",
         include_str!("../../migrations/0003_schema_events.sql"),
     ),
+    (
+        4,
+        "storage",
+        include_str!("../../migrations/0004_storage.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming SelfDB's migration lock.

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 /// Largest component accepted by the deploy endpoint.
 pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
 
-fn require_service_role(headers: &HeaderMap, app: &AppState) -> Result<(), ApiError> {
+pub(super) fn require_service_role(headers: &HeaderMap, app: &AppState) -> Result<(), ApiError> {
     let principal = authenticate(headers, &app.keys)?;
     if principal.role != Role::ServiceRole {
         return Err(ApiError::new(

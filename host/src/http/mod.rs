@@ -10,6 +10,8 @@ mod health;
 mod invoke;
 pub mod principal;
 pub mod rest;
+mod s3_keys;
+pub mod storage;
 
 use crate::auth::mailer::Mailer;
 use crate::auth::rate_limit::RateLimiter;
@@ -19,7 +21,7 @@ use crate::db::schema::SharedSchema;
 use crate::db::Database;
 use crate::runtime::Runtime;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{any, get, put};
+use axum::routing::{any, delete, get, put};
 use axum::Router;
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,6 +36,7 @@ pub struct App {
     pub limiter: Arc<RateLimiter>,
     pub mailer: Arc<Mailer>,
     pub schema: Arc<SharedSchema>,
+    pub storage: Arc<crate::storage::Storage>,
 }
 
 pub type AppState = Arc<App>;
@@ -52,6 +55,9 @@ pub fn router(app: AppState) -> Router {
         .route("/rest/v1/{*path}", any(rest::route))
         .route("/auth/v1", any(auth::route))
         .route("/auth/v1/{*path}", any(auth::route))
+        .route("/storage/v1/{*path}", any(storage::route))
+        .route("/api/v1/s3/keys", get(s3_keys::list).post(s3_keys::create))
+        .route("/api/v1/s3/keys/{id}", delete(s3_keys::revoke))
         .route("/api/v1/functions", get(admin::list))
         .route(
             "/api/v1/functions/{name}",

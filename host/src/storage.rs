@@ -1,0 +1,79 @@
+//! Object storage in the host: opens the store, keeps the service-role S3
+//! key, and runs the S3 endpoint on its own port (s3s signs the raw path,
+//! so it cannot live under a prefix of the main port).
+
+use crate::config::Settings;
+use crate::db::Database;
+use crate::embedded_pg::random_token;
+use anyhow::Context;
+use std::sync::Arc;
+use storage_s3s::{KeyRegistry, Pools, Store};
+
+pub struct Storage {
+    pub store: Store,
+    pub keys: Arc<KeyRegistry>,
+    /// `http://host:port` of the S3 endpoint.
+    pub s3_endpoint: String,
+    pub service_access_key_id: String,
+    pub service_secret_access_key: String,
+}
+
+impl Storage {
+    /// Opens the store (removing temp files of interrupted uploads) and
+    /// starts serving S3.
+    pub async fn start(settings: &Settings, db: &Database) -> anyhow::Result<Storage> {
+        let pools = Pools {
+            owner: db.owner().clone(),
+            api: db.api().clone(),
+        };
+        let store = Store::open(
+            &settings.storage_dir,
+            pools.clone(),
+            settings.storage_max_object_bytes,
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "open the object store in {}",
+                settings.storage_dir.display()
+            )
+        })?;
+        store.spawn_sweeper();
+        let keys = Arc::new(KeyRegistry::new(pools));
+        let access_key_id = db
+            .setting_or_init("s3_service_access_key_id", || {
+                format!("SDBSERVICE{}", random_token(6).to_uppercase())
+            })
+            .await?;
+        let secret = db
+            .setting_or_init("s3_service_secret_access_key", || random_token(30))
+            .await?;
+        keys.ensure(
+            &access_key_id,
+            &secret,
+            "service role (created at first start)",
+        )
+        .await
+        .context("store the service-role S3 key")?;
+
+        let listener = tokio::net::TcpListener::bind(settings.s3_listen)
+            .await
+            .with_context(|| format!("listen for S3 on {}", settings.s3_listen))?;
+        let addr = listener.local_addr()?;
+        let shown = if addr.ip().is_unspecified() {
+            std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+        } else {
+            addr
+        };
+        let service = storage_s3s::s3::service(store.clone(), keys.clone());
+        tokio::spawn(storage_s3s::s3::serve(listener, service));
+        tracing::info!(%addr, "S3 endpoint listening");
+        Ok(Storage {
+            store,
+            keys,
+            s3_endpoint: format!("http://{shown}"),
+            service_access_key_id: access_key_id,
+            service_secret_access_key: secret,
+        })
+    }
+}

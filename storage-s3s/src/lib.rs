@@ -1,0 +1,25 @@
+//! SelfDB's object store: object bytes as immutable files on local disk,
+//! metadata in Postgres under Supabase Storage's names (`storage.buckets`,
+//! `storage.objects`), and an S3 endpoint over the same store.
+//!
+//! Both front ends (the host's `/storage/v1` REST API and [`s3`]) call
+//! [`Store`], which runs every metadata change in a transaction as the
+//! caller, so storage RLS policies decide who sees and changes what.
+
+pub mod access;
+pub mod error;
+pub mod files;
+pub mod keys;
+pub mod listing;
+pub mod multipart;
+pub mod names;
+pub mod objects;
+pub mod s3;
+pub mod store;
+
+pub use access::{Access, Pools};
+pub use error::{StorageError, StorageResult};
+pub use keys::{AccessKey, KeyRegistry};
+pub use listing::{FolderEntry, FolderQuery, ListQuery, Listing, SortColumn};
+pub use objects::{byte_range, ObjectInfo, PutOptions, Read};
+pub use store::{Bucket, BucketUpdate, NewBucket, Store};

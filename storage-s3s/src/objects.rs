@@ -1,0 +1,464 @@
+//! Objects: write, read, copy, move and delete, each metadata change in a
+//! transaction as the caller.
+
+use crate::access::Access;
+use crate::error::{StorageError, StorageResult};
+use crate::files::Written;
+use crate::names::check_key;
+use crate::store::{pg_code, Bucket, Store};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone)]
+pub struct ObjectInfo {
+    pub id: uuid::Uuid,
+    pub bucket_id: String,
+    pub name: String,
+    pub owner: Option<String>,
+    pub version: String,
+    pub size: u64,
+    /// Without quotes: an MD5 in hex, or `md5-of-md5s-N` for multipart.
+    pub etag: String,
+    pub content_type: String,
+    pub cache_control: Option<String>,
+    /// Supabase's `metadata` column, as stored.
+    pub metadata: Value,
+    pub user_metadata: Option<Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_accessed_at: DateTime<Utc>,
+}
+
+pub(crate) const OBJECT_COLUMNS: &str = "id, bucket_id, name, owner_id, version, metadata, \
+     user_metadata, created_at, updated_at, last_accessed_at";
+
+pub(crate) fn object_from_row(row: &tokio_postgres::Row) -> ObjectInfo {
+    let metadata: Option<Value> = row.get(5);
+    let metadata = metadata.unwrap_or(Value::Null);
+    let text = |key: &str| metadata.get(key).and_then(Value::as_str).map(str::to_owned);
+    ObjectInfo {
+        id: row.get(0),
+        bucket_id: row.get(1),
+        name: row.get(2),
+        owner: row.get(3),
+        version: row.get::<_, Option<String>>(4).unwrap_or_default(),
+        size: metadata.get("size").and_then(Value::as_u64).unwrap_or(0),
+        etag: text("eTag")
+            .map(|e| e.trim_matches('"').to_owned())
+            .unwrap_or_default(),
+        content_type: text("mimetype").unwrap_or_else(|| "application/octet-stream".into()),
+        cache_control: text("cacheControl"),
+        user_metadata: row.get(6),
+        created_at: row.get(7),
+        updated_at: row.get(8),
+        last_accessed_at: row.get(9),
+        metadata,
+    }
+}
+
+/// What an upload says about itself besides its bytes.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    pub user_metadata: Option<Value>,
+    /// Replace an existing object (S3 always does; Supabase only with
+    /// `x-upsert`).
+    pub overwrite: bool,
+    /// `Content-MD5` (base64) the client sent, checked against the bytes.
+    pub content_md5: Option<String>,
+    /// Owner to record instead of the caller (a signed upload URL records
+    /// the user who signed it).
+    pub owner: Option<String>,
+}
+
+/// How a read is authorised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// RLS on `storage.objects` decides.
+    AsCaller,
+    /// Anyone may read objects of public buckets.
+    Public,
+}
+
+fn metadata_json(size: u64, etag: &str, content_type: &str, cache_control: Option<&str>) -> Value {
+    json!({
+        "eTag": format!("\"{etag}\""),
+        "size": size,
+        "mimetype": content_type,
+        "cacheControl": cache_control.unwrap_or("no-cache"),
+        "lastModified": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "contentLength": size,
+        "httpStatusCode": 200,
+    })
+}
+
+/// Whether `content_type` matches the bucket's list (`image/*` style
+/// wildcards included).
+fn mime_allowed(bucket: &Bucket, content_type: &str) -> bool {
+    let Some(allowed) = &bucket.allowed_mime_types else {
+        return true;
+    };
+    if allowed.is_empty() {
+        return true;
+    }
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    allowed.iter().any(|pattern| {
+        let pattern = pattern.trim().to_ascii_lowercase();
+        match pattern.strip_suffix("/*") {
+            Some(kind) => essence.split('/').next() == Some(kind),
+            None => pattern == essence || pattern == "*/*",
+        }
+    })
+}
+
+impl Store {
+    /// The byte limit for one object of `bucket`.
+    pub fn size_limit(&self, bucket: &Bucket) -> u64 {
+        match bucket.file_size_limit {
+            Some(limit) if limit > 0 => (limit as u64).min(self.max_object_bytes),
+            _ => self.max_object_bytes,
+        }
+    }
+
+    /// Checks that an upload of `content_type` to `bucket_id` may start;
+    /// returns the bucket, for its limits.
+    pub async fn bucket_for_upload(
+        &self,
+        bucket_id: &str,
+        key: &str,
+        content_type: &str,
+    ) -> StorageResult<Bucket> {
+        check_key(key)?;
+        let bucket = self.bucket_system(bucket_id).await?;
+        if !mime_allowed(&bucket, content_type) {
+            return Err(StorageError::InvalidMimeType(content_type.to_owned()));
+        }
+        Ok(bucket)
+    }
+
+    /// Streams an upload to disk, then records it; the object appears to
+    /// readers whole, or not at all.
+    pub async fn put_object<S, E>(
+        &self,
+        access: &Access,
+        bucket_id: &str,
+        key: &str,
+        body: S,
+        options: PutOptions,
+    ) -> StorageResult<ObjectInfo>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: std::fmt::Display,
+    {
+        let content_type = options
+            .content_type
+            .clone()
+            .unwrap_or_else(|| "application/octet-stream".into());
+        let bucket = self
+            .bucket_for_upload(bucket_id, key, &content_type)
+            .await?;
+        let written = self
+            .files
+            .write(body, Some(self.size_limit(&bucket)))
+            .await?;
+        if let Some(expected) = &options.content_md5 {
+            use base64::Engine;
+            let matches = base64::engine::general_purpose::STANDARD
+                .decode(expected.trim())
+                .is_ok_and(|raw| hex::encode(raw) == written.etag);
+            if !matches {
+                return Err(StorageError::BadDigest);
+            }
+        }
+        self.record(access, &bucket.id, key, written, &content_type, &options)
+            .await
+    }
+
+    /// Commits the row of a file that is already durable on disk.
+    pub(crate) async fn record(
+        &self,
+        access: &Access,
+        bucket_id: &str,
+        key: &str,
+        written: Written,
+        content_type: &str,
+        options: &PutOptions,
+    ) -> StorageResult<ObjectInfo> {
+        let metadata = metadata_json(
+            written.size,
+            &written.etag,
+            content_type,
+            options.cache_control.as_deref(),
+        );
+        let owner = options.owner.as_deref().or(access.user_id());
+        let owner_uuid = owner.and_then(|o| uuid::Uuid::parse_str(o).ok());
+        let conflict = if options.overwrite {
+            "on conflict (bucket_id, name) do update set \
+                 owner = excluded.owner, owner_id = excluded.owner_id, \
+                 version = excluded.version, metadata = excluded.metadata, \
+                 user_metadata = excluded.user_metadata, \
+                 updated_at = now(), last_accessed_at = now()"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata, user_metadata) \
+             values ($1, $2, $3, $4, $5, $6, $7) {conflict} \
+             returning {OBJECT_COLUMNS}, xmax <> 0"
+        );
+        let tx = self.pools.begin(access).await?;
+        let row = tx
+            .client()
+            .query_one(
+                &sql,
+                &[
+                    &bucket_id,
+                    &key,
+                    &owner_uuid,
+                    &owner,
+                    &written.version,
+                    &metadata,
+                    &options.user_metadata,
+                ],
+            )
+            .await
+            .map_err(|err| match pg_code(&err) {
+                Some("23503") => StorageError::NoSuchBucket,
+                _ => err.into(),
+            })?;
+        tx.commit().await?;
+        written.keep();
+        let replaced: bool = row.get(10);
+        if replaced {
+            self.files_released();
+        }
+        Ok(object_from_row(&row))
+    }
+
+    /// Whether the caller's policies would let it create `key`: the insert
+    /// is tried and rolled back (how a signed upload URL is authorised).
+    pub async fn can_insert(
+        &self,
+        access: &Access,
+        bucket_id: &str,
+        key: &str,
+    ) -> StorageResult<()> {
+        check_key(key)?;
+        self.bucket_system(bucket_id).await?;
+        let tx = self.pools.begin(access).await?;
+        tx.client()
+            .execute(
+                "insert into storage.objects (bucket_id, name, owner_id) values ($1, $2, $3) \
+                 on conflict (bucket_id, name) do nothing",
+                &[&bucket_id, &key, &access.user_id()],
+            )
+            .await?;
+        tx.rollback().await
+    }
+
+    /// An object's row, as `read` allows.
+    pub async fn head_object(
+        &self,
+        access: &Access,
+        bucket_id: &str,
+        key: &str,
+        read: Read,
+    ) -> StorageResult<ObjectInfo> {
+        let sql = format!(
+            "select {OBJECT_COLUMNS} from storage.objects where bucket_id = $1 and name = $2"
+        );
+        let row = match read {
+            Read::Public => {
+                let bucket = self.bucket_system(bucket_id).await?;
+                if !bucket.public {
+                    return Err(StorageError::NoSuchBucket);
+                }
+                let client = self.pools.owner.get().await?;
+                client.query_opt(&sql, &[&bucket_id, &key]).await?
+            }
+            Read::AsCaller => {
+                let tx = self.pools.begin(access).await?;
+                let row = tx.client().query_opt(&sql, &[&bucket_id, &key]).await?;
+                tx.commit().await?;
+                row
+            }
+        };
+        match row {
+            Some(row) => Ok(object_from_row(&row)),
+            None => {
+                // Tell a missing bucket from a missing key, as S3 does.
+                self.bucket_system(bucket_id).await?;
+                Err(StorageError::NoSuchKey)
+            }
+        }
+    }
+
+    /// An object's row and its open file. A concurrent overwrite may delete
+    /// the file between the two, so the row is read again then.
+    pub async fn get_object(
+        &self,
+        access: &Access,
+        bucket_id: &str,
+        key: &str,
+        read: Read,
+    ) -> StorageResult<(ObjectInfo, tokio::fs::File)> {
+        let mut attempts = 0;
+        loop {
+            let info = self.head_object(access, bucket_id, key, read).await?;
+            match self.files.open_file(&info.version).await {
+                Ok(file) => return Ok((info, file)),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound && attempts < 3 => {
+                    attempts += 1;
+                }
+                Err(err) => {
+                    tracing::error!(%err, bucket_id, key, "an object's file is missing");
+                    return Err(err.into());
+                }
+            }
+        }
+    }
+
+    /// Deletes the named objects the caller may delete; returns those.
+    pub async fn delete_objects(
+        &self,
+        access: &Access,
+        bucket_id: &str,
+        keys: &[String],
+    ) -> StorageResult<Vec<ObjectInfo>> {
+        let sql = format!(
+            "delete from storage.objects where bucket_id = $1 and name = any($2) returning {OBJECT_COLUMNS}"
+        );
+        let tx = self.pools.begin(access).await?;
+        let rows = tx.client().query(&sql, &[&bucket_id, &keys]).await?;
+        tx.commit().await?;
+        if !rows.is_empty() {
+            self.files_released();
+        }
+        Ok(rows.iter().map(object_from_row).collect())
+    }
+
+    /// Copies an object; the new one shares the bytes (a hard link).
+    /// `metadata` replaces the source's content type and user metadata.
+    pub async fn copy_object(
+        &self,
+        access: &Access,
+        from: (&str, &str),
+        to: (&str, &str),
+        replace: Option<PutOptions>,
+        overwrite: bool,
+    ) -> StorageResult<ObjectInfo> {
+        check_key(to.1)?;
+        let source = self
+            .head_object(access, from.0, from.1, Read::AsCaller)
+            .await?;
+        let options = match replace {
+            Some(mut options) => {
+                options.overwrite = overwrite;
+                options
+            }
+            None => PutOptions {
+                content_type: Some(source.content_type.clone()),
+                cache_control: source.cache_control.clone(),
+                user_metadata: source.user_metadata.clone(),
+                overwrite,
+                content_md5: None,
+                owner: None,
+            },
+        };
+        let content_type = options
+            .content_type
+            .clone()
+            .unwrap_or_else(|| source.content_type.clone());
+        let bucket = self.bucket_for_upload(to.0, to.1, &content_type).await?;
+        if source.size > self.size_limit(&bucket) {
+            return Err(StorageError::EntityTooLarge {
+                limit: self.size_limit(&bucket),
+            });
+        }
+        let mut written = self.files.link(&source.version).await?;
+        written.etag = source.etag.clone();
+        self.record(access, to.0, to.1, written, &content_type, &options)
+            .await
+    }
+
+    /// Renames an object (within or across buckets) without touching its
+    /// bytes.
+    pub async fn move_object(
+        &self,
+        access: &Access,
+        from: (&str, &str),
+        to: (&str, &str),
+    ) -> StorageResult<ObjectInfo> {
+        check_key(to.1)?;
+        let sql = format!(
+            "update storage.objects set bucket_id = $3, name = $4, updated_at = now() \
+             where bucket_id = $1 and name = $2 returning {OBJECT_COLUMNS}"
+        );
+        let tx = self.pools.begin(access).await?;
+        let row = tx
+            .client()
+            .query_opt(&sql, &[&from.0, &from.1, &to.0, &to.1])
+            .await
+            .map_err(|err| match pg_code(&err) {
+                Some("23503") => StorageError::NoSuchBucket,
+                _ => err.into(),
+            })?;
+        tx.commit().await?;
+        row.map(|r| object_from_row(&r))
+            .ok_or(StorageError::NoSuchKey)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bucket(types: Option<Vec<&str>>) -> Bucket {
+        Bucket {
+            id: "b".into(),
+            name: "b".into(),
+            owner: None,
+            public: false,
+            file_size_limit: None,
+            allowed_mime_types: types.map(|t| t.into_iter().map(String::from).collect()),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn mime_lists_with_wildcards() {
+        assert!(mime_allowed(&bucket(None), "anything/at-all"));
+        let images = bucket(Some(vec!["image/*", "text/plain"]));
+        assert!(mime_allowed(&images, "image/png"));
+        assert!(mime_allowed(&images, "text/plain; charset=utf-8"));
+        assert!(!mime_allowed(&images, "text/html"));
+        assert!(!mime_allowed(&images, "application/octet-stream"));
+    }
+}
+
+/// A `Range` header that no byte of the object satisfies.
+#[derive(Debug, thiserror::Error)]
+#[error("the range cannot be satisfied")]
+pub struct UnsatisfiableRange;
+
+/// The byte span an HTTP `Range` header asks of an object of `size` bytes:
+/// `Ok(None)` for the whole object.
+pub fn byte_range(
+    header: Option<&str>,
+    size: u64,
+) -> Result<Option<std::ops::Range<u64>>, UnsatisfiableRange> {
+    let Some(header) = header else {
+        return Ok(None);
+    };
+    let range = s3s::dto::Range::parse(header).map_err(|_| UnsatisfiableRange)?;
+    range.check(size).map(Some).map_err(|_| UnsatisfiableRange)
+}

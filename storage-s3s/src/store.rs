@@ -1,0 +1,288 @@
+//! The object store both APIs share: buckets, objects and their files.
+
+use crate::access::{Access, Pools};
+use crate::error::{StorageError, StorageResult};
+use crate::files::FileStore;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Bucket {
+    pub id: String,
+    pub name: String,
+    pub owner: Option<String>,
+    pub public: bool,
+    pub file_size_limit: Option<i64>,
+    pub allowed_mime_types: Option<Vec<String>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewBucket {
+    pub id: String,
+    pub name: String,
+    pub public: bool,
+    pub file_size_limit: Option<i64>,
+    pub allowed_mime_types: Option<Vec<String>>,
+}
+
+/// Fields to change; `None` leaves one as it is.
+#[derive(Debug, Clone, Default)]
+pub struct BucketUpdate {
+    pub public: Option<bool>,
+    pub file_size_limit: Option<Option<i64>>,
+    pub allowed_mime_types: Option<Option<Vec<String>>>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) files: FileStore,
+    pub(crate) pools: Pools,
+    /// Upper bound on one object, whatever a bucket allows.
+    pub(crate) max_object_bytes: u64,
+    released: Arc<Notify>,
+}
+
+const BUCKET_COLUMNS: &str = "id, name, owner_id, public, file_size_limit, allowed_mime_types, \
+                              created_at, updated_at";
+
+fn bucket_from_row(row: &tokio_postgres::Row) -> Bucket {
+    Bucket {
+        id: row.get(0),
+        name: row.get(1),
+        owner: row.get(2),
+        public: row.get(3),
+        file_size_limit: row.get(4),
+        allowed_mime_types: row.get(5),
+        created_at: row.get(6),
+        updated_at: row.get(7),
+    }
+}
+
+pub(crate) fn pg_code(err: &tokio_postgres::Error) -> Option<&str> {
+    err.as_db_error().map(|db| db.code().code())
+}
+
+impl Store {
+    /// Opens the file store under `root` (cleaning temp files an earlier
+    /// process left) and deletes files whose rows were released while no
+    /// host was running to do it.
+    pub async fn open(
+        root: impl Into<std::path::PathBuf>,
+        pools: Pools,
+        max_object_bytes: u64,
+    ) -> StorageResult<Self> {
+        let files = FileStore::open(root).await?;
+        let store = Store {
+            files,
+            pools,
+            max_object_bytes,
+            released: Arc::new(Notify::new()),
+        };
+        store.sweep().await?;
+        Ok(store)
+    }
+
+    pub fn max_object_bytes(&self) -> u64 {
+        self.max_object_bytes
+    }
+
+    /// Deletes, in the background, the files of rows that were replaced or
+    /// deleted; woken after every such change.
+    pub fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            loop {
+                store.released.notified().await;
+                if let Err(err) = store.sweep().await {
+                    tracing::warn!(%err, "deleting released storage files");
+                }
+            }
+        })
+    }
+
+    pub(crate) fn files_released(&self) {
+        self.released.notify_one();
+    }
+
+    /// Deletes released files, then forgets them; a crash in between leaves
+    /// the rows, so the next sweep finishes the job.
+    pub async fn sweep(&self) -> StorageResult<usize> {
+        let mut total = 0;
+        loop {
+            let tx = self.pools.begin_system().await?;
+            let rows = tx
+                .client()
+                .query(
+                    "select version from storage.released_files \
+                     order by released_at limit 500 for update skip locked",
+                    &[],
+                )
+                .await?;
+            if rows.is_empty() {
+                tx.commit().await?;
+                return Ok(total);
+            }
+            let versions: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            for version in &versions {
+                if let Err(err) = self.files.remove(version).await {
+                    tracing::warn!(%err, version, "deleting a released storage file");
+                }
+            }
+            tx.client()
+                .execute(
+                    "delete from storage.released_files where version = any($1)",
+                    &[&versions],
+                )
+                .await?;
+            tx.commit().await?;
+            total += versions.len();
+        }
+    }
+
+    /// A bucket as the store itself sees it (no RLS): for limits and the
+    /// public flag.
+    pub async fn bucket_system(&self, id: &str) -> StorageResult<Bucket> {
+        let client = self.pools.owner.get().await?;
+        let sql = format!("select {BUCKET_COLUMNS} from storage.buckets where id = $1");
+        let row = client.query_opt(&sql, &[&id]).await?;
+        row.as_ref()
+            .map(bucket_from_row)
+            .ok_or(StorageError::NoSuchBucket)
+    }
+
+    pub async fn list_buckets(&self, access: &Access) -> StorageResult<Vec<Bucket>> {
+        let tx = self.pools.begin(access).await?;
+        let sql =
+            format!("select {BUCKET_COLUMNS} from storage.buckets order by name collate \"C\"");
+        let rows = tx.client().query(&sql, &[]).await?;
+        tx.commit().await?;
+        Ok(rows.iter().map(bucket_from_row).collect())
+    }
+
+    pub async fn get_bucket(&self, access: &Access, id: &str) -> StorageResult<Bucket> {
+        let tx = self.pools.begin(access).await?;
+        let sql = format!("select {BUCKET_COLUMNS} from storage.buckets where id = $1");
+        let row = tx.client().query_opt(&sql, &[&id]).await?;
+        tx.commit().await?;
+        row.as_ref()
+            .map(bucket_from_row)
+            .ok_or(StorageError::NoSuchBucket)
+    }
+
+    pub async fn create_bucket(&self, access: &Access, new: NewBucket) -> StorageResult<Bucket> {
+        crate::names::check_bucket_name(&new.id)?;
+        if let Some(limit) = new.file_size_limit {
+            if limit < 0 {
+                return Err(StorageError::InvalidArgument(
+                    "file_size_limit cannot be negative".into(),
+                ));
+            }
+        }
+        let tx = self.pools.begin(access).await?;
+        let owner = access.user_id();
+        let owner_uuid = owner.and_then(|o| uuid::Uuid::parse_str(o).ok());
+        let sql = format!(
+            "insert into storage.buckets (id, name, owner, owner_id, public, file_size_limit, allowed_mime_types) \
+             values ($1, $2, $3, $4, $5, $6, $7) returning {BUCKET_COLUMNS}"
+        );
+        let row = tx
+            .client()
+            .query_one(
+                &sql,
+                &[
+                    &new.id,
+                    &new.name,
+                    &owner_uuid,
+                    &owner,
+                    &new.public,
+                    &new.file_size_limit,
+                    &new.allowed_mime_types,
+                ],
+            )
+            .await
+            .map_err(|err| match pg_code(&err) {
+                Some("23505") => StorageError::BucketExists,
+                _ => err.into(),
+            })?;
+        tx.commit().await?;
+        Ok(bucket_from_row(&row))
+    }
+
+    pub async fn update_bucket(
+        &self,
+        access: &Access,
+        id: &str,
+        update: BucketUpdate,
+    ) -> StorageResult<Bucket> {
+        let tx = self.pools.begin(access).await?;
+        let sql = format!(
+            "update storage.buckets set \
+                 public = coalesce($2, public), \
+                 file_size_limit = case when $3 then $4 else file_size_limit end, \
+                 allowed_mime_types = case when $5 then $6 else allowed_mime_types end, \
+                 updated_at = now() \
+             where id = $1 returning {BUCKET_COLUMNS}"
+        );
+        let (set_limit, limit) = match update.file_size_limit {
+            Some(limit) => (true, limit),
+            None => (false, None),
+        };
+        let (set_types, types) = match update.allowed_mime_types {
+            Some(types) => (true, types),
+            None => (false, None),
+        };
+        let row = tx
+            .client()
+            .query_opt(
+                &sql,
+                &[&id, &update.public, &set_limit, &limit, &set_types, &types],
+            )
+            .await?;
+        tx.commit().await?;
+        row.as_ref()
+            .map(bucket_from_row)
+            .ok_or(StorageError::NoSuchBucket)
+    }
+
+    /// Deletes every object of the bucket the caller may delete.
+    pub async fn empty_bucket(&self, access: &Access, id: &str) -> StorageResult<u64> {
+        let tx = self.pools.begin(access).await?;
+        let exists = tx
+            .client()
+            .query_opt("select 1 from storage.buckets where id = $1", &[&id])
+            .await?
+            .is_some();
+        if !exists {
+            return Err(StorageError::NoSuchBucket);
+        }
+        let deleted = tx
+            .client()
+            .execute("delete from storage.objects where bucket_id = $1", &[&id])
+            .await?;
+        tx.commit().await?;
+        if deleted > 0 {
+            self.files_released();
+        }
+        Ok(deleted)
+    }
+
+    pub async fn delete_bucket(&self, access: &Access, id: &str) -> StorageResult<()> {
+        let tx = self.pools.begin(access).await?;
+        let deleted = tx
+            .client()
+            .execute("delete from storage.buckets where id = $1", &[&id])
+            .await
+            .map_err(|err| match pg_code(&err) {
+                Some("23503") => StorageError::BucketNotEmpty,
+                _ => err.into(),
+            })?;
+        tx.commit().await?;
+        if deleted == 0 {
+            return Err(StorageError::NoSuchBucket);
+        }
+        Ok(())
+    }
+}

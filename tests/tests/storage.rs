@@ -1,0 +1,498 @@
+//! Object storage end to end: the S3 endpoint driven by unmodified clients
+//! (boto3, aws-cli, s3cmd, rclone), the admin API for S3 keys, and what a
+//! crash mid-upload leaves behind. storage-js is in `supabase_js.rs`.
+
+use reqwest::StatusCode;
+use selfdb_tests::{psql, workspace_root, Host, HostBuilder};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().build().expect("client")
+}
+
+fn service_headers(host: &Host) -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let key = host.service_key();
+    headers.insert("apikey", key.parse().unwrap());
+    headers.insert("authorization", format!("Bearer {key}").parse().unwrap());
+    headers
+}
+
+async fn create_user(host: &Host, email: &str) -> String {
+    let response = client()
+        .post(format!("{}/auth/v1/admin/users", host.url))
+        .headers(service_headers(host))
+        .json(&json!({"email": email, "password": "correct horse 1", "email_confirm": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let user: Value = response.json().await.unwrap();
+    user["id"].as_str().unwrap().to_owned()
+}
+
+async fn create_key(host: &Host, user_id: Option<&str>) -> (String, String) {
+    let response = client()
+        .post(format!("{}/api/v1/s3/keys", host.url))
+        .headers(service_headers(host))
+        .json(&json!({"user_id": user_id, "description": "test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let key: Value = response.json().await.unwrap();
+    (
+        key["access_key_id"].as_str().unwrap().to_owned(),
+        key["secret_access_key"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn create_bucket(host: &Host, id: &str, public: bool) {
+    let response = client()
+        .post(format!("{}/storage/v1/bucket", host.url))
+        .headers(service_headers(host))
+        .json(&json!({"id": id, "name": id, "public": public}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "create bucket {id}");
+}
+
+/// The Python that has boto3: the one on PATH, else Debian's.
+fn python_with_boto3() -> String {
+    for python in ["python3", "/usr/bin/python3"] {
+        let ok = Command::new(python)
+            .args(["-c", "import boto3"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return python.to_owned();
+        }
+    }
+    panic!("no python3 with boto3: run `make test` (scripts/bootstrap.sh installs python3-boto3)");
+}
+
+fn check(output: Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{what} failed:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn boto3_drives_every_s3_operation() {
+    let host = Host::serve().await.start();
+    let alice = create_user(&host, "alice-s3@example.com").await;
+    let bob = create_user(&host, "bob-s3@example.com").await;
+    let (alice_id, alice_secret) = create_key(&host, Some(&alice)).await;
+    let (bob_id, bob_secret) = create_key(&host, Some(&bob)).await;
+    let (revoked_id, revoked_secret) = create_key(&host, Some(&bob)).await;
+    let revoke = client()
+        .delete(format!("{}/api/v1/s3/keys/{revoked_id}", host.url))
+        .headers(service_headers(&host))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status(), StatusCode::NO_CONTENT);
+    create_bucket(&host, "public-bucket", true).await;
+    create_bucket(&host, "shared", false).await;
+    let db = psql(host.database_url.as_deref().unwrap()).await;
+    db.batch_execute(
+        "create policy own_read on storage.objects for select to authenticated \
+             using (bucket_id = 'shared' and owner_id = auth.uid()::text); \
+         create policy own_insert on storage.objects for insert to authenticated \
+             with check (bucket_id = 'shared' and owner_id = auth.uid()::text); \
+         create policy own_update on storage.objects for update to authenticated \
+             using (bucket_id = 'shared' and owner_id = auth.uid()::text); \
+         create policy own_delete on storage.objects for delete to authenticated \
+             using (bucket_id = 'shared' and owner_id = auth.uid()::text);",
+    )
+    .await
+    .unwrap();
+    let suite = workspace_root().join("tests/s3/boto3_suite.py");
+    let env = host.env.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python_with_boto3())
+            .arg(suite)
+            .env("S3_ENDPOINT", &env["S3_ENDPOINT"])
+            .env("S3_ACCESS_KEY_ID", &env["S3_ACCESS_KEY_ID"])
+            .env("S3_SECRET_ACCESS_KEY", &env["S3_SECRET_ACCESS_KEY"])
+            .env("ALICE_KEY_ID", alice_id)
+            .env("ALICE_SECRET", alice_secret)
+            .env("BOB_KEY_ID", bob_id)
+            .env("BOB_SECRET", bob_secret)
+            .env("REVOKED_KEY_ID", revoked_id)
+            .env("REVOKED_SECRET", revoked_secret)
+            .env("PUBLIC_BUCKET", "public-bucket")
+            .env("SHARED_BUCKET", "shared")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .output()
+            .expect("run python")
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("{stderr}");
+    assert!(
+        output.status.success(),
+        "boto3 suite failed:\n{stderr}\nhost log:\n{}",
+        host.stderr()
+    );
+}
+
+#[tokio::test]
+async fn s3_key_admin_needs_the_service_key() {
+    let host = Host::serve().await.start();
+    let anon = client()
+        .get(format!("{}/api/v1/s3/keys", host.url))
+        .header("apikey", host.anon_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), StatusCode::FORBIDDEN);
+    let body: Value = anon.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "forbidden");
+    let unknown_user = client()
+        .post(format!("{}/api/v1/s3/keys", host.url))
+        .headers(service_headers(&host))
+        .json(&json!({"user_id": "00000000-0000-0000-0000-000000000000"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_user.status(), StatusCode::NOT_FOUND);
+    let bad_json = client()
+        .post(format!("{}/api/v1/s3/keys", host.url))
+        .headers(service_headers(&host))
+        .body("{\"user_id\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_json.status(), StatusCode::BAD_REQUEST);
+    let (id, _) = create_key(&host, None).await;
+    let listed: Value = client()
+        .get(format!("{}/api/v1/s3/keys", host.url))
+        .headers(service_headers(&host))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["access_key_id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&id.as_str()));
+    assert!(ids.contains(&host.env["S3_ACCESS_KEY_ID"].as_str()));
+    assert!(
+        listed["keys"][0].get("secret_access_key").is_none(),
+        "secrets are shown once, at creation"
+    );
+    let missing = client()
+        .delete(format!("{}/api/v1/s3/keys/NOSUCHKEY", host.url))
+        .headers(service_headers(&host))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+/// aws-cli, s3cmd and rclone as installed from Debian, each against the
+/// endpoint with the service-role key `selfdb` printed.
+#[tokio::test]
+async fn command_line_clients_work_unmodified() {
+    let host = Host::serve().await.start();
+    let env = host.env.clone();
+    let work = host.data_dir.join("cli");
+    tokio::task::spawn_blocking(move || run_cli_clients(&env, &work))
+        .await
+        .unwrap();
+}
+
+fn run_cli_clients(env: &std::collections::HashMap<String, String>, work: &Path) {
+    let endpoint = &env["S3_ENDPOINT"];
+    let key = &env["S3_ACCESS_KEY_ID"];
+    let secret = &env["S3_SECRET_ACCESS_KEY"];
+    let local = work.join("local");
+    std::fs::create_dir_all(local.join("nested")).unwrap();
+    std::fs::write(local.join("one.txt"), b"first file").unwrap();
+    std::fs::write(local.join("nested/two.txt"), b"second file").unwrap();
+    std::fs::write(local.join("space name.txt"), b"third file").unwrap();
+
+    let aws = |args: &[&str]| {
+        let output = Command::new("aws")
+            .arg("--endpoint-url")
+            .arg(endpoint)
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .output()
+            .expect("run aws");
+        check(output, &format!("aws {args:?}"))
+    };
+    aws(&["s3", "mb", "s3://cli"]);
+    aws(&[
+        "s3",
+        "cp",
+        "--no-progress",
+        local.join("one.txt").to_str().unwrap(),
+        "s3://cli/single/one.txt",
+    ]);
+    aws(&[
+        "s3",
+        "sync",
+        "--no-progress",
+        local.to_str().unwrap(),
+        "s3://cli/synced/",
+    ]);
+    let listing = aws(&["s3", "ls", "--recursive", "s3://cli/synced/"]);
+    for name in [
+        "synced/one.txt",
+        "synced/nested/two.txt",
+        "synced/space name.txt",
+    ] {
+        assert!(listing.contains(name), "{name} missing from:\n{listing}");
+    }
+    let top = aws(&["s3", "ls", "s3://cli/synced/"]);
+    assert!(top.contains("PRE nested/"), "{top}");
+    // A second sync has nothing to do.
+    let again = aws(&[
+        "s3",
+        "sync",
+        "--no-progress",
+        local.to_str().unwrap(),
+        "s3://cli/synced/",
+    ]);
+    assert!(
+        again.trim().is_empty(),
+        "nothing should be copied again: {again}"
+    );
+    let back = work.join("back");
+    aws(&[
+        "s3",
+        "sync",
+        "--no-progress",
+        "s3://cli/synced/",
+        back.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read(back.join("nested/two.txt")).unwrap(),
+        b"second file"
+    );
+    assert_eq!(
+        std::fs::read(back.join("space name.txt")).unwrap(),
+        b"third file"
+    );
+    aws(&["s3", "rm", "s3://cli/single/one.txt"]);
+    aws(&["s3", "rm", "--recursive", "s3://cli/synced/"]);
+    assert!(aws(&["s3", "ls", "--recursive", "s3://cli/"])
+        .trim()
+        .is_empty());
+
+    // s3cmd, with its configuration on the command line only.
+    let host_port = endpoint.trim_start_matches("http://");
+    let s3cmd = |args: &[&str]| {
+        let output = Command::new("s3cmd")
+            .args([
+                "--config=/dev/null",
+                "--no-ssl",
+                "--host",
+                host_port,
+                "--host-bucket",
+                host_port,
+                "--access_key",
+                key,
+                "--secret_key",
+                secret,
+                "--region",
+                "us-east-1",
+            ])
+            .args(args)
+            .output()
+            .expect("run s3cmd");
+        check(output, &format!("s3cmd {args:?}"))
+    };
+    s3cmd(&["mb", "s3://viacmd"]);
+    s3cmd(&[
+        "put",
+        local.join("one.txt").to_str().unwrap(),
+        "s3://viacmd/dir/one.txt",
+    ]);
+    let listed = s3cmd(&["ls", "s3://viacmd/dir/"]);
+    assert!(listed.contains("s3://viacmd/dir/one.txt"), "{listed}");
+    let fetched = work.join("from-s3cmd.txt");
+    s3cmd(&[
+        "get",
+        "--force",
+        "s3://viacmd/dir/one.txt",
+        fetched.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(&fetched).unwrap(), b"first file");
+    s3cmd(&["del", "s3://viacmd/dir/one.txt"]);
+    s3cmd(&["rb", "s3://viacmd"]);
+
+    // rclone, with an on-the-fly remote.
+    let remote = format!(
+        ":s3,provider=Other,endpoint='{endpoint}',access_key_id={key},secret_access_key={secret},region=us-east-1:"
+    );
+    let rclone = |args: &[String]| {
+        let output = Command::new("rclone")
+            .args(args)
+            .env("RCLONE_CONFIG", "/dev/null")
+            // The AWS SDK inside rclone refuses a custom CA bundle on a
+            // plain-HTTP transport; some machines set one for all tools.
+            .env_remove("AWS_CA_BUNDLE")
+            .output()
+            .expect("run rclone");
+        check(output, &format!("rclone {args:?}"))
+    };
+    rclone(&["mkdir".into(), format!("{remote}viarclone")]);
+    rclone(&[
+        "copy".into(),
+        local.to_str().unwrap().into(),
+        format!("{remote}viarclone/tree"),
+    ]);
+    let files = rclone(&["lsf".into(), "-R".into(), format!("{remote}viarclone/tree")]);
+    for name in ["one.txt", "nested/two.txt", "space name.txt"] {
+        assert!(
+            files.lines().any(|l| l == name),
+            "{name} missing from:\n{files}"
+        );
+    }
+    let cat = rclone(&[
+        "cat".into(),
+        format!("{remote}viarclone/tree/nested/two.txt"),
+    ]);
+    assert_eq!(cat, "second file");
+    rclone(&[
+        "check".into(),
+        local.to_str().unwrap().into(),
+        format!("{remote}viarclone/tree"),
+    ]);
+    rclone(&["purge".into(), format!("{remote}viarclone")]);
+}
+
+/// SIGKILL while an overwrite streams in: after a restart the old object is
+/// whole, and the half-written temp file is gone.
+#[tokio::test]
+async fn crash_mid_upload_leaves_the_old_object() {
+    use tokio::io::AsyncWriteExt;
+    let mut host = Host::serve().await.start();
+    create_bucket(&host, "crash", false).await;
+    let key_url = format!("{}/storage/v1/object/crash/doc.bin", host.url);
+    let original = vec![7u8; 300_000];
+    let put = client()
+        .post(&key_url)
+        .headers(service_headers(&host))
+        .body(original.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::OK);
+
+    // Declare 64 MiB, send 8 MiB, and kill the host while it waits for more.
+    let addr = host.url.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /storage/v1/object/crash/doc.bin HTTP/1.1\r\nhost: {addr}\r\napikey: {k}\r\nauthorization: Bearer {k}\r\nx-upsert: true\r\ncontent-length: {}\r\n\r\n",
+        64 << 20,
+        k = host.service_key()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![1u8; 1 << 20];
+    for _ in 0..8 {
+        stream.write_all(&chunk).await.unwrap();
+    }
+    stream.flush().await.unwrap();
+    let tmp = host.data_dir.join("storage/tmp");
+    let started = selfdb_tests::wait_until(std::time::Duration::from_secs(10), || {
+        std::fs::read_dir(&tmp)
+            .map(|d| d.flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 0)))
+            .unwrap_or(false)
+    });
+    assert!(started, "the upload never reached the temp dir");
+    host.kill();
+    drop(stream);
+
+    let database_url = host.database_url.clone().unwrap();
+    let restarted = HostBuilder::for_restart(&host, &database_url).start();
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "temp files of the interrupted upload are removed at start"
+    );
+    let got = client()
+        .get(key_url.replace(&host.url, &restarted.url))
+        .headers(service_headers(&restarted))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    assert_eq!(got.bytes().await.unwrap().to_vec(), original);
+}
+
+/// Replaced and deleted objects give their disk space back.
+#[tokio::test]
+async fn replaced_and_deleted_files_are_removed_from_disk() {
+    let host = Host::serve().await.start();
+    create_bucket(&host, "gc", false).await;
+    let url = format!("{}/storage/v1/object/gc/file.bin", host.url);
+    for round in 0..3u8 {
+        let response = client()
+            .post(&url)
+            .headers(service_headers(&host))
+            .header("x-upsert", "true")
+            .body(vec![round; 10_000])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let objects = host.data_dir.join("storage/objects");
+    let count_files = || walk(&objects);
+    let one_left =
+        selfdb_tests::wait_until(std::time::Duration::from_secs(10), || count_files() == 1);
+    assert!(
+        one_left,
+        "replaced versions stay on disk: {} files",
+        count_files()
+    );
+    let deleted = client()
+        .delete(&url)
+        .headers(service_headers(&host))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::OK);
+    let none_left =
+        selfdb_tests::wait_until(std::time::Duration::from_secs(10), || count_files() == 0);
+    assert!(none_left, "a deleted object's file stays on disk");
+}
+
+fn walk(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path)
+            } else {
+                1
+            }
+        })
+        .sum()
+}
