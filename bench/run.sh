@@ -15,7 +15,7 @@ chmod 755 "$out" "$out/data"
 
 # A developer's RUST_BACKTRACE makes every internal error capture a
 # backtrace; production hosts do not run with it.
-env -u RUST_BACKTRACE ./target/release/selfdb dev --data-dir "$out/data" --port 0 \
+env -u RUST_BACKTRACE ./target/release/selfdb dev --data-dir "$out/data" --port 0 --s3-port 0 \
   --functions-dir target/functions --bench-routes >"$out/selfdb.out" 2>"$out/selfdb.err" &
 host=$!
 trap 'kill -TERM $host 2>/dev/null; wait $host 2>/dev/null || true' EXIT
@@ -85,6 +85,8 @@ peak_kb=$(awk '/VmHWM/ {print $2}' /proc/$host/status)
 echo "host peak RSS so far:       $((peak_kb / 1024)) MiB"
 
 ./bench/crud.sh
+
+HOST_PID=$host ./bench/storage.sh
 
 echo
 echo "Auth (/auth/v1, the auth component; argon2id m=19456 KiB, t=2, p=1)"

@@ -38,7 +38,9 @@ impl Storage {
                 settings.storage_dir.display()
             )
         })?;
-        store.spawn_sweeper();
+        // Long enough that no upload another host is committing right now
+        // can be taken for an orphan.
+        store.spawn_sweeper(std::time::Duration::from_secs(600));
         let keys = Arc::new(KeyRegistry::new(pools));
         let access_key_id = db
             .setting_or_init("s3_service_access_key_id", || {

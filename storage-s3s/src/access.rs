@@ -3,6 +3,13 @@
 //! `storage.objects` and `storage.buckets` decide, as on Supabase.
 
 use deadpool_postgres::{Object, Pool};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+/// Sets the caller's claims and role for the rest of the transaction, as
+/// `SET LOCAL` would.
+const SETUP_SQL: &str =
+    "select set_config('request.jwt.claims', $1, true), set_config('role', $2, true)";
 
 #[derive(Debug, Clone)]
 pub enum Access {
@@ -73,25 +80,76 @@ pub struct Tx {
 }
 
 impl Pools {
-    /// A transaction as `access`.
-    pub async fn begin(&self, access: &Access) -> Result<Tx, crate::StorageError> {
-        let pool = match access {
-            Access::System => return self.begin_system().await,
-            Access::Service => &self.owner,
+    fn pool_for(&self, access: &Access) -> &Pool {
+        match access {
+            Access::System | Access::Service => &self.owner,
             _ => &self.api,
-        };
-        let client = pool.get().await?;
+        }
+    }
+
+    /// A transaction as `access`. `begin` and the role switch travel in one
+    /// round trip.
+    pub async fn begin(&self, access: &Access) -> Result<Tx, crate::StorageError> {
+        if matches!(access, Access::System) {
+            return self.begin_system().await;
+        }
+        let client = self.pool_for(access).get().await?;
         let tx = Tx {
             client: Some(client),
         };
         let c = tx.client();
-        c.batch_execute("begin").await?;
-        c.execute(
-            "select set_config('request.jwt.claims', $1, true), set_config('role', $2, true)",
-            &[&access.claims(), &access.role()],
-        )
-        .await?;
+        let setup = c.prepare_cached(SETUP_SQL).await?;
+        let claims = access.claims();
+        let role = access.role();
+        let setup_params: [&(dyn ToSql + Sync); 2] = [&claims, &role];
+        let (begun, set) =
+            futures::join!(c.batch_execute("begin"), c.execute(&setup, &setup_params));
+        begun?;
+        set?;
         Ok(tx)
+    }
+
+    /// One statement in a transaction of its own as `access` (the outer
+    /// error is the connection's, the inner the statement's): `begin`, the
+    /// role switch, the statement and `commit` go out together, so it costs
+    /// one round trip once the statement is prepared on the connection.
+    /// PostgreSQL runs pipelined messages in order, and a `commit` after a
+    /// failed statement rolls back.
+    pub async fn once(
+        &self,
+        access: &Access,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Result<Vec<Row>, tokio_postgres::Error>, crate::StorageError> {
+        let client = self.pool_for(access).get().await?;
+        let statement = match client.prepare_cached(sql).await {
+            Ok(statement) => statement,
+            Err(err) => return Ok(Err(err)),
+        };
+        if matches!(access, Access::System) {
+            return Ok(client.query(&statement, params).await);
+        }
+        let setup = client.prepare_cached(SETUP_SQL).await?;
+        let claims = access.claims();
+        let role = access.role();
+        let setup_params: [&(dyn ToSql + Sync); 2] = [&claims, &role];
+        let (begun, set, rows, committed) = futures::join!(
+            client.batch_execute("begin"),
+            client.execute(&setup, &setup_params),
+            client.query(&statement, params),
+            client.batch_execute("commit"),
+        );
+        if let Err(err) = begun.and(set) {
+            // The transaction state is unknown: never pool this connection.
+            let _ = Object::take(client);
+            return Err(err.into());
+        }
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(err) => return Ok(Err(err)),
+        };
+        committed?;
+        Ok(Ok(rows))
     }
 
     /// A transaction as the platform owner, for the store's bookkeeping.

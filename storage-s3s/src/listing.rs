@@ -205,10 +205,10 @@ impl Store {
             query.sort_column.sql()
         );
         let search = format!("{}%", like_escape(&query.search));
-        let tx = self.pools.begin(access).await?;
-        let rows = tx
-            .client()
-            .query(
+        let rows = self
+            .pools
+            .once(
+                access,
                 &sql,
                 &[
                     &bucket_id,
@@ -218,8 +218,7 @@ impl Store {
                     &query.offset.max(0),
                 ],
             )
-            .await?;
-        tx.commit().await?;
+            .await??;
         Ok(rows
             .iter()
             .map(|row| FolderEntry {

@@ -297,6 +297,7 @@ impl Store {
             overwrite: true,
             content_md5: None,
             owner: None,
+            declared_size: None,
         };
         let info = self
             .record(

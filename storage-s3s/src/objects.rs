@@ -72,6 +72,9 @@ pub struct PutOptions {
     /// Owner to record instead of the caller (a signed upload URL records
     /// the user who signed it).
     pub owner: Option<String>,
+    /// The size the client announced (`Content-Length`): an upload over the
+    /// limit is refused before a byte is read.
+    pub declared_size: Option<u64>,
 }
 
 /// How a read is authorised.
@@ -214,10 +217,10 @@ impl Store {
              values ($1, $2, $3, $4, $5, $6, $7) {conflict} \
              returning {OBJECT_COLUMNS}, xmax <> 0"
         );
-        let tx = self.pools.begin(access).await?;
-        let row = tx
-            .client()
-            .query_one(
+        let rows = self
+            .pools
+            .once(
+                access,
                 &sql,
                 &[
                     &bucket_id,
@@ -229,18 +232,20 @@ impl Store {
                     &options.user_metadata,
                 ],
             )
-            .await
+            .await?
             .map_err(|err| match pg_code(&err) {
                 Some("23503") => StorageError::NoSuchBucket,
                 _ => err.into(),
             })?;
-        tx.commit().await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StorageError::Database("the insert returned no row".into()))?;
         written.keep();
         let replaced: bool = row.get(10);
         if replaced {
             self.files_released();
         }
-        Ok(object_from_row(&row))
+        Ok(object_from_row(row))
     }
 
     /// Whether the caller's policies would let it create `key`: the insert
@@ -285,10 +290,8 @@ impl Store {
                 client.query_opt(&sql, &[&bucket_id, &key]).await?
             }
             Read::AsCaller => {
-                let tx = self.pools.begin(access).await?;
-                let row = tx.client().query_opt(&sql, &[&bucket_id, &key]).await?;
-                tx.commit().await?;
-                row
+                let rows = self.pools.once(access, &sql, &[&bucket_id, &key]).await??;
+                rows.into_iter().next()
             }
         };
         match row {
@@ -336,9 +339,10 @@ impl Store {
         let sql = format!(
             "delete from storage.objects where bucket_id = $1 and name = any($2) returning {OBJECT_COLUMNS}"
         );
-        let tx = self.pools.begin(access).await?;
-        let rows = tx.client().query(&sql, &[&bucket_id, &keys]).await?;
-        tx.commit().await?;
+        let rows = self
+            .pools
+            .once(access, &sql, &[&bucket_id, &keys])
+            .await??;
         if !rows.is_empty() {
             self.files_released();
         }
@@ -371,6 +375,7 @@ impl Store {
                 overwrite,
                 content_md5: None,
                 owner: None,
+                declared_size: None,
             },
         };
         let content_type = options

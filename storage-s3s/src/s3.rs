@@ -560,6 +560,7 @@ impl S3 for S3Frontend {
             overwrite: !input.if_none_match.as_ref().is_some_and(|c| c.is_any()),
             content_md5: input.content_md5,
             owner: None,
+            declared_size: input.content_length.and_then(|l| u64::try_from(l).ok()),
         };
         let info = self
             .store
@@ -607,7 +608,8 @@ impl S3 for S3Frontend {
                 .await
                 .map_err(internal)?;
         }
-        let stream = ReaderStream::with_capacity(file.take(length), READ_CHUNK);
+        let stream =
+            ReaderStream::with_capacity(file.take(length), (length as usize).clamp(1, READ_CHUNK));
         // s3s answers 206 by itself when content_range is set.
         let response = S3Response::new(GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
@@ -734,6 +736,7 @@ impl S3 for S3Frontend {
             overwrite: true,
             content_md5: None,
             owner: None,
+            declared_size: None,
         });
         let info = self
             .store
@@ -810,7 +813,8 @@ impl S3 for S3Frontend {
                 .await
                 .map_err(internal)?;
         }
-        let stream = ReaderStream::with_capacity(file.take(length), READ_CHUNK);
+        let stream =
+            ReaderStream::with_capacity(file.take(length), (length as usize).clamp(1, READ_CHUNK));
         let part = self
             .store
             .upload_part(&upload, input.part_number, stream)

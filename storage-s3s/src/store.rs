@@ -4,7 +4,9 @@ use crate::access::{Access, Pools};
 use crate::error::{StorageError, StorageResult};
 use crate::files::FileStore;
 use chrono::{DateTime, Utc};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -43,7 +45,13 @@ pub struct Store {
     /// Upper bound on one object, whatever a bucket allows.
     pub(crate) max_object_bytes: u64,
     released: Arc<Notify>,
+    /// Buckets as the store last read them, for limits on every upload.
+    buckets: Arc<Mutex<HashMap<String, (Bucket, Instant)>>>,
 }
+
+/// How long a bucket's limits may be served from memory: a change made
+/// through another host applies within this time (at once on this one).
+const BUCKET_CACHE_TTL: Duration = Duration::from_secs(1);
 
 const BUCKET_COLUMNS: &str = "id, name, owner_id, public, file_size_limit, allowed_mime_types, \
                               created_at, updated_at";
@@ -80,6 +88,7 @@ impl Store {
             pools,
             max_object_bytes,
             released: Arc::new(Notify::new()),
+            buckets: Arc::new(Mutex::new(HashMap::new())),
         };
         store.sweep().await?;
         Ok(store)
@@ -90,10 +99,14 @@ impl Store {
     }
 
     /// Deletes, in the background, the files of rows that were replaced or
-    /// deleted; woken after every such change.
-    pub fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
+    /// deleted (woken after every such change), after collecting orphans
+    /// once.
+    pub fn spawn_sweeper(&self, orphan_grace: std::time::Duration) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
         tokio::spawn(async move {
+            if let Err(err) = store.collect_orphans(orphan_grace).await {
+                tracing::warn!(%err, "collecting unreferenced storage files");
+            }
             loop {
                 store.released.notified().await;
                 if let Err(err) = store.sweep().await {
@@ -105,6 +118,37 @@ impl Store {
 
     pub(crate) fn files_released(&self) {
         self.released.notify_one();
+    }
+
+    /// Deletes files that no row references and that are older than
+    /// `grace`: a host that died between moving an upload into place and
+    /// committing its row leaves one. The grace period spares uploads that
+    /// other hosts sharing the directory are committing right now.
+    pub async fn collect_orphans(&self, grace: std::time::Duration) -> StorageResult<usize> {
+        let before = std::time::SystemTime::now() - grace;
+        let candidates = self.files.versions_older_than(before).await?;
+        let mut removed = 0;
+        for batch in candidates.chunks(1000) {
+            let batch: Vec<String> = batch.to_vec();
+            let client = self.pools.owner.get().await?;
+            let rows = client
+                .query(
+                    "select v from unnest($1::text[]) v \
+                     where not exists (select 1 from storage.objects o where o.version = v) \
+                       and not exists (select 1 from storage.s3_multipart_uploads_parts p where p.version = v)",
+                    &[&batch],
+                )
+                .await?;
+            for row in rows {
+                let version: String = row.get(0);
+                self.files.remove(&version).await?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, "removed storage files that no object references");
+        }
+        Ok(removed)
     }
 
     /// Deletes released files, then forgets them; a crash in between leaves
@@ -145,29 +189,47 @@ impl Store {
     /// A bucket as the store itself sees it (no RLS): for limits and the
     /// public flag.
     pub async fn bucket_system(&self, id: &str) -> StorageResult<Bucket> {
+        if let Ok(cache) = self.buckets.lock() {
+            if let Some((bucket, at)) = cache.get(id) {
+                if at.elapsed() < BUCKET_CACHE_TTL {
+                    return Ok(bucket.clone());
+                }
+            }
+        }
         let client = self.pools.owner.get().await?;
         let sql = format!("select {BUCKET_COLUMNS} from storage.buckets where id = $1");
-        let row = client.query_opt(&sql, &[&id]).await?;
-        row.as_ref()
+        let statement = client.prepare_cached(&sql).await?;
+        let row = client.query_opt(&statement, &[&id]).await?;
+        let bucket = row
+            .as_ref()
             .map(bucket_from_row)
-            .ok_or(StorageError::NoSuchBucket)
+            .ok_or(StorageError::NoSuchBucket)?;
+        if let Ok(mut cache) = self.buckets.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(id.to_owned(), (bucket.clone(), Instant::now()));
+        }
+        Ok(bucket)
+    }
+
+    fn forget_bucket(&self, id: &str) {
+        if let Ok(mut cache) = self.buckets.lock() {
+            cache.remove(id);
+        }
     }
 
     pub async fn list_buckets(&self, access: &Access) -> StorageResult<Vec<Bucket>> {
-        let tx = self.pools.begin(access).await?;
         let sql =
             format!("select {BUCKET_COLUMNS} from storage.buckets order by name collate \"C\"");
-        let rows = tx.client().query(&sql, &[]).await?;
-        tx.commit().await?;
+        let rows = self.pools.once(access, &sql, &[]).await??;
         Ok(rows.iter().map(bucket_from_row).collect())
     }
 
     pub async fn get_bucket(&self, access: &Access, id: &str) -> StorageResult<Bucket> {
-        let tx = self.pools.begin(access).await?;
         let sql = format!("select {BUCKET_COLUMNS} from storage.buckets where id = $1");
-        let row = tx.client().query_opt(&sql, &[&id]).await?;
-        tx.commit().await?;
-        row.as_ref()
+        let rows = self.pools.once(access, &sql, &[&id]).await??;
+        rows.first()
             .map(bucket_from_row)
             .ok_or(StorageError::NoSuchBucket)
     }
@@ -181,16 +243,16 @@ impl Store {
                 ));
             }
         }
-        let tx = self.pools.begin(access).await?;
         let owner = access.user_id();
         let owner_uuid = owner.and_then(|o| uuid::Uuid::parse_str(o).ok());
         let sql = format!(
             "insert into storage.buckets (id, name, owner, owner_id, public, file_size_limit, allowed_mime_types) \
              values ($1, $2, $3, $4, $5, $6, $7) returning {BUCKET_COLUMNS}"
         );
-        let row = tx
-            .client()
-            .query_one(
+        let rows = self
+            .pools
+            .once(
+                access,
                 &sql,
                 &[
                     &new.id,
@@ -202,13 +264,14 @@ impl Store {
                     &new.allowed_mime_types,
                 ],
             )
-            .await
+            .await?
             .map_err(|err| match pg_code(&err) {
                 Some("23505") => StorageError::BucketExists,
                 _ => err.into(),
             })?;
-        tx.commit().await?;
-        Ok(bucket_from_row(&row))
+        rows.first()
+            .map(bucket_from_row)
+            .ok_or_else(|| StorageError::Database("the insert returned no row".into()))
     }
 
     pub async fn update_bucket(
@@ -217,7 +280,6 @@ impl Store {
         id: &str,
         update: BucketUpdate,
     ) -> StorageResult<Bucket> {
-        let tx = self.pools.begin(access).await?;
         let sql = format!(
             "update storage.buckets set \
                  public = coalesce($2, public), \
@@ -234,15 +296,16 @@ impl Store {
             Some(types) => (true, types),
             None => (false, None),
         };
-        let row = tx
-            .client()
-            .query_opt(
+        let rows = self
+            .pools
+            .once(
+                access,
                 &sql,
                 &[&id, &update.public, &set_limit, &limit, &set_types, &types],
             )
-            .await?;
-        tx.commit().await?;
-        row.as_ref()
+            .await??;
+        self.forget_bucket(id);
+        rows.first()
             .map(bucket_from_row)
             .ok_or(StorageError::NoSuchBucket)
     }
@@ -270,17 +333,20 @@ impl Store {
     }
 
     pub async fn delete_bucket(&self, access: &Access, id: &str) -> StorageResult<()> {
-        let tx = self.pools.begin(access).await?;
-        let deleted = tx
-            .client()
-            .execute("delete from storage.buckets where id = $1", &[&id])
-            .await
+        let deleted = self
+            .pools
+            .once(
+                access,
+                "delete from storage.buckets where id = $1 returning 1",
+                &[&id],
+            )
+            .await?
             .map_err(|err| match pg_code(&err) {
                 Some("23503") => StorageError::BucketNotEmpty,
                 _ => err.into(),
             })?;
-        tx.commit().await?;
-        if deleted == 0 {
+        self.forget_bucket(id);
+        if deleted.is_empty() {
             return Err(StorageError::NoSuchBucket);
         }
         Ok(())

@@ -158,6 +158,24 @@ async fn main() -> anyhow::Result<()> {
         http,
     });
 
+    // A server may accept connections before it can store anything
+    // (SeaweedFS allocates volumes on first write): wait until a write and
+    // a read succeed, so that start-up is not measured.
+    let ready_by = Instant::now() + Duration::from_secs(60);
+    loop {
+        let attempt = async {
+            target
+                .put("warmup", Bytes::from_static(b"warm").into())
+                .await?;
+            target.get("warmup").await
+        };
+        match attempt.await {
+            Ok(_) => break,
+            Err(err) if Instant::now() > ready_by => return Err(err),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+
     let small = Bytes::from(vec![0x42u8; 4096]);
     let t = target.clone();
     let body = small.clone();

@@ -160,6 +160,13 @@ class Objects(unittest.TestCase):
         self.assertEqual(SERVICE.get_object(Bucket=self.bucket, Key="dst")["Body"].read(), b"copy me")
         self.assertEqual(error_code(lambda: SERVICE.head_object(Bucket=self.bucket, Key="src"))[1], 404)
 
+    def test_bucket_size_limit(self):
+        limited = os.environ["LIMITED_BUCKET"]
+        SERVICE.put_object(Bucket=limited, Key="fits", Body=b"x" * 1000)
+        code, status = error_code(lambda: SERVICE.put_object(Bucket=limited, Key="too-big", Body=b"x" * 1001))
+        self.assertEqual((code, status), ("EntityTooLarge", 400))
+        self.assertEqual(error_code(lambda: SERVICE.head_object(Bucket=limited, Key="too-big"))[1], 404)
+
     def test_keys_are_arbitrary_utf8(self):
         for key in ["../../etc/passwd", "/abs/path", "back\\slash", "ünïcödé/日本語 🎉.txt", "a b+c%d", "x" * 1024]:
             SERVICE.put_object(Bucket=self.bucket, Key=key, Body=key.encode())

@@ -101,6 +101,14 @@ async fn boto3_drives_every_s3_operation() {
     assert_eq!(revoke.status(), StatusCode::NO_CONTENT);
     create_bucket(&host, "public-bucket", true).await;
     create_bucket(&host, "shared", false).await;
+    let limited = client()
+        .post(format!("{}/storage/v1/bucket", host.url))
+        .headers(service_headers(&host))
+        .json(&json!({"id": "limited", "name": "limited", "file_size_limit": 1000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), StatusCode::OK);
     let db = psql(host.database_url.as_deref().unwrap()).await;
     db.batch_execute(
         "create policy own_read on storage.objects for select to authenticated \
@@ -130,6 +138,7 @@ async fn boto3_drives_every_s3_operation() {
             .env("REVOKED_SECRET", revoked_secret)
             .env("PUBLIC_BUCKET", "public-bucket")
             .env("SHARED_BUCKET", "shared")
+            .env("LIMITED_BUCKET", "limited")
             .env("AWS_CONFIG_FILE", "/dev/null")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
             .output()
@@ -425,8 +434,24 @@ async fn crash_mid_upload_leaves_the_old_object() {
     host.kill();
     drop(stream);
 
+    // A file placed just before a crash, whose row never committed.
+    let orphan_dir = host.data_dir.join("storage/objects/ab");
+    std::fs::create_dir_all(&orphan_dir).unwrap();
+    let orphan = orphan_dir.join("ab0123456789abcdef0123456789abcd");
+    std::fs::write(&orphan, b"never committed").unwrap();
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&orphan)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+
     let database_url = host.database_url.clone().unwrap();
     let restarted = HostBuilder::for_restart(&host, &database_url).start();
+    let collected =
+        selfdb_tests::wait_until(std::time::Duration::from_secs(10), || !orphan.exists());
+    assert!(collected, "an unreferenced file survives the restart");
     assert_eq!(
         std::fs::read_dir(&tmp).unwrap().count(),
         0,

@@ -138,7 +138,8 @@ impl Database {
         client
             .batch_execute(&format!(
                 "{verb} role {role} login noinherit password {}; \
-                 grant anon, authenticated to {role};",
+                 grant anon, authenticated to {role}; \
+                 grant usage on schema storage to {role};",
                 quote_literal(password)
             ))
             .await?;

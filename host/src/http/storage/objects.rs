@@ -97,17 +97,24 @@ pub(super) async fn store_upload(
         overwrite,
         content_md5: None,
         owner,
+        declared_size: None,
     };
-    if let Some(declared) = declared {
+    let multipart = content_type
+        .as_deref()
+        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"));
+    if !multipart {
+        options.declared_size = declared;
+    } else if let Some(declared) = declared {
+        // A form is a little larger than its file: refuse only what cannot fit.
         let bucket_row = store.bucket_system(bucket).await?;
         let limit = store.size_limit(&bucket_row);
-        if declared > limit {
+        if declared > limit.saturating_add(64 << 10) {
             return Err(storage_s3s::StorageError::EntityTooLarge { limit }.into());
         }
     }
     let boundary = content_type
         .as_deref()
-        .filter(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"))
+        .filter(|_| multipart)
         .map(|ct| {
             multer::parse_boundary(ct)
                 .map_err(|_| StorageApiError::bad_request("multipart body without a boundary"))
@@ -287,7 +294,8 @@ pub(super) async fn serve_object(
             .await
             .map_err(internal)?;
     }
-    let stream = ReaderStream::with_capacity(file.take(length), READ_CHUNK);
+    let stream =
+        ReaderStream::with_capacity(file.take(length), (length as usize).clamp(1, READ_CHUNK));
     builder.body(Body::from_stream(stream)).map_err(internal)
 }
 
