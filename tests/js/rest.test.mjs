@@ -150,10 +150,19 @@ test('order, limit, offset, range and counts', async () => {
   assert.equal(head.count, 3);
   assert.equal(head.data, null);
 
+  await sql('analyze authors');
   for (const count of ['planned', 'estimated']) {
     const c = await anon.from('authors').select('id', { count });
     assert.equal(c.count, 3, count);
   }
+  // Planned counts come from the planner, not from counting; estimated ones
+  // count exactly below 10,000 rows.
+  await sql('create table big_counts as select generate_series(1, 20000) as id; analyze big_counts');
+  await waitForTable('big_counts');
+  const planned = await anon.from('big_counts').select('id', { count: 'planned', head: true });
+  assert.ok(Math.abs(planned.count - 20000) <= 2000, `planned ${planned.count}`);
+  const estimated = await anon.from('big_counts').select('id', { count: 'estimated', head: true }).lt('id', 100);
+  assert.equal(estimated.count, 99);
 });
 
 test('single objects and CSV', async () => {
@@ -176,6 +185,42 @@ test('insert, upsert, update and delete with return preferences', async () => {
   const many = await service.from('authors').insert([{ name: 'Barbara' }, { name: 'Frances' }]).select('name');
   assert.deepEqual(many.data, [{ name: 'Barbara' }, { name: 'Frances' }]);
   assert.equal(many.status, 201);
+
+  const headersOnly = await fetch(`${url}/rest/v1/authors`, {
+    method: 'POST',
+    headers: {
+      apikey: serviceKey,
+      authorization: `Bearer ${serviceKey}`,
+      'content-type': 'application/json',
+      prefer: 'return=headers-only',
+    },
+    body: JSON.stringify({ name: 'Hedy' }),
+  });
+  assert.equal(headersOnly.status, 201);
+  assert.equal(await headersOnly.text(), '');
+  const location = headersOnly.headers.get('location');
+  assert.match(location, /^\/authors\?id=eq\.\d+$/);
+  const located = await fetch(`${url}/rest/v1${location}&select=name`, {
+    headers: { apikey: serviceKey, authorization: `Bearer ${serviceKey}` },
+  });
+  assert.deepEqual(await located.json(), [{ name: 'Hedy' }]);
+
+  // Missing keys take column defaults with `defaultToNull: false`
+  // (`Prefer: missing=default`), and nulls without it.
+  await sql(`create table drafts (id serial primary key, title text not null default 'untitled', body text default 'empty');`);
+  await waitForTable('drafts');
+  const withDefaults = await service
+    .from('drafts')
+    .insert([{ title: 'a', body: null }, { body: 'only body' }, {}], { defaultToNull: false })
+    .select('title, body');
+  assert.equal(withDefaults.error, null);
+  assert.deepEqual(withDefaults.data, [
+    { title: 'a', body: null },
+    { title: 'untitled', body: 'only body' },
+    { title: 'untitled', body: 'empty' },
+  ]);
+  const withNulls = await service.from('drafts').insert([{ title: 'b' }, { title: 'c', body: 'x' }]).select('body');
+  assert.deepEqual(withNulls.data, [{ body: null }, { body: 'x' }]);
 
   const minimal = await service.from('authors').insert({ name: 'Radia' });
   assert.equal(minimal.error, null);
@@ -226,6 +271,31 @@ test('rpc with named arguments, POST and GET', async () => {
   const volatileGet = await anon.rpc('bump', { post: 1 }, { get: true });
   assert.equal(volatileGet.status, 405);
   assert.equal((await anon.rpc('bump', { post: 4 })).error, null);
+});
+
+test('rpc results of setof-table functions take select, filters, order and limits', async () => {
+  const filtered = await anon.rpc('posts_by', { author: 'Ada' }).select('title,rating').gte('rating', 4);
+  assert.equal(filtered.error, null);
+  assert.deepEqual(filtered.data, [{ title: 'Engines', rating: 5 }]);
+  const ordered = await anon
+    .rpc('posts_by', { author: 'Ada' })
+    .select('title')
+    .order('title', { ascending: false })
+    .limit(1);
+  assert.deepEqual(ordered.data, [{ title: 'Notes' }]);
+  const viaGet = await anon.rpc('posts_by', { author: 'Grace' }, { get: true }).select('title').eq('title', 'Bugs');
+  assert.equal(viaGet.error, null);
+  assert.deepEqual(viaGet.data, [{ title: 'Bugs' }]);
+  const embedded = await anon
+    .rpc('posts_by', { author: 'Grace' })
+    .select('title, authors(name)')
+    .eq('title', 'Compilers')
+    .single();
+  assert.deepEqual(embedded.data, { title: 'Compilers', authors: { name: 'Grace' } });
+  const badColumn = await anon.rpc('posts_by', { author: 'Grace' }).select('nope');
+  assert.equal(badColumn.status, 400);
+  const badFilter = await anon.rpc('posts_by', { author: 'Grace' }).eq('nope', 1);
+  assert.equal(badFilter.status, 400);
 });
 
 test('errors carry PostgREST codes and statuses', async () => {

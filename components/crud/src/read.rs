@@ -63,6 +63,34 @@ pub fn json_rows(call: &Call, sql: &str, params: &[Value]) -> Result<Vec<Json>, 
     }
 }
 
+/// Above this many rows (by the planner's estimate), `count=estimated`
+/// answers with the estimate instead of counting.
+const ESTIMATE_THRESHOLD: i64 = 10_000;
+
+/// The planner's row estimate for `count_sql` (`count=planned`), read from
+/// `EXPLAIN` without running the query.
+fn planned_count(call: &Call, count_sql: &str, params: &[Value]) -> Result<Option<i64>, ApiError> {
+    let rows = db::query(&format!("explain (format json) {count_sql}"), params)
+        .map_err(|e| call.db_error(e))?;
+    let plan = match rows.rows.first().and_then(|r| r.first()) {
+        Some(Value::Text(text) | Value::Json(text)) => serde_json::from_str::<Json>(text).ok(),
+        _ => None,
+    };
+    // The count's aggregate node sits on top; the rows it counts are its
+    // first child's estimate.
+    let top = plan
+        .as_ref()
+        .and_then(|p| p.get(0))
+        .and_then(|p| p.get("Plan"));
+    let counted = top
+        .and_then(|t| t.get("Plans"))
+        .and_then(|children| children.get(0))
+        .or(top)
+        .and_then(|node| node.get("Plan Rows"))
+        .and_then(Json::as_f64);
+    Ok(counted.map(|rows| rows.round() as i64))
+}
+
 /// The one row `Accept: application/vnd.pgrst.object+json` asks for.
 pub fn single_object(rows: &[Json]) -> Result<&Json, ApiError> {
     match rows {
@@ -107,15 +135,26 @@ pub fn get(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
     let params = builder.sql.params;
     let rows = json_rows(call, &sql, &params)?;
 
+    let exact = |call: &Call| -> Result<Option<i64>, ApiError> {
+        Ok(
+            match db::query(&count_sql, &params)
+                .map_err(|e| call.db_error(e))?
+                .rows
+                .first()
+                .and_then(|r| r.first())
+            {
+                Some(Value::Int(n)) => Some(*n),
+                _ => None,
+            },
+        )
+    };
     let total = match call.prefers("count") {
-        Some("exact" | "planned" | "estimated") => match db::query(&count_sql, &params)
-            .map_err(|e| call.db_error(e))?
-            .rows
-            .first()
-            .and_then(|r| r.first())
-        {
-            Some(Value::Int(n)) => Some(*n),
-            _ => None,
+        Some("exact") => exact(call)?,
+        Some("planned") => planned_count(call, &count_sql, &params)?,
+        // Exact while counting is cheap, the planner's estimate past that.
+        Some("estimated") => match planned_count(call, &count_sql, &params)? {
+            Some(estimate) if estimate > ESTIMATE_THRESHOLD => Some(estimate),
+            _ => exact(call)?,
         },
         _ => None,
     };

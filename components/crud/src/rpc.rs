@@ -2,11 +2,13 @@
 //! or the query string (`GET`, for stable and immutable functions).
 
 use crate::error::ApiError;
-use crate::read::json_rows;
+use crate::parse;
+use crate::query::{self, Builder};
+use crate::read::{json_rows, single_object, SINGLE_OBJECT};
 use crate::sql::{ident, qualified, Sql};
 use crate::Call;
 use selfdb_sdk::db::{self, Value};
-use selfdb_sdk::schema;
+use selfdb_sdk::schema::{self, FunctionInfo, TableInfo};
 use selfdb_sdk::Response;
 use serde_json::{Map, Value as Json};
 
@@ -60,31 +62,13 @@ pub fn call(call: &Call, name: &str) -> Result<Response, ApiError> {
                 .details(format!("the function has no argument named {key}")));
         }
     }
-    let mut sql = Sql::default();
-    let mut named = Vec::new();
-    for arg in &function.args {
-        match args.get(&arg.name) {
-            Some(value) => {
-                let bound = match value {
-                    Json::Null => Value::Null,
-                    Json::String(s) => Value::Text(s.clone()),
-                    other => Value::Text(other.to_string()),
-                };
-                named.push(format!("{} => {}", ident(&arg.name), sql.bind(bound)));
-            }
-            None if arg.has_default => {}
-            None => {
-                return Err(
-                    not_found(&call.schema, name).details(format!("missing argument {}", arg.name))
-                );
-            }
+    if function.returns_set && function.returns_rows {
+        if let Some(table) = result_table(&function) {
+            return rows_as_table(call, &function, &table, &args);
         }
     }
-    let invocation = format!(
-        "{}({})",
-        qualified(&function.schema, &function.name),
-        named.join(", ")
-    );
+    let mut sql = Sql::default();
+    let invocation = invocation(call, &function, &args, &mut sql)?;
     if function.return_type == "void" {
         db::query(&format!("select {invocation}"), &sql.params).map_err(|e| call.db_error(e))?;
         return Ok(Response::new(204, "text/plain", Vec::new()));
@@ -108,4 +92,90 @@ pub fn call(call: &Call, name: &str) -> Result<Response, ApiError> {
         _ => Json::Null,
     };
     Ok(Response::json(200, &value))
+}
+
+/// `schema.function(arg => $n, ...)`, binding the arguments into `sql`.
+fn invocation(
+    call: &Call,
+    function: &FunctionInfo,
+    args: &Map<String, Json>,
+    sql: &mut Sql,
+) -> Result<String, ApiError> {
+    let mut named = Vec::new();
+    for arg in &function.args {
+        match args.get(&arg.name) {
+            Some(value) => {
+                let bound = match value {
+                    Json::Null => Value::Null,
+                    Json::String(s) => Value::Text(s.clone()),
+                    other => Value::Text(other.to_string()),
+                };
+                named.push(format!("{} => {}", ident(&arg.name), sql.bind(bound)));
+            }
+            None if arg.has_default => {}
+            None => {
+                return Err(not_found(&call.schema, &function.name)
+                    .details(format!("missing argument {}", arg.name)));
+            }
+        }
+    }
+    Ok(format!(
+        "{}({})",
+        qualified(&function.schema, &function.name),
+        named.join(", ")
+    ))
+}
+
+/// The table whose row type a set-returning function returns (`returns
+/// setof posts`), so its result takes `select`, filters, `order` and
+/// paging like the table itself, as on PostgREST.
+fn result_table(function: &FunctionInfo) -> Option<TableInfo> {
+    let name = function.return_type.trim_matches('"');
+    let (schema_name, table) = match name.split_once('.') {
+        Some((s, t)) => (s.trim_matches('"'), t.trim_matches('"')),
+        None => (function.schema.as_str(), name),
+    };
+    schema::table(schema_name, table)
+}
+
+fn rows_as_table(
+    call: &Call,
+    function: &FunctionInfo,
+    table: &TableInfo,
+    args: &Map<String, Json>,
+) -> Result<Response, ApiError> {
+    // With GET the arguments share the query string with the filters.
+    let is_arg =
+        |key: &str| call.request.method != "POST" && function.args.iter().any(|a| a.name == key);
+    let filters: Vec<(String, String)> = call
+        .query
+        .iter()
+        .filter(|(k, _)| !is_arg(k))
+        .cloned()
+        .collect();
+    let scopes = query::scopes(&filters)?;
+    let items = parse::parse_select(call.param("select").unwrap_or("*"))?;
+    let mut builder = Builder::new(&scopes);
+    let from = invocation(call, function, args, &mut builder.sql)?;
+    let (list, inner) = builder.select_list(table, "t0", &items, "")?;
+    let conds = builder.conditions(table, "t0", "", inner)?;
+    let filter = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" where {}", conds.join(" and "))
+    };
+    let order = builder.order(table, "t0", "")?;
+    let paging = builder.paging("");
+    let sql = format!(
+        "select coalesce(json_agg(_r), '[]'::json)::text from (select {list} from {from} as t0{filter}{order}{paging}) _r"
+    );
+    let rows = json_rows(call, &sql, &builder.sql.params)?;
+    if call.accept().contains(SINGLE_OBJECT) {
+        return Ok(Response::new(
+            200,
+            SINGLE_OBJECT,
+            single_object(&rows)?.to_string().into_bytes(),
+        ));
+    }
+    Ok(Response::json(200, &Json::Array(rows)))
 }

@@ -51,30 +51,44 @@ fn payload_columns(call: &Call, table: &TableInfo, rows: &[Json]) -> Result<Vec<
     Ok(columns)
 }
 
-/// Wraps a data-modifying statement: with `return=representation` its rows
-/// come back shaped by `select=`, else only how many there were.
+/// Runs data-modifying statements (one, or one per group of rows with
+/// `missing=default`) in the request's transaction: with
+/// `return=representation` their rows come back shaped by `select=`, with
+/// `return=headers-only` a `Location` names the first, else only how many
+/// there were.
 fn run_returning(
     call: &Call,
     table: &TableInfo,
-    mut builder: Builder,
-    statement: String,
+    statements: Vec<(Builder, String)>,
     status: u16,
 ) -> Result<Response, ApiError> {
-    let representation = call.prefers("return") == Some("representation");
-    if !representation {
-        let params = builder.sql.params;
-        let affected = db::execute(&statement, &params).map_err(|e| call.db_error(e))?;
+    let wants = call.prefers("return");
+    if wants == Some("headers-only") && status == 201 && !table.primary_key.is_empty() {
+        let mut keys = Vec::new();
+        for (builder, statement) in statements {
+            keys.extend(inserted_keys(call, table, builder, statement)?);
+        }
+        return Ok(created_location(table, &keys));
+    }
+    if wants != Some("representation") {
+        let mut affected = 0;
+        for (builder, statement) in statements {
+            affected +=
+                db::execute(&statement, &builder.sql.params).map_err(|e| call.db_error(e))?;
+        }
         let code = if status == 201 { 201 } else { 204 };
         return Ok(Response::new(code, "text/plain", Vec::new())
             .with_header("content-range", &format!("*/{affected}")));
     }
     let items = parse::parse_select(call.param("select").unwrap_or("*"))?;
-    let (list, _) = builder.select_list(table, "t0", &items, "")?;
-    let sql = format!(
-        "with _w as ({statement} returning *) select coalesce(json_agg(_r), '[]'::json)::text from (select {list} from _w as t0) _r"
-    );
-    let params = builder.sql.params;
-    let rows = json_rows(call, &sql, &params)?;
+    let mut rows = Vec::new();
+    for (mut builder, statement) in statements {
+        let (list, _) = builder.select_list(table, "t0", &items, "")?;
+        let sql = format!(
+            "with _w as ({statement} returning *) select coalesce(json_agg(_r), '[]'::json)::text from (select {list} from _w as t0) _r"
+        );
+        rows.extend(json_rows(call, &sql, &builder.sql.params)?);
+    }
     let range = format!("*/{}", rows.len());
     let response = if call.accept().contains(crate::read::SINGLE_OBJECT) {
         Response::json(status, crate::read::single_object(&rows)?)
@@ -82,6 +96,64 @@ fn run_returning(
         Response::json(status, &Json::Array(rows))
     };
     Ok(response.with_header("content-range", &range))
+}
+
+/// Runs an insert, returning the primary keys of the rows it wrote.
+fn inserted_keys(
+    call: &Call,
+    table: &TableInfo,
+    mut builder: Builder,
+    statement: String,
+) -> Result<Vec<Json>, ApiError> {
+    let pairs: Vec<String> = table
+        .primary_key
+        .iter()
+        .map(|c| format!("{}::text, _w.{}", builder.sql.bind_text(c), ident(c)))
+        .collect();
+    let sql = format!(
+        "with _w as ({statement} returning *) select coalesce(json_agg(json_build_object({})), '[]'::json)::text from _w",
+        pairs.join(", ")
+    );
+    json_rows(call, &sql, &builder.sql.params)
+}
+
+/// `Prefer: return=headers-only`: no body, and a `Location` naming the
+/// (first) inserted row by its primary key, as PostgREST answers.
+fn created_location(table: &TableInfo, keys: &[Json]) -> Response {
+    let mut response = Response::new(201, "text/plain", Vec::new())
+        .with_header("content-range", &format!("*/{}", keys.len()));
+    if let Some(Json::Object(first)) = keys.first() {
+        let query: Vec<String> = table
+            .primary_key
+            .iter()
+            .map(|c| {
+                let value = match first.get(c) {
+                    Some(Json::String(s)) => s.clone(),
+                    Some(Json::Null) | None => "null".to_owned(),
+                    Some(other) => other.to_string(),
+                };
+                format!("{}=eq.{}", url_escape(c), url_escape(&value))
+            })
+            .collect();
+        response = response.with_header(
+            "location",
+            &format!("/{}?{}", url_escape(&table.name), query.join("&")),
+        );
+    }
+    response
+}
+
+/// Percent-escapes everything but unreserved characters.
+fn url_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 pub fn insert(call: &Call, table: &TableInfo, force_merge: bool) -> Result<Response, ApiError> {
@@ -104,29 +176,22 @@ fn insert_with_status(
         return Ok(Response::json(201, &Json::Array(Vec::new())));
     }
     let columns = payload_columns(call, table, &rows)?;
-    if columns.is_empty() {
+    if columns.is_empty() && call.prefers("missing") != Some("default") {
         return Err(
             ApiError::new(400, "PGRST102", "Empty or invalid json").details("no columns to insert")
         );
     }
-    let empty: HashMap<String, Scope> = HashMap::new();
-    let mut builder = Builder::new(&empty);
-    let target = qualified(&table.schema, &table.name);
-    let cols = column_list(&columns);
-    let payload = builder.sql.bind(Value::Text(Json::Array(rows).to_string()));
-    let mut statement = format!(
-        "insert into {target} as t0 ({cols}) select {cols} from json_populate_recordset(null::{target}, {payload}::json)"
-    );
     let resolution = if force_merge {
         Some("merge-duplicates")
     } else {
         call.prefers("resolution")
     };
-    if let Some(resolution) = resolution {
-        let conflict: Vec<String> = match call.param("on_conflict") {
-            Some(list) => list.split(',').map(parse::unquote).collect(),
-            None => table.primary_key.clone(),
-        };
+    let conflict: Vec<String> = match (resolution, call.param("on_conflict")) {
+        (None, _) => Vec::new(),
+        (Some(_), Some(list)) => list.split(',').map(parse::unquote).collect(),
+        (Some(_), None) => table.primary_key.clone(),
+    };
+    if resolution.is_some() {
         if conflict.is_empty() {
             return Err(ApiError::new(
                 400,
@@ -137,22 +202,74 @@ fn insert_with_status(
         for column in &conflict {
             check_column(table, column)?;
         }
-        let target_cols = column_list(&conflict);
-        let updates: Vec<String> = columns
+    }
+    // `Prefer: missing=default`: a key a row leaves out takes the column's
+    // default rather than null, so rows are inserted in groups by the keys
+    // they carry.
+    let groups = if call.prefers("missing") == Some("default") {
+        group_by_present_keys(&columns, rows)
+    } else {
+        vec![(columns, rows)]
+    };
+    let empty: HashMap<String, Scope> = HashMap::new();
+    let target = qualified(&table.schema, &table.name);
+    let mut statements = Vec::new();
+    for (columns, rows) in groups {
+        let on_conflict = resolution.map(|resolution| {
+            let target_cols = column_list(&conflict);
+            let updates: Vec<String> = columns
+                .iter()
+                .filter(|c| !conflict.contains(c))
+                .map(|c| format!("{} = excluded.{}", ident(c), ident(c)))
+                .collect();
+            if resolution == "ignore-duplicates" || updates.is_empty() {
+                format!(" on conflict ({target_cols}) do nothing")
+            } else {
+                format!(
+                    " on conflict ({target_cols}) do update set {}",
+                    updates.join(", ")
+                )
+            }
+        });
+        let on_conflict = on_conflict.unwrap_or_default();
+        if columns.is_empty() {
+            for _ in &rows {
+                statements.push((
+                    Builder::new(&empty),
+                    format!("insert into {target} as t0 default values{on_conflict}"),
+                ));
+            }
+            continue;
+        }
+        let mut builder = Builder::new(&empty);
+        let cols = column_list(&columns);
+        let payload = builder.sql.bind(Value::Text(Json::Array(rows).to_string()));
+        statements.push((
+            builder,
+            format!(
+                "insert into {target} as t0 ({cols}) select {cols} from json_populate_recordset(null::{target}, {payload}::json){on_conflict}"
+            ),
+        ));
+    }
+    run_returning(call, table, statements, status)
+}
+
+/// Rows grouped by which of `columns` they carry, groups in order of
+/// first appearance.
+fn group_by_present_keys(columns: &[String], rows: Vec<Json>) -> Vec<(Vec<String>, Vec<Json>)> {
+    let mut groups: Vec<(Vec<String>, Vec<Json>)> = Vec::new();
+    for row in rows {
+        let present: Vec<String> = columns
             .iter()
-            .filter(|c| !conflict.contains(c))
-            .map(|c| format!("{} = excluded.{}", ident(c), ident(c)))
+            .filter(|c| row.get(c.as_str()).is_some())
+            .cloned()
             .collect();
-        if resolution == "ignore-duplicates" || updates.is_empty() {
-            statement.push_str(&format!(" on conflict ({target_cols}) do nothing"));
-        } else {
-            statement.push_str(&format!(
-                " on conflict ({target_cols}) do update set {}",
-                updates.join(", ")
-            ));
+        match groups.iter_mut().find(|(cols, _)| *cols == present) {
+            Some((_, members)) => members.push(row),
+            None => groups.push((present, vec![row])),
         }
     }
-    run_returning(call, table, builder, statement, status)
+    groups
 }
 
 /// Top-level filters are required: a `PATCH` or `DELETE` without any would
@@ -193,7 +310,7 @@ pub fn update(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
         "update {target} as t0 set ({cols}) = (select {cols} from json_populate_record(null::{target}, {payload}::json)) where {}",
         conds.join(" and ")
     );
-    run_returning(call, table, builder, statement, 200)
+    run_returning(call, table, vec![(builder, statement)], 200)
 }
 
 pub fn delete(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
@@ -206,7 +323,7 @@ pub fn delete(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
         qualified(&table.schema, &table.name),
         conds.join(" and ")
     );
-    run_returning(call, table, builder, statement, 200)
+    run_returning(call, table, vec![(builder, statement)], 200)
 }
 
 /// `PUT`: one row, addressed by `eq` filters on its whole primary key,
