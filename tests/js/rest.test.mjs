@@ -97,6 +97,12 @@ test('select: columns, aliases, casts, JSON paths and embedding both ways', asyn
 
   const inner = await anon.from('posts').select('title, authors!inner(name)').eq('authors.name', 'Grace').order('id');
   assert.deepEqual(inner.data.map((p) => p.title), ['Compilers', 'Bugs']);
+
+  const spread = await anon.from('posts').select('title, ...authors(author_name:name, id)').eq('id', 3);
+  assert.equal(spread.error, null);
+  assert.deepEqual(spread.data, [{ title: 'Compilers', author_name: 'Grace', id: 2 }]);
+  const spreadMany = await anon.from('authors').select('name, ...posts(title)');
+  assert.equal(spreadMany.status, 400);
 });
 
 test('filters: every operator, negation and nested or/and', async () => {

@@ -34,6 +34,8 @@ pub enum SelectItem {
         name: String,
         hint: Option<String>,
         inner: bool,
+        /// `...target(cols)`: the embedded row's fields join the parent's.
+        spread: bool,
         items: Vec<SelectItem>,
     },
 }
@@ -164,9 +166,11 @@ pub fn check_cast(cast: &str) -> Result<String, ApiError> {
     }
 }
 
-/// The position of the `alias:` separator (a `:` not part of `::`).
+/// The position of the `alias:` separator (a `:` not part of `::`), before
+/// any embedded resource's parentheses, whose items have aliases of their own.
 fn alias_colon(text: &str) -> Option<usize> {
-    let bytes = text.as_bytes();
+    let head = text.find('(').map_or(text, |open| &text[..open]);
+    let bytes = head.as_bytes();
     (0..bytes.len()).find(|&i| {
         bytes[i] == b':' && bytes.get(i + 1) != Some(&b':') && (i == 0 || bytes[i - 1] != b':')
     })
@@ -183,10 +187,19 @@ pub fn parse_select(text: &str) -> Result<Vec<SelectItem>, ApiError> {
             items.push(SelectItem::Star);
             continue;
         }
+        let (spread, raw) = match raw.strip_prefix("...") {
+            Some(rest) => (true, rest.trim()),
+            None => (false, raw),
+        };
         let (alias, body) = match alias_colon(raw) {
             Some(i) => (Some(raw[..i].trim().to_owned()), raw[i + 1..].trim()),
             None => (None, raw),
         };
+        if body.starts_with("...") || (spread && (alias.is_some() || !body.ends_with(')'))) {
+            return Err(ApiError::parse(format!(
+                "\"...\" spreads an embedded resource: \"...name(columns)\", without an alias, not {raw:?}"
+            )));
+        }
         if let (Some(open), true) = (body.find('('), body.ends_with(')')) {
             let head = &body[..open];
             let inner = &body[open + 1..body.len() - 1];
@@ -206,6 +219,7 @@ pub fn parse_select(text: &str) -> Result<Vec<SelectItem>, ApiError> {
                 name,
                 hint,
                 inner: inner_join,
+                spread,
                 items: parse_select(if inner.trim().is_empty() { "*" } else { inner })?,
             });
             continue;
@@ -339,6 +353,16 @@ mod tests {
         );
         assert!(matches!(&items[5], SelectItem::Embed { inner: true, .. }));
         assert!(parse_select("id::text;drop").is_err());
+        let spread = parse_select("title,...authors(name)").unwrap();
+        assert!(matches!(&spread[1], SelectItem::Embed { spread: true, .. }));
+        assert!(parse_select("x:...authors(name)").is_err());
+        assert!(parse_select("...title").is_err());
+        let nested = parse_select("author(writer:name)").unwrap();
+        let SelectItem::Embed { alias, items, .. } = &nested[0] else {
+            panic!("an embed: {nested:?}");
+        };
+        assert!(alias.is_none());
+        assert!(matches!(&items[0], SelectItem::Column { alias: Some(a), .. } if a == "writer"));
     }
 
     #[test]

@@ -357,6 +357,7 @@ impl<'a> Builder<'a> {
                     name: target,
                     hint,
                     inner: is_inner,
+                    spread,
                     items,
                 } => {
                     let output = name.clone().unwrap_or_else(|| target.clone());
@@ -406,7 +407,25 @@ impl<'a> Builder<'a> {
                             probe_conds.join(" and ")
                         ));
                     }
-                    list.push(format!("{expr} as {}", ident(&output)));
+                    if *spread {
+                        if relation.to_many {
+                            return Err(ApiError::new(
+                                400,
+                                "PGRST119",
+                                format!("A spread operation on '{target}' is not possible"),
+                            )
+                            .details("only a to-one relationship can be spread"));
+                        }
+                        // The embedded row's fields, each as a column of
+                        // this level (JSON-typed, so they keep their types
+                        // in the response).
+                        for name in output_names(&relation.target, items) {
+                            let key = self.sql.bind_text(&name);
+                            list.push(format!("({expr}) -> {key}::text as {}", ident(&name)));
+                        }
+                    } else {
+                        list.push(format!("{expr} as {}", ident(&output)));
+                    }
                 }
             }
         }
@@ -415,6 +434,25 @@ impl<'a> Builder<'a> {
         }
         Ok((list.join(", "), inner))
     }
+}
+
+/// The names the items of a select list produce, in order.
+fn output_names(table: &TableInfo, items: &[SelectItem]) -> Vec<String> {
+    let mut names = Vec::new();
+    for item in items {
+        match item {
+            SelectItem::Star => names.extend(table.columns.iter().map(|c| c.name.clone())),
+            SelectItem::Column { field, alias, .. } => names.push(
+                alias
+                    .clone()
+                    .unwrap_or_else(|| field.output_name().to_owned()),
+            ),
+            SelectItem::Embed { alias, name, .. } => {
+                names.push(alias.clone().unwrap_or_else(|| name.clone()))
+            }
+        }
+    }
+    names
 }
 
 /// Finds how `target` relates to `parent` through foreign keys, either
