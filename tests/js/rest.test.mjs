@@ -61,6 +61,8 @@ before(async () => {
     create function add_numbers(a int, b int default 10) returns int language sql stable as 'select a + b';
     create function posts_by(author text) returns setof posts language sql stable as
       'select p.* from posts p join authors a on a.id = p.author_id where a.name = author order by p.id';
+    create function describe(n int) returns text language sql immutable as $$ select 'number ' || n $$;
+    create function describe(word text, times int default 1) returns text language sql immutable as $$ select 'word ' || repeat(word, times) $$;
     create function bump(post int) returns void language sql as 'update posts set rating = coalesce(rating, 0) + 1 where id = post';
     create table notes (
       id serial primary key,
@@ -271,6 +273,12 @@ test('rpc with named arguments, POST and GET', async () => {
   assert.deepEqual((await anon.rpc('add_numbers', { a: 2 }, { get: true })).data, 12);
   const rows = await anon.rpc('posts_by', { author: 'Grace' });
   assert.deepEqual(rows.data.map((p) => p.title), ['Compilers', 'Bugs']);
+  // Overloads are told apart by their argument names.
+  assert.equal((await anon.rpc('describe', { n: 7 })).data, 'number 7');
+  assert.equal((await anon.rpc('describe', { word: 'ab', times: 2 })).data, 'word abab');
+  assert.equal((await anon.rpc('describe', { word: 'x' }, { get: true })).data, 'word x');
+  const noOverload = await anon.rpc('describe', { nope: 1 });
+  assert.equal(noOverload.status, 404);
   const missing = await anon.rpc('no_such_function', {});
   assert.equal(missing.status, 404);
   assert.equal(missing.error.code, 'PGRST202');

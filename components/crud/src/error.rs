@@ -30,6 +30,11 @@ impl ApiError {
         self
     }
 
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
     /// A request PostgREST's grammar cannot read.
     pub fn parse(message: impl Into<String>) -> Self {
         Self::new(400, "PGRST100", message)

@@ -21,11 +21,13 @@ fn not_found(schema_name: &str, name: &str) -> ApiError {
 }
 
 pub fn call(call: &Call, name: &str) -> Result<Response, ApiError> {
-    let function =
-        schema::function(&call.schema, name).ok_or_else(|| not_found(&call.schema, name))?;
-    let args: Map<String, Json> = match call.request.method.as_str() {
+    let overloads = schema::function_overloads(&call.schema, name);
+    if overloads.is_empty() {
+        return Err(not_found(&call.schema, name));
+    }
+    let (function, args) = match call.request.method.as_str() {
         "POST" => {
-            if call.request.body.is_empty() {
+            let body: Map<String, Json> = if call.request.body.is_empty() {
                 Map::new()
             } else {
                 match call.body_json()? {
@@ -38,9 +40,16 @@ pub fn call(call: &Call, name: &str) -> Result<Response, ApiError> {
                         ))
                     }
                 }
-            }
+            };
+            let keys: Vec<&str> = body.keys().map(String::as_str).collect();
+            let function = choose(call, name, overloads, &keys, true)?;
+            (function, body)
         }
         "GET" | "HEAD" => {
+            // Query keys are arguments or filters: each overload takes the
+            // ones it has a parameter for.
+            let keys: Vec<&str> = call.query.iter().map(|(k, _)| k.as_str()).collect();
+            let function = choose(call, name, overloads, &keys, false)?;
             if function.volatility == "volatile" {
                 return Err(ApiError::new(
                     405,
@@ -48,20 +57,16 @@ pub fn call(call: &Call, name: &str) -> Result<Response, ApiError> {
                     "Cannot use the GET method on a volatile function",
                 ));
             }
-            call.query
+            let args = call
+                .query
                 .iter()
                 .filter(|(k, _)| function.args.iter().any(|a| &a.name == k))
                 .map(|(k, v)| (k.clone(), Json::String(v.clone())))
-                .collect()
+                .collect();
+            (function, args)
         }
         _ => return Err(ApiError::new(405, "PGRST117", "Unsupported HTTP method")),
     };
-    for key in args.keys() {
-        if !function.args.iter().any(|a| &a.name == key) {
-            return Err(not_found(&call.schema, name)
-                .details(format!("the function has no argument named {key}")));
-        }
-    }
     if function.returns_set && function.returns_rows {
         if let Some(table) = result_table(&function) {
             return rows_as_table(call, &function, &table, &args);
@@ -92,6 +97,54 @@ pub fn call(call: &Call, name: &str) -> Result<Response, ApiError> {
         _ => Json::Null,
     };
     Ok(Response::json(200, &value))
+}
+
+/// The overload the request's argument names call, as PostgREST picks it:
+/// every required parameter given and, when `exact`, every key a parameter.
+/// Of several, the one that takes the most of the keys; a tie is ambiguous.
+fn choose(
+    call: &Call,
+    name: &str,
+    overloads: Vec<FunctionInfo>,
+    keys: &[&str],
+    exact: bool,
+) -> Result<FunctionInfo, ApiError> {
+    let mut best: Vec<(usize, FunctionInfo)> = Vec::new();
+    for function in overloads {
+        let takes = |key: &str| function.args.iter().any(|a| a.name == key);
+        if exact && !keys.iter().all(|k| takes(k)) {
+            continue;
+        }
+        let required_given = function
+            .args
+            .iter()
+            .all(|a| a.has_default || keys.contains(&a.name.as_str()));
+        if !required_given {
+            continue;
+        }
+        let used = keys.iter().filter(|k| takes(k)).count();
+        match best.first() {
+            Some((top, _)) if used < *top => {}
+            Some((top, _)) if used > *top => best = vec![(used, function)],
+            _ => best.push((used, function)),
+        }
+    }
+    match best.len() {
+        1 => Ok(best.remove(0).1),
+        0 => Err(not_found(&call.schema, name).details(format!(
+            "no overload of {name} takes exactly the arguments given: {}",
+            keys.join(", ")
+        ))),
+        _ => Err(ApiError::new(
+            300,
+            "PGRST203",
+            format!(
+                "Could not choose the best candidate function between overloads of {}.{name}",
+                call.schema
+            ),
+        )
+        .hint("name the arguments so that one overload matches")),
+    }
 }
 
 /// `schema.function(arg => $n, ...)`, binding the arguments into `sql`.

@@ -63,7 +63,8 @@ pub struct SchemaCache {
     pub schemas: Vec<String>,
     pub tables: HashMap<(String, String), Table>,
     pub foreign_keys: Vec<ForeignKey>,
-    pub functions: HashMap<(String, String), Function>,
+    /// The overloads of each function, in creation order.
+    pub functions: HashMap<(String, String), Vec<Function>>,
 }
 
 impl SchemaCache {
@@ -72,7 +73,14 @@ impl SchemaCache {
     }
 
     pub fn function(&self, schema: &str, name: &str) -> Option<&Function> {
-        self.functions.get(&(schema.to_owned(), name.to_owned()))
+        self.overloads(schema, name).first()
+    }
+
+    pub fn overloads(&self, schema: &str, name: &str) -> &[Function] {
+        self.functions
+            .get(&(schema.to_owned(), name.to_owned()))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     /// Keys from `schema.table` to other tables.
@@ -203,11 +211,11 @@ impl SchemaCache {
                 returns_rows: row.get(7),
                 volatility: row.get(8),
             };
-            // The first of several overloads wins; overloads are not served.
             cache
                 .functions
                 .entry((function.schema.clone(), function.name.clone()))
-                .or_insert(function);
+                .or_default()
+                .push(function);
         }
         Ok(cache)
     }

@@ -88,6 +88,17 @@ impl Host for InvocationState {
             .and_then(|c| c.function(&schema, &name).map(function)))
     }
 
+    fn function_overloads(
+        &mut self,
+        schema: String,
+        name: String,
+    ) -> wasmtime::Result<Vec<FunctionInfo>> {
+        Ok(self
+            .schema_cache()
+            .map(|c| c.overloads(&schema, &name).iter().map(function).collect())
+            .unwrap_or_default())
+    }
+
     fn tables(&mut self) -> wasmtime::Result<Vec<TableInfo>> {
         let Some(cache) = self.schema_cache() else {
             return Ok(Vec::new());
@@ -101,7 +112,7 @@ impl Host for InvocationState {
         let Some(cache) = self.schema_cache() else {
             return Ok(Vec::new());
         };
-        let mut all: Vec<FunctionInfo> = cache.functions.values().map(function).collect();
+        let mut all: Vec<FunctionInfo> = cache.functions.values().flatten().map(function).collect();
         all.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
         Ok(all)
     }
