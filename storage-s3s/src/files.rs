@@ -127,13 +127,7 @@ impl FileStore {
         fs::create_dir_all(root.join("objects")).await?;
         let tmp = root.join("tmp");
         if fs::try_exists(&tmp).await? {
-            let mut entries = fs::read_dir(&tmp).await?;
-            let mut removed = 0usize;
-            while let Some(entry) = entries.next_entry().await? {
-                if fs::remove_file(entry.path()).await.is_ok() {
-                    removed += 1;
-                }
-            }
+            let removed = remove_files_below(&tmp).await?;
             if removed > 0 {
                 tracing::info!(
                     removed,
@@ -141,9 +135,20 @@ impl FileStore {
                 );
             }
         }
-        fs::create_dir_all(&tmp).await?;
+        // Temp files are spread over 256 directories: ext4 allocates a
+        // file's inode near its directory's, and one busy temp directory
+        // made concurrent uploads queue on one inode group's lock.
+        for shard in 0..=255u8 {
+            fs::create_dir_all(tmp.join(format!("{shard:02x}"))).await?;
+        }
         let sync = SyncGroup::start(root.clone());
         Ok(Self { root, sync })
+    }
+
+    /// Where a version's bytes are written before they are moved into place.
+    fn tmp_path_of(&self, version: &str) -> PathBuf {
+        let shard = version.get(..2).unwrap_or("00");
+        self.root.join("tmp").join(shard).join(version)
     }
 
     pub fn root(&self) -> &Path {
@@ -175,7 +180,7 @@ impl FileStore {
         E: std::fmt::Display,
     {
         let version = new_version();
-        let tmp_path = self.root.join("tmp").join(&version);
+        let tmp_path = self.tmp_path_of(&version);
         let result = self.write_body(&tmp_path, &version, body, limit).await;
         match result {
             Ok((size, etag, path)) => Ok(Written {
@@ -293,7 +298,7 @@ impl FileStore {
     /// objects) into one new file.
     pub async fn concat(&self, versions: &[String]) -> Result<Written, WriteError> {
         let version = new_version();
-        let tmp_path = self.root.join("tmp").join(&version);
+        let tmp_path = self.tmp_path_of(&version);
         let result: Result<u64, io::Error> = async {
             let mut out = fs::File::create(&tmp_path).await?;
             let mut size = 0u64;
@@ -376,6 +381,26 @@ fn write_small(tmp_path: &Path, path: &Path, parts: &[Bytes]) -> io::Result<()> 
     std::fs::rename(tmp_path, path)
 }
 
+/// Removes every file under `dir` (one level of subdirectories deep);
+/// returns how many.
+async fn remove_files_below(dir: &Path) -> io::Result<usize> {
+    let mut removed = 0usize;
+    let mut entries = fs::read_dir(dir).await?;
+    while let Some(entry) = entries.next_entry().await? {
+        if entry.file_type().await?.is_dir() {
+            let mut inner = fs::read_dir(entry.path()).await?;
+            while let Some(file) = inner.next_entry().await? {
+                if fs::remove_file(file.path()).await.is_ok() {
+                    removed += 1;
+                }
+            }
+        } else if fs::remove_file(entry.path()).await.is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 async fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir).await?.sync_all().await
 }
@@ -428,7 +453,7 @@ mod tests {
         let bytes = std::fs::read(store.path_of(&written.version).unwrap()).unwrap();
         assert_eq!(bytes, vec![9u8; 600 * 1024]);
         assert_eq!(written.etag, hex::encode(Md5::digest(&bytes)));
-        assert_eq!(std::fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
+        assert_eq!(files_below(&dir.join("tmp")), 0);
     }
 
     #[tokio::test]
@@ -440,16 +465,17 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, WriteError::TooLarge { limit: 7 }));
-        assert_eq!(std::fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
+        assert_eq!(files_below(&dir.join("tmp")), 0);
     }
 
     #[tokio::test]
     async fn leftover_temp_files_are_removed_at_open() {
         let dir = tempdir();
-        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        std::fs::create_dir_all(dir.join("tmp/de")).unwrap();
         std::fs::write(dir.join("tmp").join("deadbeef"), b"partial").unwrap();
+        std::fs::write(dir.join("tmp/de").join("deadbeef"), b"partial").unwrap();
         FileStore::open(&dir).await.unwrap();
-        assert_eq!(std::fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
+        assert_eq!(files_below(&dir.join("tmp")), 0);
     }
 
     #[tokio::test]
@@ -461,6 +487,20 @@ mod tests {
         }
         let good = store.path_of("0123456789abcdef").unwrap();
         assert!(good.starts_with(dir.join("objects")));
+    }
+
+    fn files_below(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                if e.path().is_dir() {
+                    files_below(&e.path())
+                } else {
+                    1
+                }
+            })
+            .sum()
     }
 
     fn tempdir() -> PathBuf {

@@ -427,7 +427,15 @@ async fn crash_mid_upload_leaves_the_old_object() {
     let tmp = host.data_dir.join("storage/tmp");
     let started = selfdb_tests::wait_until(std::time::Duration::from_secs(10), || {
         std::fs::read_dir(&tmp)
-            .map(|d| d.flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 0)))
+            .map(|shards| {
+                shards.flatten().any(|shard| {
+                    std::fs::read_dir(shard.path()).is_ok_and(|files| {
+                        files
+                            .flatten()
+                            .any(|f| f.metadata().is_ok_and(|m| m.len() > 0))
+                    })
+                })
+            })
             .unwrap_or(false)
     });
     assert!(started, "the upload never reached the temp dir");
@@ -453,7 +461,7 @@ async fn crash_mid_upload_leaves_the_old_object() {
         selfdb_tests::wait_until(std::time::Duration::from_secs(10), || !orphan.exists());
     assert!(collected, "an unreferenced file survives the restart");
     assert_eq!(
-        std::fs::read_dir(&tmp).unwrap().count(),
+        walk(&tmp),
         0,
         "temp files of the interrupted upload are removed at start"
     );
