@@ -32,6 +32,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("create data dir {}", settings.data_dir.display()))?;
 
     let mut embedded = None;
+    let mut socket_config = None;
     let database_url = match &settings.database {
         DatabaseSource::External(url) => url.clone(),
         DatabaseSource::Embedded => {
@@ -41,12 +42,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 .context("start the embedded PostgreSQL cluster")?;
             create_database_if_missing(&pg.url("postgres"), EMBEDDED_DATABASE).await?;
             let url = pg.url(EMBEDDED_DATABASE);
+            socket_config = pg.socket_config(EMBEDDED_DATABASE);
             embedded = Some(pg);
             url
         }
     };
 
-    let result = serve(settings, &database_url, started, signals).await;
+    let config = match socket_config {
+        Some(config) => config,
+        None => database_url.parse().context("parse the database URL")?,
+    };
+    let result = serve(settings, config, &database_url, started, signals).await;
     if let Some(mut pg) = embedded {
         let stopped = tokio::task::spawn_blocking(move || pg.stop()).await?;
         if let Err(err) = stopped {
@@ -58,13 +64,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     result
 }
 
+/// `database` is what the host connects with; `database_url` is what it
+/// publishes for people and tools (the embedded cluster's TCP address).
 async fn serve(
     settings: Arc<Settings>,
+    database: tokio_postgres::Config,
     database_url: &str,
     started: Instant,
     signals: ShutdownSignals,
 ) -> anyhow::Result<()> {
-    let db = Database::connect(database_url, settings.db_pool_size)
+    let db = Database::connect_with(database, settings.db_pool_size)
         .await
         .context("connect to the platform database")?;
     db.harden().await.context("restrict the request roles")?;

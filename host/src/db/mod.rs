@@ -84,7 +84,16 @@ fn quote_literal(text: &str) -> String {
 impl Database {
     /// Connects, migrates, and prepares the request pool.
     pub async fn connect(url: &str, api_pool_size: usize) -> Result<Self, DbError> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(DbError::Url)?;
+        let config: tokio_postgres::Config = url.parse().map_err(DbError::Url)?;
+        Self::connect_with(config, api_pool_size).await
+    }
+
+    /// As [`Database::connect`], from parsed settings (the embedded
+    /// cluster's Unix socket, which has no URL form).
+    pub async fn connect_with(
+        mut config: tokio_postgres::Config,
+        api_pool_size: usize,
+    ) -> Result<Self, DbError> {
         config.application_name("selfdb");
         let database = config.get_dbname().ok_or(DbError::NoDatabase)?.to_owned();
         // Service-key requests run on this pool too.
