@@ -439,3 +439,29 @@ test('GET /rest/v1/ describes tables, columns and functions', async () => {
   assert.equal(doc.definitions.posts.properties.rating.type, 'integer');
   assert.equal(doc.definitions.posts.properties.tags.format, 'text[]');
 });
+
+test('anonymous reads see only what a policy for anon allows', async () => {
+  await sql(`
+    create table listings (id int primary key, title text not null, public boolean not null);
+    insert into listings values (1, 'open', true), (2, 'hidden', false), (3, 'also open', true);
+    alter table listings enable row level security;
+    create policy public_listings on listings for select to anon using (public);
+  `);
+  await waitForTable('listings');
+  // Repeated: later reads run on pooled connections that stay in anon.
+  for (let round = 0; round < 3; round++) {
+    const all = await anon.from('listings').select('id, title').order('id');
+    assert.equal(all.error, null);
+    assert.deepEqual(all.data, [{ id: 1, title: 'open' }, { id: 3, title: 'also open' }]);
+    const hidden = await anon.from('listings').select('id').eq('id', 2);
+    assert.deepEqual([hidden.error, hidden.data], [null, []]);
+    const one = await anon.from('listings').select('title').eq('id', 3).single();
+    assert.deepEqual([one.error, one.data], [null, { title: 'also open' }]);
+    const none = await anon.from('listings').select('title').eq('id', 2).single();
+    assert.equal(none.status, 406);
+    const counted = await anon.from('listings').select('id', { count: 'exact', head: true });
+    assert.equal(counted.count, 2);
+  }
+  const everything = await service.from('listings').select('id').order('id');
+  assert.deepEqual(everything.data, [{ id: 1 }, { id: 2 }, { id: 3 }]);
+});

@@ -424,10 +424,28 @@ async fn run_sql(
     sql: &str,
     params: Value,
 ) -> Value {
+    run_sql_body(
+        host,
+        http,
+        key,
+        bearer,
+        json!({"sql": sql, "params": params}),
+    )
+    .await
+}
+
+/// The misbehave fixture's `sql` mode: `{"sql", "params", "alone", "before"}`.
+async fn run_sql_body(
+    host: &Host,
+    http: &reqwest::Client,
+    key: &str,
+    bearer: Option<&str>,
+    body: Value,
+) -> Value {
     let mut request = http
         .post(format!("{}/functions/v1/misbehave?mode=sql", host.url))
         .header("apikey", key)
-        .json(&json!({"sql": sql, "params": params}));
+        .json(&body);
     if let Some(token) = bearer {
         request = request.bearer_auth(token);
     }
@@ -537,6 +555,110 @@ async fn row_level_security_sees_the_callers_claims() {
     )
     .await;
     assert_eq!(as_anon["rows"], json!([{"n": 0}]));
+}
+
+/// `db.query-alone`: anonymous reads run on connections that stay in the
+/// anon role, everyone else's in a read-only transaction; either way as the
+/// caller, read-only, and no way out of the role.
+#[tokio::test]
+async fn query_alone_reads_as_the_caller_and_writes_nothing() {
+    let host = Host::serve().await.start();
+    let db = psql(host.database_url.as_deref().unwrap()).await;
+    db.batch_execute(
+        "create table public.probe (id serial primary key, value text not null); \
+         grant all on public.probe to anon, authenticated; \
+         grant usage on sequence public.probe_id_seq to anon, authenticated;",
+    )
+    .await
+    .unwrap();
+    let http = client();
+    let anon = host.anon_key().to_owned();
+    let service = host.service_key().to_owned();
+    let user = "c0000000-0000-4000-8000-00000000000c";
+    let alice = user_token(user, 60);
+    // An anon token with claims of its own: not the anon key's, so it takes
+    // the transaction path, and its claims must still be the ones seen.
+    let marked = selfdb_tests::sign(json!({
+        "role": "anon", "marker": "m1",
+        "exp": chrono::Utc::now().timestamp() + 60,
+    }));
+    let alone = |sql: &str| json!({"sql": sql, "params": [], "alone": true});
+    let who = "select current_user::text as u, auth.role() as r, \
+               coalesce(auth.jwt()->>'marker', auth.jwt()->>'sub', '') as c, \
+               current_setting('transaction_read_only') as ro";
+
+    // Twice each: the second anon read reuses a pooled anon connection.
+    for _ in 0..2 {
+        for (key, bearer, expected) in [
+            (
+                &anon,
+                None,
+                json!({"u": "anon", "r": "anon", "c": "", "ro": "on"}),
+            ),
+            (
+                &anon,
+                Some(&marked),
+                json!({"u": "anon", "r": "anon", "c": "m1", "ro": "on"}),
+            ),
+            (
+                &anon,
+                Some(&alice),
+                json!({"u": "authenticated", "r": "authenticated", "c": user, "ro": "on"}),
+            ),
+            (
+                &service,
+                None,
+                json!({"u": "service_role", "r": "service_role", "c": "", "ro": "on"}),
+            ),
+        ] {
+            let out = run_sql_body(&host, &http, key, bearer.map(String::as_str), alone(who)).await;
+            assert_eq!(out["rows"], json!([expected]), "{out}");
+            let write = run_sql_body(
+                &host,
+                &http,
+                key,
+                bearer.map(String::as_str),
+                alone("insert into public.probe (value) values ('x') returning id"),
+            )
+            .await;
+            assert_eq!(write["error"]["code"], "25006", "{write}");
+        }
+    }
+    // A normal request after anonymous alone-reads is still in its own
+    // transaction, with its own role.
+    let normal = run_sql(&host, &http, &anon, Some(&alice), who, json!([])).await;
+    assert_eq!(normal["rows"][0]["ro"], "off", "{normal}");
+    assert_eq!(normal["rows"][0]["u"], "authenticated", "{normal}");
+
+    for (sql, code) in [
+        ("set role service_role", "selfdb.refused"),
+        ("reset role", "selfdb.refused"),
+        ("select set_config('role', 'service_role', false)", "selfdb.refused"),
+        ("select query_to_xml('select set_config(''role'', ''service_role'', false)', true, true, '')", "42501"),
+        ("select * from selfdb.settings", "42501"),
+    ] {
+        let out = run_sql_body(&host, &http, &anon, None, alone(sql)).await;
+        assert_eq!(out["error"]["code"], code, "{sql}: {out}");
+    }
+    let still_anon = run_sql_body(&host, &http, &anon, None, alone(who)).await;
+    assert_eq!(still_anon["rows"][0]["u"], "anon", "{still_anon}");
+
+    let late = run_sql_body(
+        &host,
+        &http,
+        &anon,
+        None,
+        json!({"sql": "select 1 as one", "params": [], "alone": true, "before": "select 2"}),
+    )
+    .await;
+    assert_eq!(late["error"]["code"], "selfdb.in_transaction", "{late}");
+
+    let rows: i64 = db
+        .query_one("select count(*) from public.probe", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
 }
 
 #[tokio::test]

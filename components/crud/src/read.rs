@@ -50,11 +50,45 @@ fn range(call: &Call) -> Result<(Option<i64>, Option<i64>), ApiError> {
 pub fn json_rows(call: &Call, sql: &str, params: &[Value]) -> Result<Vec<Json>, ApiError> {
     let rows = db::query(sql, params).map_err(|e| call.db_error(e))?;
     let text = match rows.rows.first().and_then(|r| r.first()) {
-        Some(Value::Text(t)) => t.clone(),
-        _ => "[]".to_owned(),
+        Some(Value::Text(t)) => t.as_str(),
+        _ => "[]",
     };
-    match serde_json::from_str(&text) {
+    parse_array(text)
+}
+
+fn parse_array(text: &str) -> Result<Vec<Json>, ApiError> {
+    match serde_json::from_str(text) {
         Ok(Json::Array(items)) => Ok(items),
+        _ => Err(ApiError::new(
+            500,
+            "PGRST000",
+            "the database returned no JSON array",
+        )),
+    }
+}
+
+/// The rows of a read as the JSON array text Postgres built, and how many
+/// there are: a plain JSON answer passes the text through unparsed, as
+/// PostgREST does.
+struct JsonText {
+    text: String,
+    count: usize,
+}
+
+/// Runs `sql`, which yields the JSON array text and its row count. When
+/// `alone`, it is the request's only statement.
+fn json_text(call: &Call, sql: &str, params: &[Value], alone: bool) -> Result<JsonText, ApiError> {
+    let result = if alone {
+        db::query_alone(sql, params)
+    } else {
+        db::query(sql, params)
+    };
+    let rows = result.map_err(|e| call.db_error(e))?;
+    match rows.rows.first().map(Vec::as_slice) {
+        Some([Value::Text(text), Value::Int(count)]) => Ok(JsonText {
+            text: text.clone(),
+            count: usize::try_from(*count).unwrap_or(0),
+        }),
         _ => Err(ApiError::new(
             500,
             "PGRST000",
@@ -129,11 +163,16 @@ pub fn get(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
     let order = builder.order(table, "t0", "")?;
     let paging = builder.paging("");
     let sql = format!(
-        "select coalesce(json_agg(_r), '[]'::json)::text from (select {list} from {from} as t0{filter}{order}{paging}) _r"
+        "select coalesce(json_agg(_r), '[]'::json)::text, count(*) from (select {list} from {from} as t0{filter}{order}{paging}) _r"
     );
     let count_sql = format!("select count(*) from {from} as t0{filter}");
     let params = builder.sql.params;
-    let rows = json_rows(call, &sql, &params)?;
+    let counting = matches!(
+        call.prefers("count"),
+        Some("exact" | "planned" | "estimated")
+    );
+    // Without a count, the rows are all the request reads.
+    let rows = json_text(call, &sql, &params, !counting)?;
 
     let exact = |call: &Call| -> Result<Option<i64>, ApiError> {
         Ok(
@@ -158,7 +197,7 @@ pub fn get(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
         },
         _ => None,
     };
-    let content_range = match (rows.len(), total) {
+    let content_range = match (rows.count, total) {
         (0, Some(t)) => format!("*/{t}"),
         (0, None) => "*/*".to_owned(),
         (n, t) => format!(
@@ -169,15 +208,16 @@ pub fn get(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
     };
     let accept = call.accept();
     let response = if accept.contains(SINGLE_OBJECT) {
+        let rows = parse_array(&rows.text)?;
         Response::new(
             200,
             SINGLE_OBJECT,
             single_object(&rows)?.to_string().into_bytes(),
         )
     } else if accept.contains("text/csv") {
-        Response::new(200, "text/csv", csv(&rows).into_bytes())
+        Response::new(200, "text/csv", csv(&parse_array(&rows.text)?).into_bytes())
     } else {
-        Response::json(200, &Json::Array(rows))
+        Response::new(200, "application/json", rows.text.into_bytes())
     };
     let mut response = response.with_header("content-range", &content_range);
     if call.request.method == "HEAD" {

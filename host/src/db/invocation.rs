@@ -71,6 +71,9 @@ enum State {
 pub struct InvocationTx {
     /// A pool whose login role may switch to `role`.
     pool: Pool,
+    /// For an anonymous caller: where [`InvocationTx::query_alone`] finds
+    /// connections that are already in the `anon` role.
+    anon_db: Option<Database>,
     role: &'static str,
     /// `request.jwt.claims`, as JSON text.
     claims: String,
@@ -80,6 +83,8 @@ pub struct InvocationTx {
     begun: bool,
     /// A statement failed, so PostgreSQL will turn COMMIT into ROLLBACK.
     aborted: bool,
+    /// The transaction opens with `begin read only`.
+    read_only: bool,
 }
 
 /// The role that owns the `auth` schema; only system components reach it.
@@ -93,12 +98,16 @@ impl InvocationTx {
         } else {
             db.api().clone()
         };
-        Self::with_role(
+        let mut tx = Self::with_role(
             pool,
             principal.role.as_str(),
             principal.claims.to_string(),
             statement_timeout_ms,
-        )
+        );
+        if principal.role == crate::auth::Role::Anon {
+            tx.anon_db = Some(db);
+        }
+        tx
     }
 
     /// A transaction as `supabase_auth_admin`, for the auth component.
@@ -119,12 +128,14 @@ impl InvocationTx {
     ) -> Self {
         Self {
             pool,
+            anon_db: None,
             role,
             claims,
             statement_timeout_ms,
             state: State::NotStarted,
             begun: false,
             aborted: false,
+            read_only: false,
         }
     }
 
@@ -182,6 +193,7 @@ impl InvocationTx {
             return result;
         }
         let begin = Begin {
+            read_only: self.read_only,
             role: self.role,
             claims: &self.claims,
             statement_timeout_ms: self.statement_timeout_ms,
@@ -207,33 +219,80 @@ impl InvocationTx {
 
     pub async fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<Rows, StatementError> {
         let (statement, outcome) = self.run(sql, params, Kind::Query).await?;
-        let Outcome::Rows(rows) = outcome else {
-            return Ok(Rows {
-                columns: Vec::new(),
-                rows: Vec::new(),
-            });
-        };
-        if rows.len() > MAX_ROWS {
+        rows(&statement, outcome)
+    }
+
+    /// Runs `sql` as a read that is the invocation's only work so far, in a
+    /// read-only transaction of its own that ends with it; a later
+    /// statement opens a new transaction. An anonymous caller whose claims
+    /// are the anon key's runs it on an [`AnonReaders`] connection: one
+    /// message, no `begin`, role switch or `commit`. Anyone else runs it
+    /// through `begin read only`, the role switch and `commit`.
+    ///
+    /// [`AnonReaders`]: super::Database::anon_readers
+    pub async fn query_alone(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Rows, StatementError> {
+        if !matches!(self.state, State::NotStarted) {
             return Err(StatementError::refused(
-                "selfdb.too_many_rows",
-                format!("the query returned more than {MAX_ROWS} rows; add a LIMIT"),
+                "selfdb.in_transaction",
+                "query-alone must come before any other statement of the invocation",
             ));
         }
-        let columns = statement
-            .columns()
-            .iter()
-            .map(|c| (c.name().to_owned(), c.type_().name().to_owned()))
-            .collect();
-        let rows = rows
-            .iter()
-            .map(|row| {
-                (0..row.len())
-                    .map(|i| column_value(row, i))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StatementError::refused("selfdb.unsupported_type", e.to_string()))?;
-        Ok(Rows { columns, rows })
+        let readers = self
+            .anon_db
+            .as_ref()
+            .and_then(|db| db.anon_readers(&self.claims, self.statement_timeout_ms));
+        let Some(readers) = readers else {
+            self.read_only = true;
+            let result = self.query(sql, params).await;
+            let finished = self.finish(result.is_ok()).await;
+            self.reopen();
+            let rows = result?;
+            finished?;
+            return Ok(rows);
+        };
+        guard::check(sql).map_err(|e| StatementError::refused("selfdb.refused", e.0))?;
+        let client = readers.get().await.map_err(|e| {
+            StatementError::refused("selfdb.pool", format!("no database connection: {e}"))
+        })?;
+        // Held in `state` while the statement runs, so an invocation dropped
+        // half-way discards the connection rather than pool it busy.
+        self.state = State::Open(Box::new(client));
+        let State::Open(client) = &self.state else {
+            return Err(StatementError::refused(
+                "selfdb.closed",
+                "the invocation's connection is gone",
+            ));
+        };
+        if client.statement_cache.size() >= STATEMENT_CACHE_LIMIT {
+            client.statement_cache.clear();
+        }
+        let refs: Vec<&(dyn postgres_types::ToSql + Sync)> =
+            params.iter().map(|p| p as _).collect();
+        let result = async {
+            let statement = client
+                .prepare_cached(sql)
+                .await
+                .map_err(StatementError::from_pg)?;
+            let outcome = execute(client, &statement, &refs, Kind::Query).await?;
+            rows(&statement, outcome)
+        }
+        .await;
+        // The statement was its own transaction: the connection holds
+        // nothing open, so it goes back to its pool.
+        self.state = State::NotStarted;
+        result
+    }
+
+    /// Back to the state before the first statement, after `finish`.
+    fn reopen(&mut self) {
+        self.state = State::NotStarted;
+        self.begun = false;
+        self.aborted = false;
+        self.read_only = false;
     }
 
     pub async fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, StatementError> {
@@ -278,6 +337,7 @@ enum Outcome {
 /// What `begin` sets: the caller's claims, statement timeout and role, as
 /// `SET LOCAL` would.
 struct Begin<'a> {
+    read_only: bool,
     role: &'a str,
     claims: &'a str,
     statement_timeout_ms: u64,
@@ -342,7 +402,12 @@ async fn first_statement(
     let timeout = begin.statement_timeout_ms.to_string();
     let setup_params: [&(dyn postgres_types::ToSql + Sync); 3] =
         [&begin.claims, &timeout, &begin.role];
-    let mut begin_f = pin!(client.batch_execute("begin"));
+    let verb = if begin.read_only {
+        "begin transaction read only"
+    } else {
+        "begin"
+    };
+    let mut begin_f = pin!(client.batch_execute(verb));
     let mut setup_f = pin!(client.execute(&setup, &setup_params));
     let begin_early = poll_once(begin_f.as_mut()).await;
     let setup_early = poll_once(setup_f.as_mut()).await;
@@ -381,6 +446,37 @@ async fn first_statement(
             Ok((statement, outcome))
         }
     }
+}
+
+/// A query's result as the `db` interface hands it over.
+fn rows(statement: &Statement, outcome: Outcome) -> Result<Rows, StatementError> {
+    let Outcome::Rows(rows) = outcome else {
+        return Ok(Rows {
+            columns: Vec::new(),
+            rows: Vec::new(),
+        });
+    };
+    if rows.len() > MAX_ROWS {
+        return Err(StatementError::refused(
+            "selfdb.too_many_rows",
+            format!("the query returned more than {MAX_ROWS} rows; add a LIMIT"),
+        ));
+    }
+    let columns = statement
+        .columns()
+        .iter()
+        .map(|c| (c.name().to_owned(), c.type_().name().to_owned()))
+        .collect();
+    let rows = rows
+        .iter()
+        .map(|row| {
+            (0..row.len())
+                .map(|i| column_value(row, i))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StatementError::refused("selfdb.unsupported_type", e.to_string()))?;
+    Ok(Rows { columns, rows })
 }
 
 /// Refuses a call whose parameter count does not match the statement, as

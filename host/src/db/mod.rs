@@ -14,7 +14,10 @@ pub mod migrations;
 pub mod schema;
 pub mod values;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{
+    Hook, HookError, Manager, ManagerConfig, Pool, PoolBuilder, RecyclingMethod,
+};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_postgres::NoTls;
 
@@ -37,11 +40,36 @@ pub struct Database {
     owner_config: tokio_postgres::Config,
     owner: Pool,
     api: Pool,
+    anon_readers: Arc<AnonReaderSlot>,
     authenticator: String,
     database: String,
 }
 
-fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, DbError> {
+/// Connections of the authenticator role that stay, for their whole life,
+/// in the `anon` role with one set of claims and read-only transactions: an
+/// anonymous read that is an invocation's only statement runs on one of
+/// them as it is, with no `begin`, role switch or `commit` around it.
+struct AnonReaders {
+    claims: String,
+    statement_timeout_ms: u64,
+    pool: Pool,
+}
+
+/// Where the [`AnonReaders`] pool is made, on first use.
+struct AnonReaderSlot {
+    /// The authenticator role's connection settings.
+    config: tokio_postgres::Config,
+    size: usize,
+    readers: Mutex<Option<AnonReaders>>,
+}
+
+/// What a connection of [`AnonReaders`] is set to once, at connect time.
+const ANON_READER_SQL: &str = "select set_config('request.jwt.claims', $1, false), \
+                                      set_config('statement_timeout', $2, false), \
+                                      set_config('default_transaction_read_only', 'on', false), \
+                                      set_config('role', 'anon', false)";
+
+fn pool_builder(config: tokio_postgres::Config, size: usize) -> PoolBuilder {
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -49,12 +77,36 @@ fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, DbError> {
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    Ok(Pool::builder(manager)
+    Pool::builder(manager)
         .max_size(size)
         .wait_timeout(Some(Duration::from_secs(10)))
         .create_timeout(Some(Duration::from_secs(10)))
         .runtime(deadpool_postgres::Runtime::Tokio1)
-        .build()?)
+}
+
+fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, DbError> {
+    Ok(pool_builder(config, size).build()?)
+}
+
+fn anon_reader_pool(
+    config: tokio_postgres::Config,
+    size: usize,
+    claims: String,
+    statement_timeout_ms: u64,
+) -> Result<Pool, DbError> {
+    let timeout = statement_timeout_ms.to_string();
+    let setup = Hook::async_fn(move |client: &mut deadpool_postgres::ClientWrapper, _| {
+        let claims = claims.clone();
+        let timeout = timeout.clone();
+        Box::pin(async move {
+            client
+                .execute(ANON_READER_SQL, &[&claims, &timeout])
+                .await
+                .map_err(HookError::Backend)?;
+            Ok(())
+        })
+    });
+    Ok(pool_builder(config, size).post_create(setup).build()?)
 }
 
 /// The login role request transactions connect as, one per database so that
@@ -112,6 +164,11 @@ impl Database {
             owner_config: config.clone(),
             owner: owner.clone(),
             api: owner.clone(),
+            anon_readers: Arc::new(AnonReaderSlot {
+                config: config.clone(),
+                size: 1,
+                readers: Mutex::new(None),
+            }),
             authenticator: String::new(),
             database: database.clone(),
         };
@@ -126,11 +183,16 @@ impl Database {
             .await?;
         let mut api_config = config.clone();
         api_config.user(&authenticator).password(password);
-        let api = pool(api_config, api_pool_size)?;
+        let api = pool(api_config.clone(), api_pool_size)?;
         Ok(Database {
             owner_config: config,
             owner,
             api,
+            anon_readers: Arc::new(AnonReaderSlot {
+                config: api_config,
+                size: api_pool_size,
+                readers: Mutex::new(None),
+            }),
             authenticator,
             database,
         })
@@ -169,6 +231,31 @@ impl Database {
     /// Pool of the authenticator role (request transactions).
     pub fn api(&self) -> &Pool {
         &self.api
+    }
+
+    /// The pool of [`AnonReaders`] for anonymous callers with `claims`,
+    /// made on first use. One set of claims is served (the anon key's);
+    /// callers with others get `None` and take the transaction path.
+    pub fn anon_readers(&self, claims: &str, statement_timeout_ms: u64) -> Option<Pool> {
+        let mut slot = self.anon_readers.readers.lock().ok()?;
+        if let Some(readers) = slot.as_ref() {
+            return (readers.claims == claims
+                && readers.statement_timeout_ms == statement_timeout_ms)
+                .then(|| readers.pool.clone());
+        }
+        let pool = anon_reader_pool(
+            self.anon_readers.config.clone(),
+            self.anon_readers.size,
+            claims.to_owned(),
+            statement_timeout_ms,
+        )
+        .ok()?;
+        *slot = Some(AnonReaders {
+            claims: claims.to_owned(),
+            statement_timeout_ms,
+            pool: pool.clone(),
+        });
+        Some(pool)
     }
 
     pub fn authenticator(&self) -> &str {

@@ -100,4 +100,21 @@ impl Host for InvocationState {
     ) -> wasmtime::Result<Result<u64, DbError>> {
         Ok(execute_on(&mut self.tx, &sql, args).await)
     }
+
+    async fn query_alone(
+        &mut self,
+        sql: String,
+        args: Vec<Value>,
+    ) -> wasmtime::Result<Result<RowSet, DbError>> {
+        let result = match params(args) {
+            Ok(args) => self
+                .tx
+                .query_alone(&sql, &args)
+                .await
+                .map(rows_to_wit)
+                .map_err(to_wit),
+            Err(err) => Err(err),
+        };
+        Ok(result)
+    }
 }

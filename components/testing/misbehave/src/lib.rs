@@ -80,7 +80,18 @@ impl Handler for Misbehave {
                     .as_array()
                     .map(|a| a.iter().map(to_value).collect())
                     .unwrap_or_default();
-                match db::query(sql, &params) {
+                if let Some(before) = body["before"].as_str() {
+                    if let Err(err) = db::query(before, &[]) {
+                        return Response::error(500, "before_failed", &err.message);
+                    }
+                }
+                // `alone`: as the request's only read (db.query-alone).
+                let result = if body["alone"] == serde_json::Value::Bool(true) {
+                    db::query_alone(sql, &params)
+                } else {
+                    db::query(sql, &params)
+                };
+                match result {
                     Ok(rows) => Response::json(
                         200,
                         &serde_json::json!({"rows": selfdb_sdk::rows_to_json(&rows)}),
