@@ -92,6 +92,8 @@ async fn serve(
         keys = keys.with_signing_key(key);
     }
     let anon_key = api_key(&db, &keys, Role::Anon).await?;
+    let anon = keys.verify(&anon_key).context("verify the anon key")?;
+    db.serve_anon_reads(anon.claims.to_string());
     let service_key = api_key(&db, &keys, Role::ServiceRole).await?;
 
     let first_admin = ensure_first_admin(

@@ -245,49 +245,32 @@ impl InvocationTx {
             .anon_db
             .as_ref()
             .and_then(|db| db.anon_readers(&self.claims, self.statement_timeout_ms));
-        let Some(readers) = readers else {
-            self.read_only = true;
-            let result = self.query(sql, params).await;
-            let finished = self.finish(result.is_ok()).await;
-            self.reopen();
-            let rows = result?;
-            finished?;
-            return Ok(rows);
+        let result = match readers {
+            Some(readers) => {
+                let client = readers.get().await.map_err(|e| {
+                    StatementError::refused("selfdb.pool", format!("no database connection: {e}"))
+                })?;
+                // Already in the caller's role and claims, and every statement
+                // is a read-only transaction of its own: nothing to begin.
+                // Held in `state`, so an invocation dropped half-way discards
+                // the connection rather than pool it busy.
+                self.state = State::Open(Box::new(client));
+                self.begun = true;
+                self.query(sql, params).await
+            }
+            None => {
+                self.read_only = true;
+                let result = self.query(sql, params).await;
+                let finished = self.finish(result.is_ok()).await;
+                result.and_then(|rows| finished.map(|_| rows))
+            }
         };
-        guard::check(sql).map_err(|e| StatementError::refused("selfdb.refused", e.0))?;
-        let client = readers.get().await.map_err(|e| {
-            StatementError::refused("selfdb.pool", format!("no database connection: {e}"))
-        })?;
-        // Held in `state` while the statement runs, so an invocation dropped
-        // half-way discards the connection rather than pool it busy.
-        self.state = State::Open(Box::new(client));
-        let State::Open(client) = &self.state else {
-            return Err(StatementError::refused(
-                "selfdb.closed",
-                "the invocation's connection is gone",
-            ));
-        };
-        if client.statement_cache.size() >= STATEMENT_CACHE_LIMIT {
-            client.statement_cache.clear();
-        }
-        let refs: Vec<&(dyn postgres_types::ToSql + Sync)> =
-            params.iter().map(|p| p as _).collect();
-        let result = async {
-            let statement = client
-                .prepare_cached(sql)
-                .await
-                .map_err(StatementError::from_pg)?;
-            let outcome = execute(client, &statement, &refs, Kind::Query).await?;
-            rows(&statement, outcome)
-        }
-        .await;
-        // The statement was its own transaction: the connection holds
-        // nothing open, so it goes back to its pool.
-        self.state = State::NotStarted;
+        // Nothing is left open on the connection: it goes back to its pool.
+        self.reopen();
         result
     }
 
-    /// Back to the state before the first statement, after `finish`.
+    /// Back to the state before the first statement.
     fn reopen(&mut self) {
         self.state = State::NotStarted;
         self.begun = false;

@@ -46,24 +46,36 @@ pub struct Database {
 }
 
 /// Connections of the authenticator role that stay, for their whole life,
-/// in the `anon` role with one set of claims and read-only transactions: an
-/// anonymous read that is an invocation's only statement runs on one of
-/// them as it is, with no `begin`, role switch or `commit` around it.
-struct AnonReaders {
-    claims: String,
-    statement_timeout_ms: u64,
-    pool: Pool,
-}
-
-/// Where the [`AnonReaders`] pool is made, on first use.
+/// in the `anon` role with the anon key's claims and read-only
+/// transactions: an anonymous read that is an invocation's only statement
+/// runs on one of them as it is, with no `begin`, role switch or `commit`
+/// around it. Made on first use.
 struct AnonReaderSlot {
     /// The authenticator role's connection settings.
     config: tokio_postgres::Config,
     size: usize,
-    readers: Mutex<Option<AnonReaders>>,
+    state: Mutex<AnonReaders>,
 }
 
-/// What a connection of [`AnonReaders`] is set to once, at connect time.
+#[derive(Default)]
+struct AnonReaders {
+    /// The anon key's claims; until they are set, nobody is served.
+    claims: Option<String>,
+    /// The pool, and the statement timeout its sessions carry.
+    pool: Option<(u64, Pool)>,
+}
+
+impl AnonReaderSlot {
+    fn new(config: tokio_postgres::Config, size: usize) -> Arc<Self> {
+        Arc::new(AnonReaderSlot {
+            config,
+            size,
+            state: Mutex::default(),
+        })
+    }
+}
+
+/// What an anon reader connection is set to once, at connect time.
 const ANON_READER_SQL: &str = "select set_config('request.jwt.claims', $1, false), \
                                       set_config('statement_timeout', $2, false), \
                                       set_config('default_transaction_read_only', 'on', false), \
@@ -164,11 +176,7 @@ impl Database {
             owner_config: config.clone(),
             owner: owner.clone(),
             api: owner.clone(),
-            anon_readers: Arc::new(AnonReaderSlot {
-                config: config.clone(),
-                size: 1,
-                readers: Mutex::new(None),
-            }),
+            anon_readers: AnonReaderSlot::new(config.clone(), 1),
             authenticator: String::new(),
             database: database.clone(),
         };
@@ -188,11 +196,7 @@ impl Database {
             owner_config: config,
             owner,
             api,
-            anon_readers: Arc::new(AnonReaderSlot {
-                config: api_config,
-                size: api_pool_size,
-                readers: Mutex::new(None),
-            }),
+            anon_readers: AnonReaderSlot::new(api_config, api_pool_size),
             authenticator,
             database,
         })
@@ -233,15 +237,28 @@ impl Database {
         &self.api
     }
 
-    /// The pool of [`AnonReaders`] for anonymous callers with `claims`,
-    /// made on first use. One set of claims is served (the anon key's);
-    /// callers with others get `None` and take the transaction path.
+    /// Serves anonymous reads with the anon key's `claims` from pooled
+    /// sessions that keep them (see [`Database::anon_readers`]).
+    pub fn serve_anon_reads(&self, claims: String) {
+        if let Ok(mut state) = self.anon_readers.state.lock() {
+            *state = AnonReaders {
+                claims: Some(claims),
+                pool: None,
+            };
+        }
+    }
+
+    /// The pool of anon reader sessions, for an anonymous caller whose
+    /// `claims` are the anon key's; made on first use, for the first
+    /// statement timeout asked for. Other callers get `None` and take the
+    /// transaction path.
     pub fn anon_readers(&self, claims: &str, statement_timeout_ms: u64) -> Option<Pool> {
-        let mut slot = self.anon_readers.readers.lock().ok()?;
-        if let Some(readers) = slot.as_ref() {
-            return (readers.claims == claims
-                && readers.statement_timeout_ms == statement_timeout_ms)
-                .then(|| readers.pool.clone());
+        let mut state = self.anon_readers.state.lock().ok()?;
+        if state.claims.as_deref() != Some(claims) {
+            return None;
+        }
+        if let Some((timeout, pool)) = &state.pool {
+            return (*timeout == statement_timeout_ms).then(|| pool.clone());
         }
         let pool = anon_reader_pool(
             self.anon_readers.config.clone(),
@@ -250,11 +267,7 @@ impl Database {
             statement_timeout_ms,
         )
         .ok()?;
-        *slot = Some(AnonReaders {
-            claims: claims.to_owned(),
-            statement_timeout_ms,
-            pool: pool.clone(),
-        });
+        state.pool = Some((statement_timeout_ms, pool.clone()));
         Some(pool)
     }
 
