@@ -121,26 +121,68 @@ impl Pools {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Result<Vec<Row>, tokio_postgres::Error>, crate::StorageError> {
+        self.pipelined(access, None, sql, params).await
+    }
+
+    /// As [`Pools::once`], with an inline object's bytes stored first, in
+    /// the same transaction and round trip, by the pool's login role
+    /// (before the role switch): the bytes commit with the row or not at
+    /// all, and request roles hold no privilege on where they are kept.
+    pub async fn once_storing(
+        &self,
+        access: &Access,
+        inline: (&str, &[u8]),
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Result<Vec<Row>, tokio_postgres::Error>, crate::StorageError> {
+        self.pipelined(access, Some(inline), sql, params).await
+    }
+
+    async fn pipelined(
+        &self,
+        access: &Access,
+        inline: Option<(&str, &[u8])>,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Result<Vec<Row>, tokio_postgres::Error>, crate::StorageError> {
         let client = self.pool_for(access).get().await?;
         let statement = match client.prepare_cached(sql).await {
             Ok(statement) => statement,
             Err(err) => return Ok(Err(err)),
         };
-        if matches!(access, Access::System) {
+        let as_caller = !matches!(access, Access::System);
+        if !as_caller && inline.is_none() {
             return Ok(client.query(&statement, params).await);
         }
+        let store = match inline {
+            Some(_) => Some(client.prepare_cached(crate::inline::STORE_SQL).await?),
+            None => None,
+        };
         let setup = client.prepare_cached(SETUP_SQL).await?;
         let claims = access.claims();
         let role = access.role();
         let setup_params: [&(dyn ToSql + Sync); 2] = [&claims, &role];
-        let (begun, set, rows, committed) = futures::join!(
+        let (begun, stored, set, rows, committed) = futures::join!(
             client.batch_execute("begin"),
-            client.execute(&setup, &setup_params),
+            async {
+                match (&store, inline) {
+                    (Some(store), Some((version, bytes))) => {
+                        client.execute(store, &[&version, &bytes]).await
+                    }
+                    _ => Ok(0),
+                }
+            },
+            async {
+                match as_caller {
+                    true => client.execute(&setup, &setup_params).await,
+                    false => Ok(0),
+                }
+            },
             client.query(&statement, params),
             client.batch_execute("commit"),
         );
-        if let Err(err) = begun.and(set) {
-            // The transaction state is unknown: never pool this connection.
+        if let Err(err) = begun.and(stored).and(set) {
+            // What the transaction did is unknown: never pool this connection.
             let _ = Object::take(client);
             return Err(err.into());
         }

@@ -1,4 +1,5 @@
-//! SelfDB's object store: object bytes as immutable files on local disk,
+//! SelfDB's object store: object bytes as immutable files on local disk
+//! (small objects inline in Postgres, see [`inline`]),
 //! metadata in Postgres under Supabase Storage's names (`storage.buckets`,
 //! `storage.objects`), and an S3 endpoint over the same store.
 //!
@@ -7,8 +8,10 @@
 //! caller, so storage RLS policies decide who sees and changes what.
 
 pub mod access;
+pub mod body;
 pub mod error;
 pub mod files;
+pub mod inline;
 pub mod keys;
 pub mod listing;
 pub mod multipart;
@@ -18,6 +21,7 @@ pub mod s3;
 pub mod store;
 
 pub use access::{Access, Pools};
+pub use body::{BodyStream, ObjectBody};
 pub use error::{StorageError, StorageResult};
 pub use keys::{AccessKey, KeyRegistry};
 pub use listing::{FolderEntry, FolderQuery, ListQuery, Listing, SortColumn};

@@ -2,14 +2,34 @@
 //! transaction as the caller.
 
 use crate::access::Access;
+use crate::body::ObjectBody;
 use crate::error::{StorageError, StorageResult};
 use crate::files::Written;
+use crate::inline::{self, Gathered};
 use crate::names::check_key;
 use crate::store::{pg_code, Bucket, Store};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::Stream;
+use md5::Digest;
 use serde_json::{json, Value};
+use tokio_postgres::types::ToSql;
+
+/// Where a new object's bytes went.
+enum Stored {
+    File(Written),
+    Inline(Bytes),
+}
+
+/// What a new object's row records about its bytes.
+struct NewRow<'a> {
+    bucket_id: &'a str,
+    key: &'a str,
+    version: &'a str,
+    size: u64,
+    etag: &'a str,
+    content_type: &'a str,
+}
 
 #[derive(Debug, Clone)]
 pub struct ObjectInfo {
@@ -168,21 +188,72 @@ impl Store {
         let bucket = self
             .bucket_for_upload(bucket_id, key, &content_type)
             .await?;
-        let written = self
-            .files
-            .write(body, Some(self.size_limit(&bucket)))
-            .await?;
+        let limit = self.size_limit(&bucket);
+        let (stored, etag) = match inline::gather(body, limit).await? {
+            Gathered::Small(bytes) => {
+                let etag = hex::encode(md5::Md5::digest(&bytes));
+                (Stored::Inline(bytes), etag)
+            }
+            Gathered::Large(rest, head) => {
+                let written = self
+                    .files
+                    .write(inline::rejoin(rest, head), Some(limit))
+                    .await?;
+                let etag = written.etag.clone();
+                (Stored::File(written), etag)
+            }
+        };
         if let Some(expected) = &options.content_md5 {
             use base64::Engine;
             let matches = base64::engine::general_purpose::STANDARD
                 .decode(expected.trim())
-                .is_ok_and(|raw| hex::encode(raw) == written.etag);
+                .is_ok_and(|raw| hex::encode(raw) == etag);
             if !matches {
                 return Err(StorageError::BadDigest);
             }
         }
-        self.record(access, &bucket.id, key, written, &content_type, &options)
-            .await
+        match stored {
+            Stored::File(written) => {
+                self.record(access, &bucket.id, key, written, &content_type, &options)
+                    .await
+            }
+            Stored::Inline(bytes) => {
+                self.record_inline(
+                    access,
+                    &bucket.id,
+                    key,
+                    &bytes,
+                    &etag,
+                    &content_type,
+                    &options,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Commits the row of an inline object together with its bytes.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn record_inline(
+        &self,
+        access: &Access,
+        bucket_id: &str,
+        key: &str,
+        bytes: &[u8],
+        etag: &str,
+        content_type: &str,
+        options: &PutOptions,
+    ) -> StorageResult<ObjectInfo> {
+        let version = inline::new_version();
+        let row = NewRow {
+            bucket_id,
+            key,
+            version: &version,
+            size: bytes.len() as u64,
+            etag,
+            content_type,
+        };
+        self.commit_row(access, row, options, Some(bytes)).await
     }
 
     /// Commits the row of a file that is already durable on disk.
@@ -195,10 +266,32 @@ impl Store {
         content_type: &str,
         options: &PutOptions,
     ) -> StorageResult<ObjectInfo> {
-        let metadata = metadata_json(
-            written.size,
-            &written.etag,
+        let row = NewRow {
+            bucket_id,
+            key,
+            version: &written.version,
+            size: written.size,
+            etag: &written.etag,
             content_type,
+        };
+        let info = self.commit_row(access, row, options, None).await?;
+        written.keep();
+        Ok(info)
+    }
+
+    /// Inserts (or, to overwrite, updates) an object's row as the caller,
+    /// with an inline object's bytes in the same transaction.
+    async fn commit_row(
+        &self,
+        access: &Access,
+        new: NewRow<'_>,
+        options: &PutOptions,
+        inline_bytes: Option<&[u8]>,
+    ) -> StorageResult<ObjectInfo> {
+        let metadata = metadata_json(
+            new.size,
+            new.etag,
+            new.content_type,
             options.cache_control.as_deref(),
         );
         let owner = options.owner.as_deref().or(access.user_id());
@@ -217,30 +310,30 @@ impl Store {
              values ($1, $2, $3, $4, $5, $6, $7) {conflict} \
              returning {OBJECT_COLUMNS}, xmax <> 0"
         );
-        let rows = self
-            .pools
-            .once(
-                access,
-                &sql,
-                &[
-                    &bucket_id,
-                    &key,
-                    &owner_uuid,
-                    &owner,
-                    &written.version,
-                    &metadata,
-                    &options.user_metadata,
-                ],
-            )
-            .await?
-            .map_err(|err| match pg_code(&err) {
-                Some("23503") => StorageError::NoSuchBucket,
-                _ => err.into(),
-            })?;
+        let params: [&(dyn ToSql + Sync); 7] = [
+            &new.bucket_id,
+            &new.key,
+            &owner_uuid,
+            &owner,
+            &new.version,
+            &metadata,
+            &options.user_metadata,
+        ];
+        let outcome = match inline_bytes {
+            None => self.pools.once(access, &sql, &params).await?,
+            Some(bytes) => {
+                self.pools
+                    .once_storing(access, (new.version, bytes), &sql, &params)
+                    .await?
+            }
+        };
+        let rows = outcome.map_err(|err| match pg_code(&err) {
+            Some("23503") => StorageError::NoSuchBucket,
+            _ => err.into(),
+        })?;
         let row = rows
             .first()
             .ok_or_else(|| StorageError::Database("the insert returned no row".into()))?;
-        written.keep();
         let replaced: bool = row.get(10);
         if replaced {
             self.files_released();
@@ -304,28 +397,47 @@ impl Store {
         }
     }
 
-    /// An object's row and its open file. A concurrent overwrite may delete
-    /// the file between the two, so the row is read again then.
+    /// An object's row and its bytes. A concurrent overwrite may delete
+    /// the bytes between the two reads, so the row is read again then.
     pub async fn get_object(
         &self,
         access: &Access,
         bucket_id: &str,
         key: &str,
         read: Read,
-    ) -> StorageResult<(ObjectInfo, tokio::fs::File)> {
+    ) -> StorageResult<(ObjectInfo, ObjectBody)> {
         let mut attempts = 0;
         loop {
             let info = self.head_object(access, bucket_id, key, read).await?;
-            match self.files.open_file(&info.version).await {
-                Ok(file) => return Ok((info, file)),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound && attempts < 3 => {
+            match self.open_body(&info.version).await {
+                Ok(body) => return Ok((info, body)),
+                Err(StorageError::Io(err))
+                    if err.kind() == std::io::ErrorKind::NotFound && attempts < 3 =>
+                {
                     attempts += 1;
                 }
                 Err(err) => {
-                    tracing::error!(%err, bucket_id, key, "an object's file is missing");
-                    return Err(err.into());
+                    tracing::error!(%err, bucket_id, key, "an object's bytes are missing");
+                    return Err(err);
                 }
             }
+        }
+    }
+
+    /// The bytes of `version`, whether a file or inline; `NotFound` when
+    /// they are gone (the version was replaced or deleted).
+    pub async fn open_body(&self, version: &str) -> StorageResult<ObjectBody> {
+        if !inline::is_inline(version) {
+            return Ok(ObjectBody::File(self.files.open_file(version).await?));
+        }
+        let client = self.pools.owner.get().await?;
+        let statement = client.prepare_cached(inline::LOAD_SQL).await?;
+        match client.query_opt(&statement, &[&version]).await? {
+            Some(row) => Ok(ObjectBody::Inline(Bytes::from(row.get::<_, Vec<u8>>(0)))),
+            None => Err(StorageError::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the inline object is gone",
+            ))),
         }
     }
 
@@ -349,7 +461,8 @@ impl Store {
         Ok(rows.iter().map(object_from_row).collect())
     }
 
-    /// Copies an object; the new one shares the bytes (a hard link).
+    /// Copies an object; a file's copy shares its bytes (a hard link), an
+    /// inline object's copy is stored anew.
     /// `metadata` replaces the source's content type and user metadata.
     pub async fn copy_object(
         &self,
@@ -387,6 +500,27 @@ impl Store {
             return Err(StorageError::EntityTooLarge {
                 limit: self.size_limit(&bucket),
             });
+        }
+        if inline::is_inline(&source.version) {
+            let bytes = match self.open_body(&source.version).await? {
+                ObjectBody::Inline(bytes) => bytes,
+                ObjectBody::File(_) => {
+                    return Err(StorageError::Database(
+                        "an inline version has a file".into(),
+                    ))
+                }
+            };
+            return self
+                .record_inline(
+                    access,
+                    to.0,
+                    to.1,
+                    &bytes,
+                    &source.etag,
+                    &content_type,
+                    &options,
+                )
+                .await;
         }
         let mut written = self.files.link(&source.version).await?;
         written.etag = source.etag.clone();

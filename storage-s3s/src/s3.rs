@@ -4,6 +4,7 @@
 //! objects of public buckets.
 
 use crate::access::Access;
+use crate::body::ObjectBody;
 use crate::error::StorageError;
 use crate::keys::KeyRegistry;
 use crate::listing::{ListQuery, Listing};
@@ -18,11 +19,7 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, S3};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
-/// Buffer of file reads streamed to clients.
-const READ_CHUNK: usize = 256 * 1024;
 const MAX_KEYS: i32 = 1000;
 
 pub struct S3Frontend {
@@ -314,20 +311,22 @@ impl S3Frontend {
         }
     }
 
-    /// Opens the file of an object read as `readable` allows.
+    /// Opens the bytes of an object read as `readable` allows.
     async fn open(
         &self,
         access: &Access,
         bucket: &str,
         key: &str,
-    ) -> S3Result<(ObjectInfo, tokio::fs::File)> {
+    ) -> S3Result<(ObjectInfo, ObjectBody)> {
         let mut attempts = 0;
         loop {
             let info = self.readable(access, bucket, key).await?;
-            match self.store.files.open_file(&info.version).await {
-                Ok(file) => return Ok((info, file)),
+            match self.store.open_body(&info.version).await {
+                Ok(body) => return Ok((info, body)),
                 // Replaced between the row and the open: read the row again.
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound && attempts < 3 => {
+                Err(StorageError::Io(err))
+                    if err.kind() == std::io::ErrorKind::NotFound && attempts < 3 =>
+                {
                     attempts += 1;
                 }
                 Err(err) => return Err(internal(err)),
@@ -585,7 +584,7 @@ impl S3 for S3Frontend {
                 "partNumber reads are not supported"
             ));
         }
-        let (info, mut file) = self.open(&access, &input.bucket, &input.key).await?;
+        let (info, body) = self.open(&access, &input.bucket, &input.key).await?;
         check_preconditions(
             &info,
             &input.if_match,
@@ -603,13 +602,7 @@ impl S3 for S3Frontend {
                 (span.start, span.end - span.start, Some(range_text))
             }
         };
-        if start > 0 {
-            file.seek(std::io::SeekFrom::Start(start))
-                .await
-                .map_err(internal)?;
-        }
-        let stream =
-            ReaderStream::with_capacity(file.take(length), (length as usize).clamp(1, READ_CHUNK));
+        let stream = body.into_stream(start, length).await.map_err(internal)?;
         // s3s answers 206 by itself when content_range is set.
         let response = S3Response::new(GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
@@ -806,15 +799,9 @@ impl S3 for S3Frontend {
         let (access, upload) = self.caller_upload(&req).await?;
         let input = req.input;
         let (src_bucket, src_key) = source_of(&input.copy_source)?;
-        let (source, mut file) = self.open(&access, &src_bucket, &src_key).await?;
+        let (source, body) = self.open(&access, &src_bucket, &src_key).await?;
         let (start, length) = copy_range(input.copy_source_range.as_deref(), source.size)?;
-        if start > 0 {
-            file.seek(std::io::SeekFrom::Start(start))
-                .await
-                .map_err(internal)?;
-        }
-        let stream =
-            ReaderStream::with_capacity(file.take(length), (length as usize).clamp(1, READ_CHUNK));
+        let stream = body.into_stream(start, length).await.map_err(internal)?;
         let part = self
             .store
             .upload_part(&upload, input.part_number, stream)

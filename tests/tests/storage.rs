@@ -529,3 +529,168 @@ fn walk(dir: &Path) -> usize {
         })
         .sum()
 }
+
+/// Objects up to 8 KiB live in `storage.object_data`, committed with their
+/// row; larger ones are files. Reads, ranges, copies, moves, overwrites
+/// and deletes work the same for both, and request roles cannot reach the
+/// inline bytes directly.
+#[tokio::test]
+async fn small_objects_live_in_postgres_beside_their_row() {
+    let host = Host::serve().await.start();
+    create_bucket(&host, "tiny", false).await;
+    let db = psql(host.database_url.as_deref().unwrap()).await;
+    let object_url = |key: &str| format!("{}/storage/v1/object/tiny/{key}", host.url);
+    let upload = |key: &str, bytes: Vec<u8>| {
+        let request = client()
+            .post(object_url(key))
+            .headers(service_headers(&host))
+            .header("x-upsert", "true")
+            .body(bytes);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    };
+    let download = |key: &str, range: Option<&str>| {
+        let mut request = client()
+            .get(object_url(key))
+            .headers(service_headers(&host));
+        if let Some(range) = range {
+            request = request.header("range", range);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.bytes().await.unwrap().to_vec())
+        }
+    };
+    let inline_versions = || async {
+        let rows = db
+            .query(
+                "select o.name from storage.objects o \
+                 join storage.object_data d on d.version = o.version order by o.name",
+                &[],
+            )
+            .await
+            .unwrap();
+        let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let stored: i64 = db
+            .query_one("select count(*) from storage.object_data", &[])
+            .await
+            .unwrap()
+            .get(0);
+        (names, stored)
+    };
+    let objects_dir = host.data_dir.join("storage/objects");
+    let pattern = |n: usize, seed: u8| -> Vec<u8> {
+        (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+    };
+
+    let small = pattern(8192, 1);
+    upload("small.bin", small.clone()).await;
+    upload("large.bin", pattern(8193, 2)).await;
+    assert_eq!(
+        inline_versions().await,
+        (vec!["small.bin".to_owned()], 1),
+        "8 KiB is inline, one byte more is not"
+    );
+    assert_eq!(walk(&objects_dir), 1, "only the larger object has a file");
+
+    assert_eq!(
+        download("small.bin", None).await,
+        (StatusCode::OK, small.clone())
+    );
+    assert_eq!(
+        download("small.bin", Some("bytes=100-199")).await,
+        (StatusCode::PARTIAL_CONTENT, small[100..200].to_vec())
+    );
+    assert_eq!(
+        download("small.bin", Some("bytes=-5")).await,
+        (StatusCode::PARTIAL_CONTENT, small[8187..].to_vec())
+    );
+
+    // Overwrite: the old bytes go in the same transaction.
+    let replaced = pattern(5000, 3);
+    upload("small.bin", replaced.clone()).await;
+    assert_eq!(inline_versions().await, (vec!["small.bin".to_owned()], 1));
+    assert_eq!(
+        download("small.bin", None).await,
+        (StatusCode::OK, replaced.clone())
+    );
+
+    // A copy gets bytes of its own; a move keeps them.
+    let copied = client()
+        .post(format!("{}/storage/v1/object/copy", host.url))
+        .headers(service_headers(&host))
+        .json(&json!({"bucketId": "tiny", "sourceKey": "small.bin", "destinationKey": "copy.bin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(copied.status(), StatusCode::OK);
+    let moved = client()
+        .post(format!("{}/storage/v1/object/move", host.url))
+        .headers(service_headers(&host))
+        .json(&json!({"bucketId": "tiny", "sourceKey": "copy.bin", "destinationKey": "moved.bin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), StatusCode::OK);
+    assert_eq!(
+        inline_versions().await,
+        (vec!["moved.bin".to_owned(), "small.bin".to_owned()], 2)
+    );
+    assert_eq!(
+        download("moved.bin", None).await,
+        (StatusCode::OK, replaced.clone())
+    );
+    assert_eq!(download("copy.bin", None).await.0, StatusCode::NOT_FOUND);
+
+    // Growing past the threshold moves the object to a file, and back.
+    upload("small.bin", pattern(20_000, 4)).await;
+    assert_eq!(inline_versions().await, (vec!["moved.bin".to_owned()], 1));
+    assert_eq!(
+        download("small.bin", None).await,
+        (StatusCode::OK, pattern(20_000, 4))
+    );
+    upload("large.bin", pattern(10, 5)).await;
+    assert_eq!(
+        download("large.bin", None).await,
+        (StatusCode::OK, pattern(10, 5))
+    );
+    assert_eq!(
+        inline_versions().await,
+        (vec!["large.bin".to_owned(), "moved.bin".to_owned()], 2)
+    );
+    let one_file = selfdb_tests::wait_until(std::time::Duration::from_secs(10), || {
+        walk(&objects_dir) == 1
+    });
+    assert!(
+        one_file,
+        "replaced files stay: {} files",
+        walk(&objects_dir)
+    );
+
+    // Deleting an object deletes its inline bytes with it.
+    let deleted = client()
+        .delete(object_url("moved.bin"))
+        .headers(service_headers(&host))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::OK);
+    assert_eq!(inline_versions().await, (vec!["large.bin".to_owned()], 1));
+
+    // Request roles hold no privilege on the inline bytes.
+    for role in ["anon", "authenticated"] {
+        let err = db
+            .batch_execute(&format!(
+                "begin; set local role {role}; select count(*) from storage.object_data"
+            ))
+            .await
+            .expect_err("a request role read storage.object_data");
+        assert_eq!(
+            err.code(),
+            Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+        );
+        db.batch_execute("rollback").await.unwrap();
+    }
+}

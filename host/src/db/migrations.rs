@@ -21,6 +21,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "storage",
         include_str!("../../migrations/0004_storage.sql"),
     ),
+    (
+        5,
+        "storage_inline",
+        include_str!("../../migrations/0005_storage_inline.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming SelfDB's migration lock.

@@ -214,7 +214,8 @@ impl Database {
             .batch_execute(&format!(
                 "{verb} role {role} login noinherit password {}; \
                  grant anon, authenticated to {role}; \
-                 grant usage on schema storage to {role};",
+                 grant usage on schema storage to {role}; \
+                 grant insert on storage.object_data to {role};",
                 quote_literal(password)
             ))
             .await?;

@@ -7,11 +7,9 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use storage_s3s::{byte_range, Access, FolderQuery, ObjectInfo, PutOptions, Read, SortColumn};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
-
-const READ_CHUNK: usize = 256 * 1024;
+use storage_s3s::{
+    byte_range, Access, FolderQuery, ObjectBody, ObjectInfo, PutOptions, Read, SortColumn,
+};
 
 /// Characters RFC 8187 lets a `filename*` value carry unescaped.
 const ATTR_CHARS: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -185,13 +183,13 @@ pub async fn download(
     } else {
         (call.access()?, Read::AsCaller)
     };
-    let (info, file) = call
+    let (info, body) = call
         .app
         .storage
         .store
         .get_object(&access, bucket, key, read)
         .await?;
-    serve_object(Reading::of(&call), &info, file).await
+    serve_object(Reading::of(&call), &info, body).await
 }
 
 /// What a download answer depends on besides the object.
@@ -218,7 +216,7 @@ impl Reading {
 pub(super) async fn serve_object(
     call: Reading,
     info: &ObjectInfo,
-    mut file: tokio::fs::File,
+    body: ObjectBody,
 ) -> StorageResult<Response> {
     let etag = format!("\"{}\"", info.etag);
     let mut builder = Response::builder()
@@ -289,13 +287,7 @@ pub(super) async fn serve_object(
     if call.method == Method::HEAD {
         return builder.body(Body::empty()).map_err(internal);
     }
-    if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(internal)?;
-    }
-    let stream =
-        ReaderStream::with_capacity(file.take(length), (length as usize).clamp(1, READ_CHUNK));
+    let stream = body.into_stream(start, length).await.map_err(internal)?;
     builder.body(Body::from_stream(stream)).map_err(internal)
 }
 
