@@ -10,7 +10,7 @@ create table if not exists storage.object_data (
     data    bytea not null
 );
 -- Object bytes are seldom compressible and are always read whole: no
--- compression attempt, and rows of up to a page stay in the heap page
+-- compression attempt, and rows that fit a page stay in the heap page
 -- rather than going through TOAST.
 alter table storage.object_data alter column data set storage external;
 alter table storage.object_data set (toast_tuple_target = 8160);

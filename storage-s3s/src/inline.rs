@@ -13,8 +13,9 @@ use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use std::pin::Pin;
 
-/// Objects up to this size are kept inline: a row of this size still fits
-/// one heap page, so reading one back is a single index probe.
+/// Objects up to this size are kept inline. Rows of up to about 8,090
+/// bytes of data stay in their heap page (`toast_tuple_target` is a page);
+/// larger ones go to TOAST, still within the same transaction.
 pub const INLINE_MAX_BYTES: u64 = 8 * 1024;
 
 const PREFIX: &str = "inline-";

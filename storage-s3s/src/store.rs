@@ -121,7 +121,7 @@ impl Store {
     }
 
     /// Deletes files that no row references and that are older than
-    /// `grace`: a host that died between moving an upload into place and
+    /// `grace`, and inline bytes that no row references: a host that died between moving an upload into place and
     /// committing its row leaves one. The grace period spares uploads that
     /// other hosts sharing the directory are committing right now.
     pub async fn collect_orphans(&self, grace: std::time::Duration) -> StorageResult<usize> {
@@ -148,7 +148,24 @@ impl Store {
         if removed > 0 {
             tracing::info!(removed, "removed storage files that no object references");
         }
-        Ok(removed)
+        // Inline bytes commit with their row, so none is ever in flight:
+        // any without a row lost it outside the release trigger (a
+        // `truncate`, a restore with triggers off).
+        let client = self.pools.owner.get().await?;
+        let inline = client
+            .execute(
+                "delete from storage.object_data d \
+                 where not exists (select 1 from storage.objects o where o.version = d.version)",
+                &[],
+            )
+            .await?;
+        if inline > 0 {
+            tracing::info!(
+                inline,
+                "removed inline object bytes that no object references"
+            );
+        }
+        Ok(removed + inline as usize)
     }
 
     /// Deletes released files, then forgets them; a crash in between leaves

@@ -455,11 +455,33 @@ async fn crash_mid_upload_leaves_the_old_object() {
         .set_modified(hour_ago)
         .unwrap();
 
+    // Inline bytes whose row went without the release trigger.
     let database_url = host.database_url.clone().unwrap();
+    let db = psql(&database_url).await;
+    db.batch_execute("insert into storage.object_data values ('inline-orphan', 'lost')")
+        .await
+        .unwrap();
+
     let restarted = HostBuilder::for_restart(&host, &database_url).start();
     let collected =
         selfdb_tests::wait_until(std::time::Duration::from_secs(10), || !orphan.exists());
     assert!(collected, "an unreferenced file survives the restart");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left: i64 = db
+            .query_one("select count(*) from storage.object_data", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "unreferenced inline bytes survive the restart"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(
         walk(&tmp),
         0,
@@ -679,18 +701,79 @@ async fn small_objects_live_in_postgres_beside_their_row() {
     assert_eq!(deleted.status(), StatusCode::OK);
     assert_eq!(inline_versions().await, (vec!["large.bin".to_owned()], 1));
 
+    // A user's uploads store their bytes through the authenticator pool;
+    // one that RLS refuses, or a create that meets an existing key, leaves
+    // no bytes behind.
+    db.batch_execute(
+        "create policy tiny_insert on storage.objects for insert to authenticated \
+             with check (bucket_id = 'tiny' and owner_id = auth.uid()::text and name like 'mine/%'); \
+         create policy tiny_read on storage.objects for select to authenticated \
+             using (bucket_id = 'tiny' and owner_id = auth.uid()::text);",
+    )
+    .await
+    .unwrap();
+    create_user(&host, "inline@example.com").await;
+    let session: Value = client()
+        .post(format!("{}/auth/v1/token?grant_type=password", host.url))
+        .header("apikey", host.anon_key())
+        .json(&json!({"email": "inline@example.com", "password": "correct horse 1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    let user_upload = |key: &str, bytes: Vec<u8>| {
+        let request = client()
+            .post(object_url(key))
+            .header("apikey", host.anon_key())
+            .bearer_auth(&token)
+            .body(bytes);
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(
+        user_upload("mine/a.bin", pattern(300, 6)).await,
+        StatusCode::OK
+    );
+    assert_eq!(inline_versions().await.1, 2);
+    let mine = client()
+        .get(object_url("mine/a.bin"))
+        .header("apikey", host.anon_key())
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mine.status(), StatusCode::OK);
+    assert_eq!(mine.bytes().await.unwrap().to_vec(), pattern(300, 6));
+    assert_eq!(
+        user_upload("mine/a.bin", pattern(300, 7)).await,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        user_upload("theirs/b.bin", pattern(300, 8)).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(inline_versions().await.1, 2, "a refused upload left bytes");
+    assert_eq!(download("mine/a.bin", None).await.1, pattern(300, 6));
+
     // Request roles hold no privilege on the inline bytes.
-    for role in ["anon", "authenticated"] {
-        let err = db
-            .batch_execute(&format!(
-                "begin; set local role {role}; select count(*) from storage.object_data"
-            ))
-            .await
-            .expect_err("a request role read storage.object_data");
-        assert_eq!(
-            err.code(),
-            Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
-        );
-        db.batch_execute("rollback").await.unwrap();
+    for role in ["anon", "authenticated", "service_role"] {
+        for statement in [
+            "select count(*) from storage.object_data",
+            "insert into storage.object_data values ('inline-x', '')",
+            "delete from storage.object_data",
+        ] {
+            let err = db
+                .batch_execute(&format!("begin; set local role {role}; {statement}"))
+                .await
+                .expect_err("a request role reached storage.object_data");
+            assert_eq!(
+                err.code(),
+                Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+                "{role}: {statement}"
+            );
+            db.batch_execute("rollback").await.unwrap();
+        }
     }
 }
