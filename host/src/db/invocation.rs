@@ -414,13 +414,16 @@ async fn first_statement(
             Ok((statement, outcome))
         }
         early => {
+            // Responses are awaited in the order they arrive: the connection
+            // hands each request its responses through a one-slot channel
+            // and stops reading the socket while one is full, so waiting on
+            // the `Parse` before draining `begin` and the role switch can
+            // deadlock once their responses outgrow the slots.
+            let begun = finish(begin_early, begin_f).await;
+            let set = finish(setup_early, setup_f).await;
             let prepared = finish(early, prepare_f).await;
-            finish(begin_early, begin_f)
-                .await
-                .map_err(FirstError::Begin)?;
-            finish(setup_early, setup_f)
-                .await
-                .map_err(FirstError::Begin)?;
+            begun.map_err(FirstError::Begin)?;
+            set.map_err(FirstError::Begin)?;
             let statement =
                 prepared.map_err(|e| FirstError::Statement(StatementError::from_pg(e)))?;
             let outcome = execute(client, &statement, params, kind)
