@@ -64,6 +64,12 @@ before(async () => {
     create function describe(n int) returns text language sql immutable as $$ select 'number ' || n $$;
     create function describe(word text, times int default 1) returns text language sql immutable as $$ select 'word ' || repeat(word, times) $$;
     create function bump(post int) returns void language sql as 'update posts set rating = coalesce(rating, 0) + 1 where id = post';
+    create function rated(min_rating int) returns table(title text, stars int) language sql stable as
+      'select title, rating from posts where rating >= min_rating order by id';
+    create function divide(dividend int, divisor int, out quotient int, out remainder int) language sql immutable as
+      'select dividend / divisor, dividend % divisor';
+    create function scale(inout x int, inout y int, factor int default 2) language sql immutable as
+      'select x * factor, y * factor';
     create table notes (
       id serial primary key,
       owner_id uuid not null default auth.uid() references auth.users(id) on delete cascade,
@@ -310,6 +316,31 @@ test('rpc results of setof-table functions take select, filters, order and limit
   assert.equal(badColumn.status, 400);
   const badFilter = await anon.rpc('posts_by', { author: 'Grace' }).eq('nope', 1);
   assert.equal(badFilter.status, 400);
+});
+
+test('rpc of functions with OUT and TABLE parameters', async () => {
+  const table = await anon.rpc('rated', { min_rating: 4 });
+  assert.equal(table.error, null);
+  assert.deepEqual(table.data, [
+    { title: 'Engines', stars: 5 },
+    { title: 'Compilers', stars: 4 },
+  ]);
+  const filtered = await anon.rpc('rated', { min_rating: 2 }).select('title').lt('stars', 4).order('title');
+  assert.equal(filtered.error, null);
+  assert.deepEqual(filtered.data, [{ title: 'Kernels' }, { title: 'Notes' }]);
+  const viaGet = await anon.rpc('rated', { min_rating: 5 }, { get: true }).single();
+  assert.deepEqual(viaGet.data, { title: 'Engines', stars: 5 });
+  const badFilter = await anon.rpc('rated', { min_rating: 1 }).eq('rating', 1);
+  assert.equal(badFilter.status, 400);
+  const out = await anon.rpc('divide', { dividend: 17, divisor: 5 });
+  assert.equal(out.error, null);
+  assert.deepEqual(out.data, { quotient: 3, remainder: 2 });
+  const inout = await anon.rpc('scale', { x: 2, y: 5 }, { get: true });
+  assert.deepEqual(inout.data, { x: 4, y: 10 });
+  assert.deepEqual((await anon.rpc('scale', { x: 1, y: 1, factor: 3 })).data, { x: 3, y: 3 });
+  const byZero = await anon.rpc('divide', { dividend: 1, divisor: 0 });
+  assert.equal(byZero.status, 400);
+  assert.equal(byZero.error.code, '22012');
 });
 
 test('errors carry PostgREST codes and statuses', async () => {

@@ -183,6 +183,18 @@ fn invocation(
 /// setof posts`), so its result takes `select`, filters, `order` and
 /// paging like the table itself, as on PostgREST.
 fn result_table(function: &FunctionInfo) -> Option<TableInfo> {
+    if !function.result_columns.is_empty() {
+        // OUT or TABLE parameters: their columns, as a table without keys.
+        return Some(TableInfo {
+            schema: function.schema.clone(),
+            name: function.name.clone(),
+            kind: "function".into(),
+            columns: function.result_columns.clone(),
+            primary_key: Vec::new(),
+            foreign_keys: Vec::new(),
+            referenced_by: Vec::new(),
+        });
+    }
     let name = function.return_type.trim_matches('"');
     let (schema_name, table) = match name.split_once('.') {
         Some((s, t)) => (s.trim_matches('"'), t.trim_matches('"')),

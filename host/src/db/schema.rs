@@ -55,6 +55,8 @@ pub struct Function {
     pub return_type: String,
     pub returns_set: bool,
     pub returns_rows: bool,
+    /// Columns from OUT or TABLE parameters, when they shape the rows.
+    pub result_columns: Vec<Column>,
     pub volatility: String,
 }
 
@@ -174,16 +176,31 @@ impl SchemaCache {
         for row in client
             .query(
                 "select n.nspname::text, p.proname::text,
-                        coalesce(array_to_json(p.proargnames)::text, '[]'),
+                        coalesce((select json_agg(coalesce(p.proargnames[m.o], '') order by m.o)
+                                  from unnest(p.proargmodes::text[]) with ordinality m(mode, o)
+                                  where m.mode in ('i', 'b')),
+                                 array_to_json(p.proargnames), '[]')::text,
                         coalesce((select json_agg(format_type(t, null) order by o)
                                   from unnest(p.proargtypes::oid[]) with ordinality u(t, o)), '[]')::text,
                         p.pronargdefaults::int, format_type(p.prorettype, null), p.proretset,
-                        (t.typtype = 'c' or t.typrelid <> 0),
-                        case p.provolatile when 'i' then 'immutable' when 's' then 'stable' else 'volatile' end
+                        (t.typtype = 'c' or t.typrelid <> 0 or out.columns is not null),
+                        case p.provolatile when 'i' then 'immutable' when 's' then 'stable' else 'volatile' end,
+                        coalesce(out.columns, '[]')::text
                  from pg_proc p
                  join pg_namespace n on n.oid = p.pronamespace
                  join pg_type t on t.oid = p.prorettype
-                 where n.nspname = any($1) and p.prokind = 'f' and p.proargmodes is null
+                 -- OUT, INOUT and TABLE parameters shape the rows only of a
+                 -- function declared to return record.
+                 left join lateral (
+                     select json_agg(json_build_object(
+                                'name', coalesce(p.proargnames[m.o], ''),
+                                'type', format_type(p.proallargtypes[m.o], null),
+                                'nullable', true, 'has_default', false) order by m.o) as columns
+                     from unnest(p.proargmodes::text[]) with ordinality m(mode, o)
+                     where m.mode in ('o', 'b', 't') and p.prorettype = 'record'::regtype
+                 ) out on true
+                 where n.nspname = any($1) and p.prokind = 'f'
+                   and not coalesce('v' = any(p.proargmodes::text[]), false)
                  order by p.oid",
                 &[&schemas],
             )
@@ -209,6 +226,7 @@ impl SchemaCache {
                 return_type: row.get(5),
                 returns_set: row.get(6),
                 returns_rows: row.get(7),
+                result_columns: serde_json::from_str(&row.get::<_, String>(9)).unwrap_or_default(),
                 volatility: row.get(8),
             };
             cache

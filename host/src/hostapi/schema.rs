@@ -14,21 +14,24 @@ fn key(k: &schema::ForeignKey) -> ForeignKey {
     }
 }
 
+fn columns(columns: &[schema::Column]) -> Vec<ColumnInfo> {
+    columns
+        .iter()
+        .map(|c| ColumnInfo {
+            name: c.name.clone(),
+            type_name: c.type_name.clone(),
+            nullable: c.nullable,
+            has_default: c.has_default,
+        })
+        .collect()
+}
+
 fn table(cache: &SchemaCache, t: &schema::Table) -> TableInfo {
     TableInfo {
         schema: t.schema.clone(),
         name: t.name.clone(),
         kind: t.kind.clone(),
-        columns: t
-            .columns
-            .iter()
-            .map(|c| ColumnInfo {
-                name: c.name.clone(),
-                type_name: c.type_name.clone(),
-                nullable: c.nullable,
-                has_default: c.has_default,
-            })
-            .collect(),
+        columns: columns(&t.columns),
         primary_key: t.primary_key.clone(),
         foreign_keys: cache.keys_from(&t.schema, &t.name).map(key).collect(),
         referenced_by: cache
@@ -58,6 +61,7 @@ fn function(f: &schema::Function) -> FunctionInfo {
         return_type: f.return_type.clone(),
         returns_set: f.returns_set,
         returns_rows: f.returns_rows,
+        result_columns: columns(&f.result_columns),
         volatility: f.volatility.clone(),
     }
 }
