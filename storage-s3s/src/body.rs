@@ -12,7 +12,7 @@ use tokio_util::io::ReaderStream;
 
 /// Chunk size of file downloads: large enough that a big object is not
 /// thousands of tiny reads.
-const READ_CHUNK: usize = 256 * 1024;
+const READ_CHUNK: usize = 1024 * 1024;
 
 pub enum ObjectBody {
     File(tokio::fs::File),
