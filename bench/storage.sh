@@ -56,7 +56,7 @@ for _ in $(seq 1 300); do
 done
 
 echo
-echo "Storage through S3 (same client for both; ${SECONDS_EACH}s per 4 KiB run, 32 connections; 4 x 64 MiB; $(nproc) cores)"
+echo "Storage through S3 (same client for both; ${SECONDS_EACH}s per 4 KiB run, 32 connections; 4 x 64 MiB written, each read 8 times; $(nproc) cores)"
 rss_mib() { awk -v k="$1" '$1==k":" {printf "%d", $2/1024}' "/proc/$HOST_PID/status"; }
 BENCH_LABEL=seaweedfs BENCH_SECONDS=$SECONDS_EACH BENCH_HUGE_GIB=0 S3_ENDPOINT="http://127.0.0.1:$weed_s3" \
   S3_ACCESS_KEY_ID=benchaccesskey S3_SECRET_ACCESS_KEY=benchsecretkey0123456789 \
