@@ -777,3 +777,112 @@ async fn small_objects_live_in_postgres_beside_their_row() {
         }
     }
 }
+
+/// Request roles may write `storage.objects` rows (as on Supabase), which a
+/// user function's SQL can do. A row of theirs must not take over a version
+/// another row holds: it would serve that object's bytes, and deleting it
+/// would release them.
+#[tokio::test]
+async fn a_row_cannot_take_over_another_objects_bytes() {
+    let host = Host::serve().await.start();
+    create_bucket(&host, "guarded", false).await;
+    let mut db = psql(host.database_url.as_deref().unwrap()).await;
+    let object_url = |key: &str| format!("{}/storage/v1/object/guarded/{key}", host.url);
+    let small: Vec<u8> = (0..100u8).collect();
+    let large: Vec<u8> = (0..9000u32).map(|i| (i % 251) as u8).collect();
+    for (key, bytes) in [
+        ("victim-small.bin", small.clone()),
+        ("victim-large.bin", large.clone()),
+        ("mine.bin", b"mine".to_vec()),
+    ] {
+        let response = client()
+            .post(object_url(key))
+            .headers(service_headers(&host))
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "upload {key}");
+    }
+    db.batch_execute(
+        "create policy guarded_mine on storage.objects for all to authenticated \
+         using (bucket_id = 'guarded' and name like 'mine%') \
+         with check (bucket_id = 'guarded' and name like 'mine%')",
+    )
+    .await
+    .unwrap();
+    let version_of = |name: &'static str| {
+        let db = &db;
+        async move {
+            db.query_one(
+                "select version from storage.objects where bucket_id = 'guarded' and name = $1",
+                &[&name],
+            )
+            .await
+            .unwrap()
+            .get::<_, String>(0)
+        }
+    };
+    let victims = [
+        version_of("victim-small.bin").await,
+        version_of("victim-large.bin").await,
+    ];
+    assert!(victims[0].starts_with("inline-") && !victims[1].starts_with("inline-"));
+
+    let attempts = [
+        "update storage.objects set version = $1 where bucket_id = 'guarded' and name = 'mine.bin'",
+        "insert into storage.objects (bucket_id, name, version) values ('guarded', 'mine-2.bin', $1)",
+    ];
+    for victim in &victims {
+        for attempt in attempts {
+            let tx = db.transaction().await.unwrap();
+            tx.batch_execute("set local role authenticated")
+                .await
+                .unwrap();
+            let err = tx
+                .execute(attempt, &[victim])
+                .await
+                .expect_err("taking over another row's version is refused");
+            assert_eq!(
+                err.code(),
+                Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION),
+                "{attempt}: {err}"
+            );
+        }
+    }
+    // The policy does let the role write its own row: the refusal above
+    // came from the version, not from row-level security.
+    let tx = db.transaction().await.unwrap();
+    tx.batch_execute("set local role authenticated")
+        .await
+        .unwrap();
+    let touched = tx
+        .execute(
+            "update storage.objects set user_metadata = '{\"a\": 1}' \
+             where bucket_id = 'guarded' and name = 'mine.bin'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(touched, 1);
+    let deleted = tx
+        .execute(
+            "delete from storage.objects where bucket_id = 'guarded' and name = 'mine.bin'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    tx.commit().await.unwrap();
+
+    for (key, bytes) in [("victim-small.bin", small), ("victim-large.bin", large)] {
+        let response = client()
+            .get(object_url(key))
+            .headers(service_headers(&host))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{key}");
+        assert_eq!(response.bytes().await.unwrap().to_vec(), bytes, "{key}");
+    }
+}

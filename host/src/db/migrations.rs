@@ -26,6 +26,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "storage_inline",
         include_str!("../../migrations/0005_storage_inline.sql"),
     ),
+    (
+        6,
+        "storage_version_unique",
+        include_str!("../../migrations/0006_storage_version_unique.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming SelfDB's migration lock.
