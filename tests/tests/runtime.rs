@@ -480,10 +480,25 @@ async fn components_cannot_leave_their_role_or_claims() {
         ("select query_to_xml('select set_config(''role'', ''service_role'', true)', true, true, '')", "42501"),
         ("create function pg_temp.f() returns int language sql as 'select 1'", "42501"),
         ("select * from selfdb.settings", "42501"),
+        // State that would outlive the request on its pooled connection.
+        ("select pg_advisory_lock(7)", "selfdb.refused"),
+        ("select query_to_xml('select pg_try_advisory_lock(7)', true, true, '')", "42501"),
+        ("declare held cursor with hold for select 1", "selfdb.refused"),
     ] {
         let out = run_sql(&host, &http, &anon, None, sql, json!([])).await;
         assert_eq!(out["error"]["code"], code, "{sql}: {out}");
     }
+    // Locks that end with the transaction stay available.
+    let xact_lock = run_sql(
+        &host,
+        &http,
+        &anon,
+        None,
+        "select 1 as one from (select pg_advisory_xact_lock(7)) locked",
+        json!([]),
+    )
+    .await;
+    assert_eq!(xact_lock["rows"], json!([{"one": 1}]), "{xact_lock}");
 }
 
 #[tokio::test]

@@ -45,8 +45,17 @@ const FORBIDDEN_FIRST_WORDS: &[&str] = &[
     "vacuum",
 ];
 
-/// Functions that change session state wherever they appear.
-const FORBIDDEN_FUNCTIONS: &[&str] = &["set_config"];
+/// Functions that change session state wherever they appear. Session-level
+/// advisory locks outlive the request on its pooled connection: a later
+/// request, anyone's, would find them held (the `_xact_` forms end with the
+/// transaction and stay allowed).
+const FORBIDDEN_FUNCTIONS: &[&str] = &[
+    "set_config",
+    "pg_advisory_lock",
+    "pg_advisory_lock_shared",
+    "pg_try_advisory_lock",
+    "pg_try_advisory_lock_shared",
+];
 
 /// Statements longer than this are refused before lexing.
 pub const MAX_SQL_BYTES: usize = 1 << 20;
@@ -60,7 +69,12 @@ pub fn check(sql: &str) -> Result<(), Refused> {
     }
     let tokens = lex(sql)?;
     let mut significant = tokens.iter().skip_while(|t| **t == Token::Other);
-    match significant.next() {
+    let first = significant.next();
+    let first_word = match first {
+        Some(Token::Word(w)) => Some(w.as_str()),
+        _ => None,
+    };
+    match first {
         None => return Err(Refused("empty statement".into())),
         Some(Token::Word(first)) if FORBIDDEN_FIRST_WORDS.contains(&first.as_str()) => {
             return Err(Refused(format!(
@@ -69,6 +83,12 @@ pub fn check(sql: &str) -> Result<(), Refused> {
             )));
         }
         _ => {}
+    }
+    if first_word == Some("declare") && holds_past_commit(&tokens) {
+        return Err(Refused(
+            "`DECLARE ... WITH HOLD` is not allowed: the cursor would outlive the request on a shared connection"
+                .into(),
+        ));
     }
     for token in &tokens {
         let name = match token {
@@ -86,6 +106,14 @@ pub fn check(sql: &str) -> Result<(), Refused> {
         }
     }
     Ok(())
+}
+
+/// A cursor declared `WITH HOLD` survives the commit, readable by whichever
+/// request gets the connection next.
+fn holds_past_commit(tokens: &[Token]) -> bool {
+    tokens
+        .windows(2)
+        .any(|pair| matches!(pair, [Token::Word(a), Token::Word(b)] if a == "with" && b == "hold"))
 }
 
 fn lex(sql: &str) -> Result<Vec<Token>, Refused> {
@@ -238,6 +266,9 @@ mod tests {
             "select $$ do $$, $q$ set_config $q$",
             "with x as (select 1) select * from x",
             "  /* begin */ select 1",
+            "select pg_advisory_xact_lock(42)",
+            "declare c cursor without hold for select 1",
+            "declare c cursor for select 'with hold'",
         ] {
             assert_eq!(check(sql), Ok(()), "{sql}");
         }
@@ -260,6 +291,10 @@ mod tests {
             "select 1; set role postgres",
             "discard all",
             "copy t to stdout",
+            "select pg_advisory_lock(42)",
+            "select pg_catalog.pg_try_advisory_lock_shared(1, 2)",
+            "declare c cursor with hold for select * from t",
+            "DECLARE c NO SCROLL CURSOR WITH HOLD FOR select 1",
             "",
             "  -- only a comment",
         ] {

@@ -75,6 +75,19 @@ impl AnonReaderSlot {
     }
 }
 
+/// Session-level advisory lock functions: a lock taken with one outlives the
+/// request on its pooled connection (the `_xact_` forms stay callable).
+const SESSION_LOCK_FUNCTIONS: &[&str] = &[
+    "pg_advisory_lock(bigint)",
+    "pg_advisory_lock(integer, integer)",
+    "pg_advisory_lock_shared(bigint)",
+    "pg_advisory_lock_shared(integer, integer)",
+    "pg_try_advisory_lock(bigint)",
+    "pg_try_advisory_lock(integer, integer)",
+    "pg_try_advisory_lock_shared(bigint)",
+    "pg_try_advisory_lock_shared(integer, integer)",
+];
+
 /// What an anon reader connection is set to once, at connect time.
 const ANON_READER_SQL: &str = "select set_config('request.jwt.claims', $1, false), \
                                       set_config('statement_timeout', $2, false), \
@@ -324,9 +337,11 @@ impl Database {
     }
 
     /// Takes from the request roles what they could use to leave the role
-    /// and claims a transaction was opened with: temporary objects (a
+    /// and claims a transaction was opened with, or to leave state on a
+    /// pooled connection for the next request: temporary objects (a
     /// temporary function could run `SET ROLE` from dynamic SQL) and, where
-    /// the owner is a superuser, `set_config`. Idempotent; run at start-up.
+    /// the owner is a superuser, `set_config` and session-level advisory
+    /// locks. Idempotent; run at start-up.
     pub async fn harden(&self) -> Result<(), DbError> {
         let client = self.owner.get().await?;
         let row = client
@@ -354,6 +369,15 @@ impl Database {
                     ident(&owner)
                 ))
                 .await?;
+            for function in SESSION_LOCK_FUNCTIONS {
+                client
+                    .batch_execute(&format!(
+                        "revoke execute on function pg_catalog.{function} from public; \
+                         grant execute on function pg_catalog.{function} to {};",
+                        ident(&owner)
+                    ))
+                    .await?;
+            }
         } else {
             tracing::warn!("the database owner is not a superuser: set_config stays callable by request roles (the SQL guard still refuses it)");
             client
