@@ -68,21 +68,16 @@ pub fn check(sql: &str) -> Result<(), Refused> {
         )));
     }
     let tokens = lex(sql)?;
-    let mut significant = tokens.iter().skip_while(|t| **t == Token::Other);
-    let first = significant.next();
-    let first_word = match first {
-        Some(Token::Word(w)) => Some(w.as_str()),
-        _ => None,
-    };
-    match first {
+    let first_word = match tokens.iter().find(|t| **t != Token::Other) {
         None => return Err(Refused("empty statement".into())),
-        Some(Token::Word(first)) if FORBIDDEN_FIRST_WORDS.contains(&first.as_str()) => {
-            return Err(Refused(format!(
-                "`{}` statements are not allowed: the host owns the transaction, role and settings",
-                first.to_uppercase()
-            )));
-        }
-        _ => {}
+        Some(Token::Word(w)) => Some(w.as_str()),
+        Some(_) => None,
+    };
+    if let Some(first) = first_word.filter(|w| FORBIDDEN_FIRST_WORDS.contains(w)) {
+        return Err(Refused(format!(
+            "`{}` statements are not allowed: the host owns the transaction, role and settings",
+            first.to_uppercase()
+        )));
     }
     if first_word == Some("declare") && holds_past_commit(&tokens) {
         return Err(Refused(

@@ -369,15 +369,18 @@ impl Database {
                     ident(&owner)
                 ))
                 .await?;
-            for function in SESSION_LOCK_FUNCTIONS {
-                client
-                    .batch_execute(&format!(
-                        "revoke execute on function pg_catalog.{function} from public; \
-                         grant execute on function pg_catalog.{function} to {};",
-                        ident(&owner)
-                    ))
-                    .await?;
-            }
+            let functions = SESSION_LOCK_FUNCTIONS
+                .iter()
+                .map(|f| format!("pg_catalog.{f}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            client
+                .batch_execute(&format!(
+                    "revoke execute on function {functions} from public; \
+                     grant execute on function {functions} to {};",
+                    ident(&owner)
+                ))
+                .await?;
         } else {
             tracing::warn!("the database owner is not a superuser: set_config stays callable by request roles (the SQL guard still refuses it)");
             client
