@@ -501,6 +501,62 @@ async fn components_cannot_leave_their_role_or_claims() {
     assert_eq!(xact_lock["rows"], json!([{"one": 1}]), "{xact_lock}");
 }
 
+/// `currval` and `lastval` are session state: the next request on the
+/// pooled connection, anyone's, must not read the values this one drew.
+#[tokio::test]
+async fn sequence_values_do_not_outlive_the_request() {
+    let host = Host::serve().await.start();
+    let db = psql(host.database_url.as_deref().unwrap()).await;
+    db.batch_execute(
+        "create sequence public.counter;
+         grant usage, select on sequence public.counter to anon, authenticated;",
+    )
+    .await
+    .unwrap();
+    let http = client();
+    let anon = host.anon_key().to_owned();
+    let alice = user_token("a0000000-0000-4000-8000-00000000000a", 60);
+    let backend = |bearer: Option<String>| {
+        let (host, http, anon) = (&host, &http, &anon);
+        async move {
+            let out = run_sql(
+                host,
+                http,
+                anon,
+                bearer.as_deref(),
+                "select pg_backend_pid() as pid",
+                json!([]),
+            )
+            .await;
+            out["rows"][0]["pid"].clone()
+        }
+    };
+
+    let drawn = run_sql(
+        &host,
+        &http,
+        &anon,
+        Some(&alice),
+        "select nextval('public.counter') as v, currval('public.counter') as c, pg_backend_pid() as pid",
+        json!([]),
+    )
+    .await;
+    assert_eq!(drawn["rows"][0]["v"], 1, "{drawn}");
+    assert_eq!(drawn["rows"][0]["c"], 1, "{drawn}");
+    let pid = drawn["rows"][0]["pid"].clone();
+    // Requests one after another share one pooled connection: the checks
+    // below run on the backend that drew the value.
+    assert_eq!(backend(None).await, pid);
+    for sql in [
+        "select currval('public.counter') as v",
+        "select lastval() as v",
+    ] {
+        let out = run_sql(&host, &http, &anon, None, sql, json!([])).await;
+        assert_eq!(out["error"]["code"], "55000", "{sql}: {out}");
+        assert_eq!(backend(None).await, pid, "{sql} ran on another connection");
+    }
+}
+
 #[tokio::test]
 async fn row_level_security_sees_the_callers_claims() {
     let host = Host::serve().await.start();

@@ -293,7 +293,16 @@ impl InvocationTx {
         let State::Open(client) = state else {
             return Ok(success);
         };
-        let verb = if success { "commit" } else { "rollback" };
+        // `currval` and `lastval` outlive the transaction: without the
+        // discard, whichever request gets this connection next, anyone's,
+        // could read the sequence values this one drew. A read-only
+        // transaction cannot draw any.
+        let verb = match (success, self.read_only) {
+            (true, true) => "commit",
+            (false, true) => "rollback",
+            (true, false) => "commit; discard sequences",
+            (false, false) => "rollback; discard sequences",
+        };
         match client.batch_execute(verb).await {
             // COMMIT of a transaction in which a statement failed succeeds
             // as a ROLLBACK.
