@@ -762,17 +762,21 @@ async fn functions_see_their_principal_and_config() {
     );
 }
 
-#[tokio::test]
-async fn health_reports_version_database_and_runtime() {
-    let host = Host::serve().await.start();
-    let health: Value = client()
+async fn health(host: &Host) -> Value {
+    client()
         .get(format!("{}/health", host.url))
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn health_reports_version_database_and_runtime() {
+    let host = Host::serve().await.start();
+    let health = health(&host).await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(health["database"]["reachable"], true);
@@ -780,6 +784,16 @@ async fn health_reports_version_database_and_runtime() {
     assert_eq!(
         health["runtime"]["functions"],
         json!(["hello", "misbehave"])
+    );
+    assert_eq!(
+        health["runtime"]["system_components"],
+        json!(["auth", "crud"])
+    );
+    // The system components are called through the record export, not
+    // through `wasi:http`; user functions never are.
+    assert_eq!(
+        health["runtime"]["record_handlers"],
+        json!(["auth", "crud"])
     );
 }
 
@@ -813,6 +827,29 @@ async fn compiled_components_are_cached_across_restarts() {
     assert_eq!(files(&cache), before, "the cache was rewritten");
     let log = second.stderr();
     assert!(log.matches("cached=true").count() >= 4, "{log}");
+}
+
+#[tokio::test]
+async fn a_system_component_exporting_only_wasi_http_is_still_served() {
+    // `privileged.wasm` exports `wasi:http` alone; installed as the crud
+    // component, the host calls it through that export.
+    let fixture = selfdb_tests::functions_dir().join("privileged.wasm");
+    let host = Host::serve()
+        .await
+        .arg("--crud-component")
+        .arg(fixture.display().to_string())
+        .start();
+    let response = client()
+        .get(format!("{}/rest/v1/anything", host.url))
+        .header("apikey", host.anon_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let token = response.text().await.unwrap();
+    assert_eq!(token.split('.').count(), 3, "not a JWT: {token}");
+    let health = health(&host).await;
+    assert_eq!(health["runtime"]["record_handlers"], json!(["auth"]));
 }
 
 #[tokio::test]

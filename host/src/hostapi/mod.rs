@@ -18,7 +18,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "system-imports",
+    world: "system-host",
     imports: {
         "selfdb:platform/db": async | trappable,
         "selfdb:platform/auth-db": async | trappable,
@@ -27,7 +27,14 @@ wasmtime::component::bindgen!({
         "selfdb:platform/rate-limit": async | trappable,
         default: trappable,
     },
+    exports: { default: async },
 });
+
+pub use self::exports::selfdb::platform::handler::{
+    Request as HandlerRequest, Response as HandlerResponse,
+};
+/// A system component's `handler` export, ready to instantiate.
+pub use self::SystemHostPre as RecordHandlerPre;
 
 pub use self::selfdb::platform::db::{Column, DbError, RowSet, Value};
 

@@ -23,6 +23,10 @@ pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
             "engine": "wasmtime",
             "functions": names(&app, false),
             "system_components": names(&app, true),
+            // Called through `selfdb:platform/handler` rather than
+            // `wasi:http`: a system component that lost that export still
+            // serves, only slower, so this is where it shows.
+            "record_handlers": record_handlers(&app),
             "active_invocations": metrics.active.load(Ordering::Relaxed),
             "max_instances": app.settings.max_instances,
         },
@@ -60,16 +64,24 @@ pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     )
 }
 
+fn record_handlers(app: &AppState) -> Vec<String> {
+    names_where(app, |f| {
+        matches!(f.entry, crate::runtime::registry::Entry::Record(_))
+    })
+}
+
 fn names(app: &AppState, system: bool) -> Vec<String> {
+    names_where(app, |f| f.system == system)
+}
+
+fn names_where(
+    app: &AppState,
+    keep: impl Fn(&crate::runtime::registry::Deployed) -> bool,
+) -> Vec<String> {
     app.runtime
         .registry
         .names()
         .into_iter()
-        .filter(|name| {
-            app.runtime
-                .registry
-                .get(name)
-                .is_some_and(|f| f.system == system)
-        })
+        .filter(|name| app.runtime.registry.get(name).is_some_and(|f| keep(&f)))
         .collect()
 }

@@ -1,9 +1,10 @@
 //! The process's one wasmtime `Engine`, its linkers and its epoch ticker.
 
 use super::cache::{ComponentCache, Loaded};
-use super::registry::{valid_name, Deployed, Registry};
+use super::registry::{valid_name, Deployed, Entry, Registry};
 use super::state::InvocationState;
 use crate::config::Settings;
+use crate::hostapi::RecordHandlerPre;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -146,12 +147,23 @@ impl Runtime {
             message: format!("{err:#}"),
         };
         let instance_pre = linker.instantiate_pre(&component).map_err(link_error)?;
-        let pre = ProxyPre::new(instance_pre).map_err(link_error)?;
+        // A system component that exports `handler` is called through it;
+        // only system components may use it, so a user function keeps the
+        // standard shape whatever else it exports.
+        let record = if system {
+            RecordHandlerPre::new(instance_pre.clone()).ok()
+        } else {
+            None
+        };
+        let entry = match record {
+            Some(pre) => Entry::Record(pre),
+            None => Entry::Http(ProxyPre::new(instance_pre).map_err(link_error)?),
+        };
         let own = self.settings.functions.get(name);
         let deployed = Arc::new(Deployed {
             name: name.into(),
             digest: digest.clone(),
-            pre,
+            entry,
             limits: self.settings.limits_for(name),
             config: Arc::new(config),
             allowed_hosts: Arc::new(own.map(|f| f.allowed_hosts.clone()).unwrap_or_default()),
@@ -163,6 +175,7 @@ impl Runtime {
             version = &digest[..12],
             cached = loaded == Loaded::Cached,
             system,
+            record_handler = matches!(deployed.entry, Entry::Record(_)),
             "deployed component"
         );
         Ok(deployed)

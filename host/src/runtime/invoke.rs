@@ -1,10 +1,12 @@
 //! One HTTP invocation of a component: a fresh `Store`, the request handed
-//! over as `wasi:http/incoming-handler`, the response collected, and the
-//! transaction committed or rolled back by how the invocation ended.
+//! over as `wasi:http/incoming-handler` (or, to a system component that
+//! exports it, as a `selfdb:platform/handler` record), the response
+//! collected, and the transaction committed or rolled back by how the
+//! invocation ended.
 
-use super::engine::{Runtime, EPOCH_TICK};
+use super::engine::{Runtime, RuntimeMetrics, EPOCH_TICK};
 use super::limits::MemoryLimiter;
-use super::registry::Deployed;
+use super::registry::{Deployed, Entry};
 use super::state::{sealed_wasi, InvocationState, OutboundPolicy, Privileged};
 use crate::auth::mailer::Mailer;
 use crate::auth::rate_limit::RateLimiter;
@@ -12,6 +14,7 @@ use crate::auth::{JwtKeys, Principal};
 use crate::db::invocation::InvocationTx;
 use crate::db::schema::SchemaCache;
 use crate::db::Database;
+use crate::hostapi::{HandlerRequest, HandlerResponse, RecordHandlerPre};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use std::sync::atomic::Ordering;
@@ -19,8 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::WasiHttpCtx;
-use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::{WasiHttpView, DEFAULT_FORBIDDEN_HEADERS};
 
 /// Largest response body a component may produce.
 pub const MAX_RESPONSE_BYTES: usize = 32 << 20;
@@ -139,73 +143,18 @@ impl Runtime {
         store.set_epoch_deadline(limits.time_ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1);
         store.epoch_deadline_trap();
 
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let setup = (|| {
-            let req = store
-                .data_mut()
-                .http()
-                .new_incoming_request(Scheme::Http, request)?;
-            let out = store.data_mut().http().new_response_outparam(sender)?;
-            Ok::<_, wasmtime::Error>((req, out))
-        })();
-        let (req, out) = setup.map_err(|e| InvokeError::Trap(format!("{e:#}")))?;
-
-        let pre = function.pre.clone();
-        let metrics = &self.metrics;
-        let call = async {
-            let started = Instant::now();
-            let proxy = pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(|e| (true, e))?;
-            metrics.instantiations.fetch_add(1, Ordering::Relaxed);
-            metrics
-                .instantiate_nanos
-                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, req, out)
-                .await
-                .map_err(|e| (false, e))
-        };
-        let collect = async {
-            let response = receiver.await.map_err(|_| InvokeError::NoResponse)?;
-            let response =
-                response.map_err(|code| InvokeError::ResponseBody(format!("{code:?}")))?;
-            let (parts, body) = response.into_parts();
-            let bytes = Limited::new(body, MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if e.is::<http_body_util::LengthLimitError>() {
-                        InvokeError::ResponseTooLarge
-                    } else {
-                        InvokeError::ResponseBody(e.to_string())
-                    }
-                })?
-                .to_bytes();
-            Ok::<_, InvokeError>(http::Response::from_parts(parts, bytes))
-        };
         // A wall-clock backstop for time spent in host calls, where epoch
         // interruption cannot reach.
         let wall = Duration::from_millis(limits.time_ms) + Duration::from_secs(1);
-        let outcome = tokio::time::timeout(wall, async {
-            tokio::pin!(call);
-            tokio::pin!(collect);
-            tokio::select! {
-                called = &mut call => match called {
-                    Ok(()) => (Ok(()), Some(collect.await)),
-                    // The guest failed: whatever it sent is not to be trusted.
-                    Err(err) => (Err(err), None),
-                },
-                collected = &mut collect => match collected {
-                    Ok(response) => (call.await, Some(Ok(response))),
-                    Err(err) => (call.await, Some(Err(err))),
-                },
+        let metrics = &self.metrics;
+        let outcome = match &function.entry {
+            Entry::Http(pre) => {
+                tokio::time::timeout(wall, call_http(&mut store, pre, request, metrics)).await
             }
-        })
-        .await;
-
+            Entry::Record(pre) => {
+                tokio::time::timeout(wall, call_record(&mut store, pre, request, metrics)).await
+            }
+        };
         let (called, collected) = match outcome {
             Ok(pair) => pair,
             Err(_) => {
@@ -262,6 +211,162 @@ impl Runtime {
     }
 }
 
+/// How the guest call ended (`true` with the error when it failed while
+/// instantiating), and the response it produced, if it got that far.
+type Called = (
+    Result<(), (bool, wasmtime::Error)>,
+    Option<Result<http::Response<Bytes>, InvokeError>>,
+);
+
+fn note_instantiation(metrics: &RuntimeMetrics, started: Instant) {
+    metrics.instantiations.fetch_add(1, Ordering::Relaxed);
+    metrics
+        .instantiate_nanos
+        .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+}
+
+/// Calls `wasi:http/incoming-handler.handle` and collects the response the
+/// guest streams back.
+async fn call_http(
+    store: &mut Store<InvocationState>,
+    pre: &ProxyPre<InvocationState>,
+    request: http::Request<Full<Bytes>>,
+    metrics: &RuntimeMetrics,
+) -> Called {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let setup = (|| {
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)?;
+        let out = store.data_mut().http().new_response_outparam(sender)?;
+        Ok::<_, wasmtime::Error>((req, out))
+    })();
+    let (req, out) = match setup {
+        Ok(pair) => pair,
+        Err(e) => return (Ok(()), Some(Err(InvokeError::Trap(format!("{e:#}"))))),
+    };
+    let call = async {
+        let started = Instant::now();
+        let proxy = pre
+            .instantiate_async(&mut *store)
+            .await
+            .map_err(|e| (true, e))?;
+        note_instantiation(metrics, started);
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut *store, req, out)
+            .await
+            .map_err(|e| (false, e))
+    };
+    let collect = async {
+        let response = receiver.await.map_err(|_| InvokeError::NoResponse)?;
+        let response = response.map_err(|code| InvokeError::ResponseBody(format!("{code:?}")))?;
+        let (parts, body) = response.into_parts();
+        let bytes = Limited::new(body, MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    InvokeError::ResponseTooLarge
+                } else {
+                    InvokeError::ResponseBody(e.to_string())
+                }
+            })?
+            .to_bytes();
+        Ok::<_, InvokeError>(http::Response::from_parts(parts, bytes))
+    };
+    tokio::pin!(call);
+    tokio::pin!(collect);
+    tokio::select! {
+        called = &mut call => match called {
+            Ok(()) => (Ok(()), Some(collect.await)),
+            // The guest failed: whatever it sent is not to be trusted.
+            Err(err) => (Err(err), None),
+        },
+        collected = &mut collect => match collected {
+            Ok(response) => (call.await, Some(Ok(response))),
+            Err(err) => (call.await, Some(Err(err))),
+        },
+    }
+}
+
+/// Calls `selfdb:platform/handler.handle`: the whole request in, the whole
+/// response out, no resources or streams in between.
+async fn call_record(
+    store: &mut Store<InvocationState>,
+    pre: &RecordHandlerPre<InvocationState>,
+    request: http::Request<Full<Bytes>>,
+    metrics: &RuntimeMetrics,
+) -> Called {
+    let request = handler_request(request).await;
+    let started = Instant::now();
+    let handler = match pre.instantiate_async(&mut *store).await {
+        Ok(handler) => handler,
+        Err(e) => return (Err((true, e)), None),
+    };
+    note_instantiation(metrics, started);
+    match handler
+        .selfdb_platform_handler()
+        .call_handle(&mut *store, &request)
+        .await
+    {
+        Ok(response) => (Ok(()), Some(handler_response(response))),
+        Err(e) => (Err((false, e)), None),
+    }
+}
+
+/// The request as the `handler` record. Headers `wasi:http` keeps from
+/// guests (hop-by-hop ones, `host`) are left out here too, so a component
+/// sees the same request through either export.
+async fn handler_request(request: http::Request<Full<Bytes>>) -> HandlerRequest {
+    let (parts, body) = request.into_parts();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(never) => match never {},
+    };
+    HandlerRequest {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        headers: parts
+            .headers
+            .iter()
+            .filter(|(name, _)| !DEFAULT_FORBIDDEN_HEADERS.contains(name))
+            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+            .collect(),
+        body: body.to_vec(),
+    }
+}
+
+/// The `handler` record as an HTTP response. As with `wasi:http` fields, a
+/// header that is not valid HTTP or that only the host may set is dropped;
+/// `content-length` is the host's to set from the body.
+fn handler_response(response: HandlerResponse) -> Result<http::Response<Bytes>, InvokeError> {
+    if response.body.len() > MAX_RESPONSE_BYTES {
+        return Err(InvokeError::ResponseTooLarge);
+    }
+    let status = http::StatusCode::from_u16(response.status).map_err(|_| {
+        InvokeError::ResponseBody(format!("invalid status code {}", response.status))
+    })?;
+    let mut headers = http::HeaderMap::with_capacity(response.headers.len());
+    for (name, value) in response.headers {
+        let Ok(name) = http::HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
+        if DEFAULT_FORBIDDEN_HEADERS.contains(&name) || name == http::header::CONTENT_LENGTH {
+            continue;
+        }
+        if let Ok(value) = http::HeaderValue::from_bytes(&value) {
+            headers.append(name, value);
+        }
+    }
+    let mut out = http::Response::new(Bytes::from(response.body));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    Ok(out)
+}
+
 fn classify(
     store: &Store<InvocationState>,
     time_ms: u64,
@@ -292,5 +397,79 @@ fn classify(
 impl InvocationState {
     fn limiter_cap(&self) -> u64 {
         self.limiter.cap() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> HandlerResponse {
+        HandlerResponse {
+            status,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+            body: body.to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_request_record_carries_what_wasi_http_would_show() {
+        let request = http::Request::builder()
+            .method("PATCH")
+            .uri("/rest/v1/items?id=eq.1&select=*")
+            .header("host", "example.com")
+            .header("connection", "keep-alive")
+            .header("apikey", "k")
+            .header("prefer", "a")
+            .header("prefer", "b")
+            .body(Full::new(Bytes::from_static(b"{\"x\":1}")))
+            .unwrap();
+        let record = handler_request(request).await;
+        assert_eq!(record.method, "PATCH");
+        assert_eq!(record.path, "/rest/v1/items");
+        assert_eq!(record.query, "id=eq.1&select=*");
+        let names: Vec<&str> = record.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["apikey", "prefer", "prefer"]);
+        assert_eq!(record.headers[2].1, b"b");
+        assert_eq!(record.body, b"{\"x\":1}");
+
+        let bare = http::Request::builder()
+            .uri("/rest/v1/items")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        assert_eq!(handler_request(bare).await.query, "");
+    }
+
+    #[test]
+    fn response_headers_only_the_host_may_set_are_dropped() {
+        let out = handler_response(response(
+            201,
+            &[
+                ("Content-Type", "application/json"),
+                ("content-length", "999"),
+                ("transfer-encoding", "chunked"),
+                ("bad header", "x"),
+                ("x-bad-value", "a\nb"),
+                ("content-range", "0-0/1"),
+            ],
+            b"[]",
+        ))
+        .unwrap();
+        assert_eq!(out.status(), 201);
+        let names: Vec<&str> = out.headers().keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["content-type", "content-range"]);
+        assert_eq!(out.body().as_ref(), b"[]");
+    }
+
+    #[test]
+    fn an_invalid_status_or_oversize_body_is_the_functions_failure() {
+        let err = handler_response(response(42, &[], b"")).unwrap_err();
+        assert_eq!(err.code(), "function_response_failed");
+        let big = vec![b'x'; MAX_RESPONSE_BYTES + 1];
+        let err = handler_response(response(200, &[], &big)).unwrap_err();
+        assert!(matches!(err, InvokeError::ResponseTooLarge));
     }
 }

@@ -7,12 +7,24 @@ use std::sync::{Arc, RwLock};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use super::state::InvocationState;
+use crate::hostapi::RecordHandlerPre;
+
+/// The export an invocation calls.
+#[derive(Clone)]
+pub enum Entry {
+    /// `wasi:http/incoming-handler`: every user function, and a system
+    /// component without a `handler` export.
+    Http(ProxyPre<InvocationState>),
+    /// `selfdb:platform/handler`: the request and response as plain values,
+    /// for system components built with the SDK.
+    Record(RecordHandlerPre<InvocationState>),
+}
 
 pub struct Deployed {
     pub name: Arc<str>,
     /// SHA-256 of the component's bytes: the version.
     pub digest: String,
-    pub pre: ProxyPre<InvocationState>,
+    pub entry: Entry,
     pub limits: FunctionLimits,
     pub config: Arc<BTreeMap<String, String>>,
     pub allowed_hosts: Arc<Vec<String>>,

@@ -207,3 +207,22 @@ pub fn serve<H: Handler>(request: IncomingRequest, out: ResponseOutparam) {
     };
     write_response(out, response);
 }
+
+/// Runs `H` on a request handed over as a `selfdb:platform/handler` record.
+#[cfg(feature = "system")]
+pub fn serve_record<H: Handler>(
+    request: crate::bindings::exports::selfdb::platform::handler::Request,
+) -> crate::bindings::exports::selfdb::platform::handler::Response {
+    let response = H::handle(Request {
+        method: request.method,
+        path: request.path,
+        query: request.query,
+        headers: request.headers,
+        body: request.body,
+    });
+    crate::bindings::exports::selfdb::platform::handler::Response {
+        status: response.status,
+        headers: response.headers,
+        body: response.body,
+    }
+}

@@ -34,14 +34,15 @@ pub mod bindings {
 }
 
 /// The system world: the user world plus the privileged interfaces, for
-/// the components the host installs itself (auth, crud). A user function
-/// built with this feature is refused when it is deployed.
+/// the components the host installs itself (auth, crud), exporting
+/// `selfdb:platform/handler` beside `wasi:http`. A user function built with
+/// this feature is refused when it is deployed.
 #[cfg(feature = "system")]
 #[allow(clippy::all, missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "selfdb:platform/system-http-handler",
+        world: "selfdb:platform/system-handler",
         pub_export_macro: true,
         export_macro_name: "export_http_handler",
         default_bindings_module: "selfdb_sdk::bindings",
@@ -56,6 +57,8 @@ pub use bindings::selfdb::platform::{auth_db, mailer, passwords, rate_limit, sch
 pub use bindings::selfdb::platform::{config, context, db, log};
 
 mod http;
+#[cfg(feature = "system")]
+pub use http::serve_record;
 pub use http::{percent_decode_lossy, serve, Handler, Request, Response};
 
 /// Rows as JSON objects keyed by column name.
@@ -96,8 +99,37 @@ pub fn value_to_json(value: &db::Value) -> serde_json::Value {
 
 /// Exports `$handler` (a type implementing [`Handler`]) as the component's
 /// `wasi:http/incoming-handler`.
+#[cfg(not(feature = "system"))]
 #[macro_export]
 macro_rules! http_component {
+    ($handler:ty) => {
+        $crate::__wasi_http_export!($handler);
+        $crate::bindings::export_http_handler!(__SelfdbHttpExport with_types_in $crate::bindings);
+    };
+}
+
+/// Exports `$handler` (a type implementing [`Handler`]) both as
+/// `wasi:http/incoming-handler` and as `selfdb:platform/handler`, which the
+/// host calls for system components.
+#[cfg(feature = "system")]
+#[macro_export]
+macro_rules! http_component {
+    ($handler:ty) => {
+        $crate::__wasi_http_export!($handler);
+        impl $crate::bindings::exports::selfdb::platform::handler::Guest for __SelfdbHttpExport {
+            fn handle(
+                request: $crate::bindings::exports::selfdb::platform::handler::Request,
+            ) -> $crate::bindings::exports::selfdb::platform::handler::Response {
+                $crate::serve_record::<$handler>(request)
+            }
+        }
+        $crate::bindings::export_http_handler!(__SelfdbHttpExport with_types_in $crate::bindings);
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __wasi_http_export {
     ($handler:ty) => {
         struct __SelfdbHttpExport;
         impl $crate::bindings::exports::wasi::http::incoming_handler::Guest for __SelfdbHttpExport {
@@ -108,6 +140,5 @@ macro_rules! http_component {
                 $crate::serve::<$handler>(request, out)
             }
         }
-        $crate::bindings::export_http_handler!(__SelfdbHttpExport with_types_in $crate::bindings);
     };
 }
