@@ -5,6 +5,11 @@ COMPONENTS_OUT := components/target/wasm32-wasip2/release
 EXAMPLES := hello
 # Functions the tests deploy: examples and fixtures.
 FIXTURES := hello misbehave privileged
+# Built apart: Cargo unifies the SDK's `system` feature across the packages
+# of one build, and a user function built with it exports the system
+# handler instead of `wasi:http`.
+SYSTEM_COMPONENTS := -p auth -p crud
+USER_COMPONENTS := -p selfdb-sdk -p hello -p misbehave -p privileged
 
 .PHONY: run test bench bootstrap components lint js-deps
 
@@ -33,7 +38,8 @@ bootstrap:
 	./scripts/bootstrap.sh
 
 components:
-	cd components && cargo build --release --target wasm32-wasip2
+	cd components && cargo build --release --target wasm32-wasip2 $(SYSTEM_COMPONENTS)
+	cd components && cargo build --release --target wasm32-wasip2 $(USER_COMPONENTS)
 
 # The real Supabase client the compatibility tests drive (pinned by the lockfile).
 js-deps:
@@ -43,4 +49,5 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cd components && cargo fmt --all -- --check
-	cd components && cargo clippy --target wasm32-wasip2 --all-targets -- -D warnings
+	cd components && cargo clippy --target wasm32-wasip2 --all-targets $(SYSTEM_COMPONENTS) -- -D warnings
+	cd components && cargo clippy --target wasm32-wasip2 --all-targets $(USER_COMPONENTS) -- -D warnings

@@ -33,10 +33,13 @@ pub mod bindings {
     });
 }
 
-/// The system world: the user world plus the privileged interfaces, for
-/// the components the host installs itself (auth, crud), exporting
-/// `selfdb:platform/handler` beside `wasi:http`. A user function built with
-/// this feature is refused when it is deployed.
+/// The system world: the platform and privileged interfaces, for the
+/// components the host installs itself (auth, crud), exporting
+/// `selfdb:platform/handler` instead of `wasi:http`. A user function built
+/// with this feature is refused when it is deployed.
+///
+/// Cargo unifies features across the packages of one build, so system
+/// components are built apart from user functions (see the Makefile).
 #[cfg(feature = "system")]
 #[allow(clippy::all, missing_docs)]
 pub mod bindings {
@@ -58,8 +61,14 @@ pub use bindings::selfdb::platform::{config, context, db, log};
 
 mod http;
 #[cfg(feature = "system")]
-pub use http::serve_record;
-pub use http::{percent_decode_lossy, serve, Handler, Request, Response};
+mod record;
+#[cfg(not(feature = "system"))]
+mod wasi_http;
+pub use http::{percent_decode_lossy, Handler, Request, Response};
+#[cfg(feature = "system")]
+pub use record::serve_record;
+#[cfg(not(feature = "system"))]
+pub use wasi_http::serve;
 
 /// Rows as JSON objects keyed by column name.
 pub fn rows_to_json(rows: &db::RowSet) -> Vec<serde_json::Value> {
@@ -97,39 +106,12 @@ pub fn value_to_json(value: &db::Value) -> serde_json::Value {
     }
 }
 
-/// Exports `$handler` (a type implementing [`Handler`]) as the component's
-/// `wasi:http/incoming-handler`.
+/// Exports `$handler` (a type implementing [`Handler`]): as
+/// `wasi:http/incoming-handler` for a user function, as
+/// `selfdb:platform/handler` with the `system` feature.
 #[cfg(not(feature = "system"))]
 #[macro_export]
 macro_rules! http_component {
-    ($handler:ty) => {
-        $crate::__wasi_http_export!($handler);
-        $crate::bindings::export_http_handler!(__SelfdbHttpExport with_types_in $crate::bindings);
-    };
-}
-
-/// Exports `$handler` (a type implementing [`Handler`]) both as
-/// `wasi:http/incoming-handler` and as `selfdb:platform/handler`, which the
-/// host calls for system components.
-#[cfg(feature = "system")]
-#[macro_export]
-macro_rules! http_component {
-    ($handler:ty) => {
-        $crate::__wasi_http_export!($handler);
-        impl $crate::bindings::exports::selfdb::platform::handler::Guest for __SelfdbHttpExport {
-            fn handle(
-                request: $crate::bindings::exports::selfdb::platform::handler::Request,
-            ) -> $crate::bindings::exports::selfdb::platform::handler::Response {
-                $crate::serve_record::<$handler>(request)
-            }
-        }
-        $crate::bindings::export_http_handler!(__SelfdbHttpExport with_types_in $crate::bindings);
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __wasi_http_export {
     ($handler:ty) => {
         struct __SelfdbHttpExport;
         impl $crate::bindings::exports::wasi::http::incoming_handler::Guest for __SelfdbHttpExport {
@@ -140,5 +122,25 @@ macro_rules! __wasi_http_export {
                 $crate::serve::<$handler>(request, out)
             }
         }
+        $crate::bindings::export_http_handler!(__SelfdbHttpExport with_types_in $crate::bindings);
+    };
+}
+
+/// Exports `$handler` (a type implementing [`Handler`]): as
+/// `wasi:http/incoming-handler` for a user function, as
+/// `selfdb:platform/handler` with the `system` feature.
+#[cfg(feature = "system")]
+#[macro_export]
+macro_rules! http_component {
+    ($handler:ty) => {
+        struct __SelfdbHttpExport;
+        impl $crate::bindings::exports::selfdb::platform::handler::Guest for __SelfdbHttpExport {
+            fn handle(
+                request: $crate::bindings::exports::selfdb::platform::handler::Request,
+            ) -> $crate::bindings::exports::selfdb::platform::handler::Response {
+                $crate::serve_record::<$handler>(request)
+            }
+        }
+        $crate::bindings::export_http_handler!(__SelfdbHttpExport with_types_in $crate::bindings);
     };
 }
