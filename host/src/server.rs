@@ -93,7 +93,7 @@ async fn serve(
     }
     let anon_key = api_key(&db, &keys, Role::Anon).await?;
     let anon = keys.verify(&anon_key).context("verify the anon key")?;
-    db.serve_anon_reads(anon.claims.to_string());
+    db.serve_anon_reads(anon.claims_text.clone());
     let service_key = api_key(&db, &keys, Role::ServiceRole).await?;
 
     let first_admin = ensure_first_admin(

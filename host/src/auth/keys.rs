@@ -9,6 +9,18 @@ use super::principal::{Principal, Role};
 use super::signing::SigningKey;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Tokens remembered as verified. A client sends the same API key (and,
+/// signed in, the same access token) with every request; verifying it again
+/// costs base64, HMAC and JSON parsing each time. Bounded, and emptied when
+/// full rather than kept in order: a burst of distinct tokens only costs
+/// their first verification again.
+const VERIFIED_CAPACITY: usize = 1024;
+
+/// Seconds a token stays acceptable past its `exp`, as in `Validation`.
+const LEEWAY_SECONDS: u64 = 5;
 
 /// Audience of user access tokens, as Supabase Auth issues them.
 pub const USER_AUDIENCE: &str = "authenticated";
@@ -25,13 +37,30 @@ pub enum TokenError {
     Audience,
 }
 
+/// The keys, shared: every request's invocation holds them.
 #[derive(Clone)]
-pub struct JwtKeys {
+pub struct JwtKeys(Arc<Keys>);
+
+pub struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
     /// Signs user access tokens when configured; HS256 stays for API keys.
     asymmetric: Option<(SigningKey, Validation)>,
+    verified: Mutex<HashMap<Box<str>, Verified>>,
+}
+
+struct Verified {
+    principal: Arc<Principal>,
+    /// The `exp` claim, which verification requires.
+    expires_at: u64,
+}
+
+impl std::ops::Deref for JwtKeys {
+    type Target = Keys;
+    fn deref(&self) -> &Keys {
+        &self.0
+    }
 }
 
 impl JwtKeys {
@@ -39,22 +68,33 @@ impl JwtKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         // API keys carry no audience; user tokens are checked below.
         validation.validate_aud = false;
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECONDS;
         validation.set_required_spec_claims(&["exp"]);
-        JwtKeys {
+        JwtKeys(Arc::new(Keys {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             validation,
             asymmetric: None,
-        }
+            verified: Mutex::new(HashMap::new()),
+        }))
     }
 
     /// Signs user access tokens with `key` from now on (RS256 or ES256).
-    pub fn with_signing_key(mut self, key: SigningKey) -> Self {
-        let mut validation = self.validation.clone();
+    pub fn with_signing_key(self, key: SigningKey) -> Self {
+        let keys = Arc::try_unwrap(self.0).unwrap_or_else(|shared| Keys {
+            encoding: shared.encoding.clone(),
+            decoding: shared.decoding.clone(),
+            validation: shared.validation.clone(),
+            asymmetric: shared.asymmetric.clone(),
+            verified: Mutex::new(HashMap::new()),
+        });
+        let mut validation = keys.validation.clone();
         validation.algorithms = vec![key.algorithm];
-        self.asymmetric = Some((key, validation));
-        self
+        JwtKeys(Arc::new(Keys {
+            asymmetric: Some((key, validation)),
+            verified: Mutex::new(HashMap::new()),
+            ..keys
+        }))
     }
 
     /// The public keys as a JWKS document (empty with HS256 only: a shared
@@ -104,7 +144,46 @@ impl JwtKeys {
         }))
     }
 
-    pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+    /// The principal a request token stands for. A token verified before
+    /// is taken from memory while its `exp` (with the same leeway) has not
+    /// passed; any other is verified in full.
+    pub fn verify(&self, token: &str) -> Result<Arc<Principal>, TokenError> {
+        self.verify_at(token, jsonwebtoken::get_current_timestamp())
+    }
+
+    fn verify_at(&self, token: &str, now: u64) -> Result<Arc<Principal>, TokenError> {
+        {
+            let mut verified = self.verified_lock();
+            if let Some(known) = verified.get(token) {
+                if known.expires_at.saturating_add(LEEWAY_SECONDS) >= now {
+                    return Ok(known.principal.clone());
+                }
+                verified.remove(token);
+                return Err(TokenError::Expired);
+            }
+        }
+        let principal = Arc::new(self.verify_in_full(token)?);
+        if let Some(expires_at) = principal.claims.get("exp").and_then(Value::as_u64) {
+            let mut verified = self.verified_lock();
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+            verified.insert(
+                token.into(),
+                Verified {
+                    principal: principal.clone(),
+                    expires_at,
+                },
+            );
+        }
+        Ok(principal)
+    }
+
+    fn verified_lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Verified>> {
+        self.verified.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn verify_in_full(&self, token: &str) -> Result<Principal, TokenError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
         // The header picks the key, but only among the algorithms we issue:
@@ -189,6 +268,55 @@ mod tests {
             .sign(&json!({"role": "postgres", "exp": now() + 60}))
             .unwrap();
         assert_eq!(keys.verify(&bad_role).unwrap_err(), TokenError::UnknownRole);
+    }
+
+    #[test]
+    fn a_remembered_token_expires_with_its_exp_claim() {
+        let keys = JwtKeys::new(SECRET);
+        let exp = now() + 60;
+        let token = keys
+            .sign(&json!({"role": "authenticated", "aud": "authenticated", "sub": "7", "exp": exp}))
+            .unwrap();
+        let first = keys.verify(&token).unwrap();
+        let again = keys.verify(&token).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "not taken from memory");
+        let exp = exp as u64;
+        assert!(keys.verify_at(&token, exp + LEEWAY_SECONDS).is_ok());
+        assert_eq!(
+            keys.verify_at(&token, exp + LEEWAY_SECONDS + 1)
+                .unwrap_err(),
+            TokenError::Expired
+        );
+    }
+
+    #[test]
+    fn only_the_exact_token_is_remembered() {
+        let keys = JwtKeys::new(SECRET);
+        let anon = keys.api_key(Role::Anon, now()).unwrap();
+        keys.verify(&anon).unwrap();
+        // The same claims under a forged signature, and the key with a
+        // byte changed, are verified in full and refused.
+        let (unsigned, _) = anon.rsplit_once('.').unwrap();
+        let forged = format!("{unsigned}.AAAA");
+        assert!(keys.verify(&forged).is_err());
+        let mut flipped = anon.clone().into_bytes();
+        flipped[10] ^= 1;
+        assert!(keys.verify(&String::from_utf8(flipped).unwrap()).is_err());
+        // Another instance secret shares nothing with this one.
+        let other = JwtKeys::new("another-secret-another-secret-xx");
+        assert!(other.verify(&anon).is_err());
+    }
+
+    #[test]
+    fn the_memory_of_verified_tokens_is_bounded() {
+        let keys = JwtKeys::new(SECRET);
+        for i in 0..VERIFIED_CAPACITY + 10 {
+            let token = keys
+                .sign(&json!({"role": "anon", "exp": now() + 60, "n": i}))
+                .unwrap();
+            keys.verify(&token).unwrap();
+        }
+        assert!(keys.verified_lock().len() <= VERIFIED_CAPACITY);
     }
 
     #[test]

@@ -35,15 +35,20 @@ pub struct Principal {
     pub user_id: Option<String>,
     /// Every verified claim, as `request.jwt.claims` exposes them to SQL.
     pub claims: Value,
+    /// `claims` as JSON text, which every request hands to PostgreSQL and
+    /// to the component: serialised once, with the verified token.
+    pub claims_text: String,
 }
 
 impl Principal {
     pub fn from_claims(role: Role, claims: Map<String, Value>) -> Self {
         let user_id = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
+        let claims = Value::Object(claims);
         Principal {
             role,
             user_id,
-            claims: Value::Object(claims),
+            claims_text: claims.to_string(),
+            claims,
         }
     }
 }

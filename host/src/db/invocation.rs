@@ -101,7 +101,7 @@ impl InvocationTx {
         let mut tx = Self::with_role(
             pool,
             principal.role.as_str(),
-            principal.claims.to_string(),
+            principal.claims_text.clone(),
             statement_timeout_ms,
         );
         if principal.role == crate::auth::Role::Anon {

@@ -6,7 +6,7 @@ impl Host for InvocationState {
         Ok(Principal {
             role: self.principal.role.as_str().to_owned(),
             user_id: self.principal.user_id.clone(),
-            claims: self.principal.claims.to_string(),
+            claims: self.principal.claims_text.clone(),
         })
     }
 

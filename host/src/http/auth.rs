@@ -48,10 +48,10 @@ pub async fn route(State(app): State<AppState>, request: Request) -> Response {
     let headers = request.headers();
     let apikey = headers.get("apikey").and_then(|v| v.to_str().ok());
     let principal = match apikey {
-        None if open => crate::auth::Principal::from_claims(
+        None if open => std::sync::Arc::new(crate::auth::Principal::from_claims(
             crate::auth::Role::Anon,
             serde_json::Map::from_iter([("role".to_owned(), json!("anon"))]),
-        ),
+        )),
         None => return gateway_error("No API key found in request"),
         Some(key) => {
             let Ok(key_principal) = app.keys.verify(key) else {

@@ -12,7 +12,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::Arc;
 
 pub const HELLO_SQL: &str =
     "select 'Hello, ' || $1::text || '!' as greeting, current_user::text as role";
@@ -22,7 +21,7 @@ pub async fn native_hello(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = Arc::new(authenticate(&headers, &app.keys)?);
+    let principal = authenticate(&headers, &app.keys)?;
     let name = query.get("name").cloned().unwrap_or_else(|| "world".into());
     let mut tx = InvocationTx::new(
         app.db.clone(),

@@ -45,7 +45,7 @@ pub fn client_ip(request: &Request) -> Option<String> {
 pub async fn invoke_component(
     app: &AppState,
     function: Arc<Deployed>,
-    principal: Principal,
+    principal: Arc<Principal>,
     request: Request,
     style: ErrorStyle,
 ) -> Response {
@@ -82,7 +82,7 @@ pub async fn invoke_component(
     let name = function.name.clone();
     let invocation = Invocation {
         function,
-        principal: Arc::new(principal),
+        principal,
         request_id: request_id.clone(),
         client_ip,
         db: app.db.clone(),

@@ -9,6 +9,7 @@
 use super::error::ApiError;
 use crate::auth::{JwtKeys, Principal, TokenError};
 use axum::http::{HeaderMap, StatusCode};
+use std::sync::Arc;
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
     match headers.get(name) {
@@ -31,7 +32,7 @@ fn token_error(what: &str, err: TokenError) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, code, format!("{what}: {err}"))
 }
 
-pub fn authenticate(headers: &HeaderMap, keys: &JwtKeys) -> Result<Principal, ApiError> {
+pub fn authenticate(headers: &HeaderMap, keys: &JwtKeys) -> Result<Arc<Principal>, ApiError> {
     let apikey = header(headers, "apikey")?.ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -80,14 +80,14 @@ pub fn access_of(principal: &Principal) -> Access {
         Role::Authenticated => match &principal.user_id {
             Some(user_id) => Access::User {
                 user_id: user_id.clone(),
-                claims: principal.claims.to_string(),
+                claims: principal.claims_text.clone(),
             },
             None => Access::Anon {
-                claims: principal.claims.to_string(),
+                claims: principal.claims_text.clone(),
             },
         },
         Role::Anon => Access::Anon {
-            claims: principal.claims.to_string(),
+            claims: principal.claims_text.clone(),
         },
     }
 }
