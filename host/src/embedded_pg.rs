@@ -274,6 +274,7 @@ impl EmbeddedPg {
             .arg("-o")
             .arg(options)
             .stdout(Stdio::null());
+        batch_scheduling(&mut cmd);
         self.run(cmd, "pg_ctl start").map_err(|err| match err {
             PgError::Command {
                 command,
@@ -432,4 +433,27 @@ pub fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill(&mut buf[..]);
     hex::encode(buf)
+}
+
+/// Starts `cmd`, and so the postmaster and every backend it forks, under
+/// `SCHED_BATCH`. The cluster shares the machine's cores with the host,
+/// which wakes a backend for every statement: with the default policy the
+/// woken backend preempts the host thread that woke it, a context switch
+/// per round trip once the cores are busy; a batch task instead runs when
+/// that thread waits or its slice ends. Under load this is +30% req/s on
+/// the data API's one-row GET and +23% on a list (issue 3's note), with p99
+/// unchanged within a millisecond; on an idle core it changes nothing.
+fn batch_scheduling(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // makes one system call, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let param = libc::sched_param { sched_priority: 0 };
+            // Best effort: where it is refused (a seccomp profile), the
+            // cluster runs under the default policy.
+            let _ = libc::sched_setscheduler(0, libc::SCHED_BATCH, &param);
+            Ok(())
+        });
+    }
 }

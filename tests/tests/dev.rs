@@ -13,6 +13,18 @@ async fn count_rows(url: &str) -> i64 {
         .get(0)
 }
 
+/// Field 41 of `/proc/PID/stat`: the scheduling policy.
+fn scheduling_policy(pid: i32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("process stat");
+    // The command name, field 2, is parenthesised and may hold spaces.
+    let (_, after_name) = stat.rsplit_once(") ").expect("stat format");
+    after_name
+        .split(' ')
+        .nth(41 - 3)
+        .and_then(|field| field.parse().ok())
+        .expect("policy field")
+}
+
 fn env_file(dir: &std::path::Path) -> String {
     std::fs::read_to_string(dir.join("selfdb.env")).expect("selfdb.env")
 }
@@ -55,6 +67,16 @@ async fn dev_prints_keys_keeps_data_across_restarts_and_stops_its_cluster() {
         .unwrap();
     let pgdata = dir.join("pg");
     let pid = postmaster_pid(&pgdata).expect("postmaster.pid while running");
+    // The cluster runs as SCHED_BATCH (3), so its backends do not preempt
+    // the host; a backend forked for this test's connection inherits it.
+    assert_eq!(scheduling_policy(pid), 3, "postmaster");
+    let backend: i32 = psql(&database_url)
+        .await
+        .query_one("select pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(scheduling_policy(backend), 3, "backend");
     assert!(
         first.terminate(),
         "selfdb dev did not exit cleanly on SIGTERM"
