@@ -9,16 +9,25 @@
 //! literals, dollar quotes, quoted identifiers), so keywords inside strings
 //! are neither missed nor falsely matched.
 
+use std::borrow::Cow;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct Refused(pub String);
 
+/// Words borrow the statement: they are compared ignoring ASCII case, as
+/// PostgreSQL folds unquoted identifiers in UTF-8 databases, so lexing a
+/// statement allocates nothing per word.
 #[derive(Debug, PartialEq, Eq)]
-enum Token {
-    Word(String),
-    QuotedIdent(String),
+enum Token<'a> {
+    Word(&'a str),
+    QuotedIdent(Cow<'a, str>),
     Semicolon,
     Other,
+}
+
+fn is_one_of(word: &str, list: &[&str]) -> bool {
+    list.iter().any(|w| w.eq_ignore_ascii_case(word))
 }
 
 /// Statements a component may not run: session state, transaction control
@@ -70,29 +79,35 @@ pub fn check(sql: &str) -> Result<(), Refused> {
     let tokens = lex(sql)?;
     let first_word = match tokens.iter().find(|t| **t != Token::Other) {
         None => return Err(Refused("empty statement".into())),
-        Some(Token::Word(w)) => Some(w.as_str()),
+        Some(Token::Word(w)) => Some(*w),
         Some(_) => None,
     };
-    if let Some(first) = first_word.filter(|w| FORBIDDEN_FIRST_WORDS.contains(w)) {
+    if let Some(first) = first_word.filter(|w| is_one_of(w, FORBIDDEN_FIRST_WORDS)) {
         return Err(Refused(format!(
             "`{}` statements are not allowed: the host owns the transaction, role and settings",
-            first.to_uppercase()
+            first.to_ascii_uppercase()
         )));
     }
-    if first_word == Some("declare") && holds_past_commit(&tokens) {
+    if first_word.is_some_and(|w| w.eq_ignore_ascii_case("declare")) && holds_past_commit(&tokens) {
         return Err(Refused(
             "`DECLARE ... WITH HOLD` is not allowed: the cursor would outlive the request on a shared connection"
                 .into(),
         ));
     }
     for token in &tokens {
-        let name = match token {
-            Token::Word(w) => w.as_str(),
-            Token::QuotedIdent(w) => w.as_str(),
-            _ => continue,
+        let forbidden = match token {
+            Token::Word(w) => is_one_of(w, FORBIDDEN_FUNCTIONS).then_some(*w),
+            // Quoted, the name is exactly as written.
+            Token::QuotedIdent(w) => FORBIDDEN_FUNCTIONS
+                .contains(&w.as_ref())
+                .then_some(w.as_ref()),
+            _ => None,
         };
-        if FORBIDDEN_FUNCTIONS.contains(&name) {
-            return Err(Refused(format!("`{name}` is not allowed")));
+        if let Some(name) = forbidden {
+            return Err(Refused(format!(
+                "`{}` is not allowed",
+                name.to_ascii_lowercase()
+            )));
         }
     }
     if let Some(pos) = tokens.iter().position(|t| *t == Token::Semicolon) {
@@ -106,12 +121,13 @@ pub fn check(sql: &str) -> Result<(), Refused> {
 /// A cursor declared `WITH HOLD` survives the commit, readable by whichever
 /// request gets the connection next.
 fn holds_past_commit(tokens: &[Token]) -> bool {
-    tokens
-        .windows(2)
-        .any(|pair| matches!(pair, [Token::Word(a), Token::Word(b)] if a == "with" && b == "hold"))
+    tokens.windows(2).any(|pair| {
+        matches!(pair, [Token::Word(a), Token::Word(b)]
+            if a.eq_ignore_ascii_case("with") && b.eq_ignore_ascii_case("hold"))
+    })
 }
 
-fn lex(sql: &str) -> Result<Vec<Token>, Refused> {
+fn lex(sql: &str) -> Result<Vec<Token<'_>>, Refused> {
     let bytes = sql.as_bytes();
     let mut tokens = Vec::new();
     let mut i = 0;
@@ -146,28 +162,30 @@ fn lex(sql: &str) -> Result<Vec<Token>, Refused> {
                 tokens.push(Token::Other);
             }
             b'"' => {
+                // `""` inside is one quote. A quote byte never occurs inside
+                // a multi-byte UTF-8 sequence, so the slice bounds are
+                // character boundaries.
                 let start = i + 1;
-                let mut name = String::new();
-                i = start;
+                let mut end = start;
+                let mut doubled = false;
                 loop {
-                    match bytes.get(i) {
+                    match bytes.get(end) {
                         None => return Err(Refused("unterminated quoted identifier".into())),
-                        Some(b'"') if bytes.get(i + 1) == Some(&b'"') => {
-                            name.push('"');
-                            i += 2;
+                        Some(b'"') if bytes.get(end + 1) == Some(&b'"') => {
+                            doubled = true;
+                            end += 2;
                         }
-                        Some(b'"') => {
-                            i += 1;
-                            break;
-                        }
-                        Some(_) => {
-                            let ch = sql[i..].chars().next().unwrap_or('\u{fffd}');
-                            name.push(ch);
-                            i += ch.len_utf8().max(1);
-                        }
+                        Some(b'"') => break,
+                        Some(_) => end += 1,
                     }
                 }
-                tokens.push(Token::QuotedIdent(name));
+                let raw = &sql[start..end];
+                i = end + 1;
+                tokens.push(Token::QuotedIdent(if doubled {
+                    Cow::Owned(raw.replace("\"\"", "\""))
+                } else {
+                    Cow::Borrowed(raw)
+                }));
             }
             b'$' => {
                 // `$tag$ ... $tag$` (tag may be empty); `$1` is a parameter.
@@ -219,7 +237,7 @@ fn lex(sql: &str) -> Result<Vec<Token>, Refused> {
                     i = skip_string(bytes, i + 1, true)?;
                     tokens.push(Token::Other);
                 } else {
-                    tokens.push(Token::Word(word.to_lowercase()));
+                    tokens.push(Token::Word(word));
                 }
             }
             c if c.is_ascii_whitespace() => i += 1,
@@ -264,6 +282,11 @@ mod tests {
             "select pg_advisory_xact_lock(42)",
             "declare c cursor without hold for select 1",
             "declare c cursor for select 'with hold'",
+            // Quoted names are exact: these are other (missing) functions.
+            "select \"SET_CONFIG\"('role', 'x', false)",
+            "select \"set\"\"_config\"('role', 'x', false)",
+            // PostgreSQL folds only ASCII letters: the Kelvin sign stays.
+            "select pg_advisory_loc\u{212a}(1)",
         ] {
             assert_eq!(check(sql), Ok(()), "{sql}");
         }
@@ -290,6 +313,8 @@ mod tests {
             "select pg_catalog.pg_try_advisory_lock_shared(1, 2)",
             "declare c cursor with hold for select * from t",
             "DECLARE c NO SCROLL CURSOR WITH HOLD FOR select 1",
+            "Select PG_Advisory_Lock(1)",
+            "SeLeCt \"set_config\"('role', 'x', false)",
             "",
             "  -- only a comment",
         ] {

@@ -37,12 +37,13 @@ pub enum DbError {
 
 #[derive(Clone)]
 pub struct Database {
-    owner_config: tokio_postgres::Config,
+    // Shared, not copied: every request's invocation holds a `Database`.
+    owner_config: Arc<tokio_postgres::Config>,
     owner: Pool,
     api: Pool,
     anon_readers: Arc<AnonReaderSlot>,
-    authenticator: String,
-    database: String,
+    authenticator: Arc<str>,
+    database: Arc<str>,
 }
 
 /// Connections of the authenticator role that stay, for their whole life,
@@ -186,12 +187,12 @@ impl Database {
             }
         }
         let db_for_settings = Database {
-            owner_config: config.clone(),
+            owner_config: Arc::new(config.clone()),
             owner: owner.clone(),
             api: owner.clone(),
             anon_readers: AnonReaderSlot::new(config.clone(), 1),
-            authenticator: String::new(),
-            database: database.clone(),
+            authenticator: Arc::from(""),
+            database: Arc::from(database.as_str()),
         };
         let authenticator = authenticator_role(&database);
         let password = db_for_settings
@@ -206,12 +207,12 @@ impl Database {
         api_config.user(&authenticator).password(password);
         let api = pool(api_config.clone(), api_pool_size)?;
         Ok(Database {
-            owner_config: config,
+            owner_config: Arc::new(config),
             owner,
             api,
             anon_readers: AnonReaderSlot::new(api_config, api_pool_size),
-            authenticator,
-            database,
+            authenticator: Arc::from(authenticator),
+            database: Arc::from(database),
         })
     }
 
