@@ -440,9 +440,10 @@ pub fn random_token(bytes: usize) -> String {
 /// which wakes a backend for every statement: with the default policy the
 /// woken backend preempts the host thread that woke it, a context switch
 /// per round trip once the cores are busy; a batch task instead runs when
-/// that thread waits or its slice ends. Under load this is +30% req/s on
-/// the data API's one-row GET and +23% on a list (issue 3's note), with p99
-/// unchanged within a millisecond; on an idle core it changes nothing.
+/// that thread waits or its slice ends. Under load this is +17-30% req/s on
+/// the data API's one-row GET and +23% on a list (issue 3's note), for 1-2
+/// ms more at p99 (about 4 ms to 5-6 ms at 32 connections on two cores); on
+/// an idle core it changes nothing.
 fn batch_scheduling(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the child between fork and exec and only
