@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use storage_s3s::{
-    byte_range, Access, FolderQuery, ObjectBody, ObjectInfo, PutOptions, Read, SortColumn,
+    byte_range, Access, FolderQuery, ObjectBody, ObjectInfo, PutOptions, Read, SortColumn, Store,
 };
 
 /// Characters RFC 8187 lets a `filename*` value carry unescaped.
@@ -183,13 +183,11 @@ pub async fn download(
     } else {
         (call.access()?, Read::AsCaller)
     };
-    let (info, body) = call
-        .app
-        .storage
-        .store
-        .get_object(&access, bucket, key, read)
+    let reading = Reading::of(&call);
+    let (info, body) = reading
+        .fetch(&call.app.storage.store, &access, bucket, key, read)
         .await?;
-    serve_object(Reading::of(&call), &info, body).await
+    serve_object(reading, &info, body).await
 }
 
 /// What a download answer depends on besides the object.
@@ -201,6 +199,24 @@ pub(super) struct Reading {
 }
 
 impl Reading {
+    /// The object's row, and its bytes unless this is a HEAD, which sends
+    /// none: an inline object's bytes are not loaded, a file not opened.
+    pub(super) async fn fetch(
+        &self,
+        store: &Store,
+        access: &Access,
+        bucket: &str,
+        key: &str,
+        read: Read,
+    ) -> StorageResult<(ObjectInfo, Option<ObjectBody>)> {
+        if self.method == Method::HEAD {
+            let info = store.head_object(access, bucket, key, read).await?;
+            return Ok((info, None));
+        }
+        let (info, body) = store.get_object(access, bucket, key, read).await?;
+        Ok((info, Some(body)))
+    }
+
     pub(super) fn of(call: &Call) -> Self {
         Reading {
             method: call.method.clone(),
@@ -216,7 +232,7 @@ impl Reading {
 pub(super) async fn serve_object(
     call: Reading,
     info: &ObjectInfo,
-    body: ObjectBody,
+    body: Option<ObjectBody>,
 ) -> StorageResult<Response> {
     let etag = format!("\"{}\"", info.etag);
     let mut builder = Response::builder()
@@ -284,9 +300,9 @@ pub(super) async fn serve_object(
     builder = builder
         .status(status)
         .header(header::CONTENT_LENGTH, HeaderValue::from(length));
-    if call.method == Method::HEAD {
+    let Some(body) = body.filter(|_| call.method != Method::HEAD) else {
         return builder.body(Body::empty()).map_err(internal);
-    }
+    };
     let stream = body.into_stream(start, length).await.map_err(internal)?;
     builder.body(Body::from_stream(stream)).map_err(internal)
 }

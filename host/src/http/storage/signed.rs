@@ -145,13 +145,17 @@ fn verify(
 
 pub async fn download(call: Call, bucket: &str, key: &str) -> StorageResult<Response> {
     verify(&call, bucket, key, "storage-download")?;
-    let (info, file) = call
-        .app
-        .storage
-        .store
-        .get_object(&Access::System, bucket, key, Read::AsCaller)
+    let reading = Reading::of(&call);
+    let (info, body) = reading
+        .fetch(
+            &call.app.storage.store,
+            &Access::System,
+            bucket,
+            key,
+            Read::AsCaller,
+        )
         .await?;
-    serve_object(Reading::of(&call), &info, file).await
+    serve_object(reading, &info, body).await
 }
 
 pub async fn sign_upload(call: Call, bucket: &str, key: &str) -> StorageResult<Response> {
