@@ -85,12 +85,14 @@ async fn serve(
                 .await?
         }
     };
-    let mut keys = JwtKeys::new(&secret);
-    if let Some(path) = &settings.jwt_signing_key {
-        let key = SigningKey::load(path).context("load the JWT signing key")?;
-        tracing::info!(kid = %key.kid, algorithm = ?key.algorithm, "users' access tokens are signed with an asymmetric key");
-        keys = keys.with_signing_key(key);
-    }
+    let keys = match &settings.jwt_signing_key {
+        Some(path) => {
+            let key = SigningKey::load(path).context("load the JWT signing key")?;
+            tracing::info!(kid = %key.kid, algorithm = ?key.algorithm, "users' access tokens are signed with an asymmetric key");
+            JwtKeys::with_signing_key(&secret, key)
+        }
+        None => JwtKeys::new(&secret),
+    };
     let anon_key = api_key(&db, &keys, Role::Anon).await?;
     let anon = keys.verify(&anon_key).context("verify the anon key")?;
     db.serve_anon_reads(anon.claims_text.clone());

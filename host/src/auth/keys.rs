@@ -41,7 +41,7 @@ pub enum TokenError {
 #[derive(Clone)]
 pub struct JwtKeys(Arc<Keys>);
 
-pub struct Keys {
+struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -56,57 +56,52 @@ struct Verified {
     expires_at: u64,
 }
 
-impl std::ops::Deref for JwtKeys {
-    type Target = Keys;
-    fn deref(&self) -> &Keys {
-        &self.0
-    }
-}
-
 impl JwtKeys {
     pub fn new(secret: &str) -> Self {
+        Self::build(secret, None)
+    }
+
+    /// As [`JwtKeys::new`], but user access tokens are signed with `key`
+    /// (RS256 or ES256).
+    pub fn with_signing_key(secret: &str, key: SigningKey) -> Self {
+        Self::build(secret, Some(key))
+    }
+
+    fn build(secret: &str, signing_key: Option<SigningKey>) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         // API keys carry no audience; user tokens are checked below.
         validation.validate_aud = false;
         validation.leeway = LEEWAY_SECONDS;
         validation.set_required_spec_claims(&["exp"]);
+        let asymmetric = signing_key.map(|key| {
+            let mut own = validation.clone();
+            own.algorithms = vec![key.algorithm];
+            (key, own)
+        });
         JwtKeys(Arc::new(Keys {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             validation,
-            asymmetric: None,
+            asymmetric,
             verified: Mutex::new(HashMap::new()),
-        }))
-    }
-
-    /// Signs user access tokens with `key` from now on (RS256 or ES256).
-    pub fn with_signing_key(self, key: SigningKey) -> Self {
-        let keys = Arc::try_unwrap(self.0).unwrap_or_else(|shared| Keys {
-            encoding: shared.encoding.clone(),
-            decoding: shared.decoding.clone(),
-            validation: shared.validation.clone(),
-            asymmetric: shared.asymmetric.clone(),
-            verified: Mutex::new(HashMap::new()),
-        });
-        let mut validation = keys.validation.clone();
-        validation.algorithms = vec![key.algorithm];
-        JwtKeys(Arc::new(Keys {
-            asymmetric: Some((key, validation)),
-            verified: Mutex::new(HashMap::new()),
-            ..keys
         }))
     }
 
     /// The public keys as a JWKS document (empty with HS256 only: a shared
     /// secret is never published).
     pub fn jwks(&self) -> Value {
-        let keys: Vec<Value> = self.asymmetric.iter().map(|(k, _)| k.jwk.clone()).collect();
+        let keys: Vec<Value> = self
+            .0
+            .asymmetric
+            .iter()
+            .map(|(k, _)| k.jwk.clone())
+            .collect();
         json!({ "keys": keys })
     }
 
     /// Signs a user access token: with the asymmetric key when configured.
     pub fn sign_access_token(&self, claims: &Value) -> Result<String, TokenError> {
-        match &self.asymmetric {
+        match &self.0.asymmetric {
             Some((key, _)) => {
                 let mut header = Header::new(key.algorithm);
                 header.kid = Some(key.kid.clone());
@@ -118,7 +113,7 @@ impl JwtKeys {
     }
 
     pub fn sign(&self, claims: &Value) -> Result<String, TokenError> {
-        encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+        encode(&Header::new(Algorithm::HS256), claims, &self.0.encoding)
             .map_err(|e| TokenError::Invalid(e.to_string()))
     }
 
@@ -126,7 +121,7 @@ impl JwtKeys {
     /// (HS256), such as a storage signed URL; no role is required, so such
     /// a token is never a credential by itself.
     pub fn verify_own(&self, token: &str) -> Result<Map<String, Value>, TokenError> {
-        decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
+        decode::<Map<String, Value>>(token, &self.0.decoding, &self.0.validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
@@ -180,7 +175,7 @@ impl JwtKeys {
     }
 
     fn verified_lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Verified>> {
-        self.verified.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.verified.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// [`JwtKeys::verify`] without the memory of verified tokens: what a
@@ -190,9 +185,9 @@ impl JwtKeys {
             jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
         // The header picks the key, but only among the algorithms we issue:
         // HS256 and, when configured, the one of the asymmetric key.
-        let (decoding, validation) = match &self.asymmetric {
+        let (decoding, validation) = match &self.0.asymmetric {
             Some((key, validation)) if header.alg == key.algorithm => (&key.decoding, validation),
-            _ => (&self.decoding, &self.validation),
+            _ => (&self.0.decoding, &self.0.validation),
         };
         let data =
             decode::<Map<String, Value>>(token, decoding, validation).map_err(|e| {
