@@ -140,8 +140,7 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(limits.time_ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1);
-        store.epoch_deadline_trap();
+        yield_every_tick_until(&mut store, limits.time_ms);
 
         // A wall-clock backstop for time spent in host calls, where epoch
         // interruption cannot reach.
@@ -365,6 +364,29 @@ fn handler_response(response: HandlerResponse) -> Result<http::Response<Bytes>, 
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     Ok(out)
+}
+
+/// A guest that computes without calling the host would otherwise hold its
+/// tokio worker for its whole time limit: tasks queued behind it on that
+/// worker (which other workers cannot steal from its LIFO slot) would stall,
+/// and the wall-clock backstop could not fire. So each epoch tick hands the
+/// worker back once, and the tick after the limit interrupts the guest.
+fn yield_every_tick_until(store: &mut Store<InvocationState>, time_ms: u64) {
+    // The same budget as a plain deadline of `time_ms / tick + 1` ticks.
+    let mut ticks_left = time_ms.div_ceil(EPOCH_TICK.as_millis() as u64);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if ticks_left == 0 {
+            return Ok(wasmtime::UpdateDeadline::Interrupt);
+        }
+        ticks_left -= 1;
+        // tokio's own yield puts the task behind the others; a plain
+        // self-wake would put it in the LIFO slot and run it again first.
+        Ok(wasmtime::UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(tokio::task::yield_now()),
+        ))
+    });
 }
 
 fn classify(
