@@ -274,6 +274,20 @@ test('insert, upsert, update and delete with return preferences', async () => {
   assert.deepEqual(await put.json(), [{ id: one.data.id, name: 'Margaret Hamilton' }]);
 });
 
+test('a bulk insert and read of a few MiB outgrow the component\'s arena and still round-trip', async () => {
+  // The CRUD component bump-allocates from a 1 MiB arena and falls back
+  // to the system allocator past it.
+  await sql('create table bulk (id int primary key, body text not null);');
+  await waitForTable('bulk');
+  const rows = Array.from({ length: 3000 }, (_, i) => ({ id: i + 1, body: `${i}:`.padEnd(1000, 'x') }));
+  const inserted = await service.from('bulk').insert(rows).select('id');
+  assert.equal(inserted.error, null);
+  assert.equal(inserted.data.length, rows.length);
+  const read = await service.from('bulk').select('*').order('id');
+  assert.equal(read.error, null);
+  assert.deepEqual(read.data, rows);
+});
+
 test('rpc with named arguments, POST and GET', async () => {
   assert.deepEqual((await anon.rpc('add_numbers', { a: 2, b: 3 })).data, 5);
   assert.deepEqual((await anon.rpc('add_numbers', { a: 2 }, { get: true })).data, 12);

@@ -7,6 +7,7 @@
 //! keys and functions come from the host's schema cache; names not in it
 //! are refused before any SQL is built, and every value is a parameter.
 
+mod arena;
 mod error;
 mod openapi;
 mod parse;
