@@ -4,7 +4,7 @@
 
 use crate::error::ApiError;
 use crate::parse::{self, Cond, Field, Order, SelectItem};
-use crate::sql::{array_literal, ident, qualified, Sql};
+use crate::sql::{array_literal, ident, push_ident, qualified, Sql};
 use selfdb_sdk::schema::{self, TableInfo};
 use std::collections::HashMap;
 
@@ -115,7 +115,10 @@ impl<'a> Builder<'a> {
         field: &Field,
     ) -> Result<String, ApiError> {
         check_column(table, &field.column)?;
-        let mut expr = format!("{alias}.{}", ident(&field.column));
+        let mut expr = String::with_capacity(alias.len() + field.column.len() + 3);
+        expr.push_str(alias);
+        expr.push('.');
+        push_ident(&mut expr, &field.column);
         for (op, key) in &field.path {
             let p = self.sql.bind_text(key);
             let cast = if key.bytes().all(|b| b.is_ascii_digit()) {

@@ -165,7 +165,8 @@ pub fn get(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
     let sql = format!(
         "select coalesce(json_agg(_r), '[]'::json)::text, count(*) from (select {list} from {from} as t0{filter}{order}{paging}) _r"
     );
-    let count_sql = format!("select count(*) from {from} as t0{filter}");
+    // Built only when asked for: most reads do not count.
+    let count_sql = || format!("select count(*) from {from} as t0{filter}");
     let params = builder.sql.params;
     let counting = matches!(
         call.prefers("count"),
@@ -176,7 +177,7 @@ pub fn get(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
 
     let exact = |call: &Call| -> Result<Option<i64>, ApiError> {
         Ok(
-            match db::query(&count_sql, &params)
+            match db::query(&count_sql(), &params)
                 .map_err(|e| call.db_error(e))?
                 .rows
                 .first()
@@ -189,9 +190,9 @@ pub fn get(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
     };
     let total = match call.prefers("count") {
         Some("exact") => exact(call)?,
-        Some("planned") => planned_count(call, &count_sql, &params)?,
+        Some("planned") => planned_count(call, &count_sql(), &params)?,
         // Exact while counting is cheap, the planner's estimate past that.
-        Some("estimated") => match planned_count(call, &count_sql, &params)? {
+        Some("estimated") => match planned_count(call, &count_sql(), &params)? {
             Some(estimate) if estimate > ESTIMATE_THRESHOLD => Some(estimate),
             _ => exact(call)?,
         },
