@@ -357,6 +357,42 @@ test('rpc of functions with OUT and TABLE parameters', async () => {
   assert.equal(byZero.error.code, '22012');
 });
 
+test('rpc of variadic functions and array arguments, POST and GET', async () => {
+  await sql(`
+    create function join_words(sep text, variadic words text[]) returns text language sql immutable
+      as $$ select array_to_string(words, sep) $$;
+    create function total(variadic n int[]) returns int language sql immutable
+      as $$ select sum(x)::int from unnest(n) x $$;
+    create function count_tags(tags text[]) returns int language sql immutable
+      as $$ select cardinality(tags) $$;
+    grant execute on function join_words(text, text[]), total(int[]), count_tags(text[]) to anon;
+  `);
+  const started = Date.now();
+  while ((await anon.rpc('total', { n: [1] })).error && Date.now() - started < 5000) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const posted = await anon.rpc('join_words', { sep: '-', words: ['a', 'b,c', 'say "hi"'] });
+  assert.equal(posted.error, null);
+  assert.equal(posted.data, 'a-b,c-say "hi"');
+  assert.equal((await anon.rpc('total', { n: [1, 2, 3, 4] })).data, 10);
+  assert.equal((await anon.rpc('total', { n: 5 })).data, 5, 'one value is a one-element array');
+  // supabase-js sends a GET's array as one array literal ...
+  const viaGet = await anon.rpc('join_words', { sep: '+', words: ['x', 'y'] }, { get: true });
+  assert.equal(viaGet.error, null);
+  assert.equal(viaGet.data, 'x+y');
+  // ... and PostgREST's own form repeats the key.
+  const repeated = await fetch(`${url}/rest/v1/rpc/total?n=1&n=2&n=40`, { headers: { apikey: anonKey } });
+  assert.equal(repeated.status, 200);
+  assert.equal(await repeated.json(), 43);
+  const single = await fetch(`${url}/rest/v1/rpc/join_words?sep=,&words=only`, { headers: { apikey: anonKey } });
+  assert.equal(await single.json(), 'only');
+  // A plain array parameter takes a JSON array too.
+  assert.equal((await anon.rpc('count_tags', { tags: ['a', 'b', 'c'] })).data, 3);
+  const wrongType = await anon.rpc('total', { n: ['one'] });
+  assert.equal(wrongType.status, 400);
+  assert.equal(wrongType.error.code, '22P02');
+});
+
 test('errors carry PostgREST codes and statuses', async () => {
   const unique = await service.from('authors').insert({ name: 'Ada' });
   assert.equal(unique.status, 409);

@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::parse;
 use crate::query::{self, Builder};
 use crate::read::{json_rows, single_object, SINGLE_OBJECT};
-use crate::sql::{ident, qualified, Sql};
+use crate::sql::{ident, json_array_literal, qualified, Sql};
 use crate::Call;
 use selfdb_sdk::db::{self, Value};
 use selfdb_sdk::schema::{self, FunctionInfo, TableInfo};
@@ -48,7 +48,12 @@ pub fn call(call: &Call, name: &str) -> Result<Response, ApiError> {
         "GET" | "HEAD" => {
             // Query keys are arguments or filters: each overload takes the
             // ones it has a parameter for.
-            let keys: Vec<&str> = call.query.iter().map(|(k, _)| k.as_str()).collect();
+            let mut keys: Vec<&str> = Vec::new();
+            for (key, _) in &call.query {
+                if !keys.contains(&key.as_str()) {
+                    keys.push(key);
+                }
+            }
             let function = choose(call, name, overloads, &keys, false)?;
             if function.volatility == "volatile" {
                 return Err(ApiError::new(
@@ -57,12 +62,7 @@ pub fn call(call: &Call, name: &str) -> Result<Response, ApiError> {
                     "Cannot use the GET method on a volatile function",
                 ));
             }
-            let args = call
-                .query
-                .iter()
-                .filter(|(k, _)| function.args.iter().any(|a| &a.name == k))
-                .map(|(k, v)| (k.clone(), Json::String(v.clone())))
-                .collect();
+            let args = query_args(call, &function);
             (function, args)
         }
         _ => return Err(ApiError::new(405, "PGRST117", "Unsupported HTTP method")),
@@ -97,6 +97,41 @@ pub fn call(call: &Call, name: &str) -> Result<Response, ApiError> {
         _ => Json::Null,
     };
     Ok(Response::json(200, &value))
+}
+
+/// A `GET`'s arguments from the query string. A variadic argument takes
+/// every value of its repeated key (`?v=1&v=2`); one value written as an
+/// array literal (`?v={1,2}`, as supabase-js sends an array) is the array.
+fn query_args(call: &Call, function: &FunctionInfo) -> Map<String, Json> {
+    let mut args = Map::new();
+    for (key, value) in &call.query {
+        let Some(index) = function.args.iter().position(|a| &a.name == key) else {
+            continue;
+        };
+        if !is_variadic(function, index) {
+            args.insert(key.clone(), Json::String(value.clone()));
+            continue;
+        }
+        let values = call
+            .query
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>();
+        let arg = match values.as_slice() {
+            [literal] if literal.starts_with('{') && literal.ends_with('}') => {
+                Json::String((*literal).to_owned())
+            }
+            many => Json::Array(many.iter().map(|v| Json::String((*v).to_owned())).collect()),
+        };
+        args.insert(key.clone(), arg);
+    }
+    args
+}
+
+/// Whether the argument at `index` is the function's `variadic` one.
+fn is_variadic(function: &FunctionInfo, index: usize) -> bool {
+    function.variadic && index + 1 == function.args.len()
 }
 
 /// The overload the request's argument names call, as PostgREST picks it:
@@ -155,15 +190,33 @@ fn invocation(
     sql: &mut Sql,
 ) -> Result<String, ApiError> {
     let mut named = Vec::new();
-    for arg in &function.args {
+    for (index, arg) in function.args.iter().enumerate() {
+        let variadic = is_variadic(function, index);
+        let array = variadic || arg.type_name.ends_with("[]");
         match args.get(&arg.name) {
             Some(value) => {
                 let bound = match value {
                     Json::Null => Value::Null,
-                    Json::String(s) => Value::Text(s.clone()),
+                    // An array argument binds as an array literal; a variadic
+                    // one given a single value takes it as its one element.
+                    Json::Array(items) if array => Value::Text(json_array_literal(items)),
+                    Json::String(s) => match variadic {
+                        true if !(s.starts_with('{') && s.ends_with('}')) => {
+                            Value::Text(json_array_literal(std::slice::from_ref(value)))
+                        }
+                        _ => Value::Text(s.clone()),
+                    },
+                    other if variadic => {
+                        Value::Text(json_array_literal(std::slice::from_ref(other)))
+                    }
                     other => Value::Text(other.to_string()),
                 };
-                named.push(format!("{} => {}", ident(&arg.name), sql.bind(bound)));
+                let keyword = if variadic { "variadic " } else { "" };
+                named.push(format!(
+                    "{keyword}{} => {}",
+                    ident(&arg.name),
+                    sql.bind(bound)
+                ));
             }
             None if arg.has_default => {}
             None => {

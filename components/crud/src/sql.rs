@@ -67,9 +67,44 @@ pub fn array_literal(items: &[String]) -> String {
     format!("{{{}}}", quoted.join(","))
 }
 
+/// A PostgreSQL array literal of JSON values: strings as they are, other
+/// scalars and objects as their JSON text, `null` as NULL, arrays nested.
+pub fn json_array_literal(items: &[serde_json::Value]) -> String {
+    use serde_json::Value as Json;
+    let mut out = String::from("{");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let text = match item {
+            Json::Null => {
+                out.push_str("NULL");
+                continue;
+            }
+            Json::Array(inner) => {
+                out.push_str(&json_array_literal(inner));
+                continue;
+            }
+            Json::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out.push('"');
+        for c in text.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{ident, qualified};
+    use super::{ident, json_array_literal, qualified};
+    use serde_json::json;
 
     #[test]
     fn identifiers_are_quoted_with_inner_quotes_doubled() {
@@ -81,5 +116,24 @@ mod tests {
             qualified("public", "x\"; drop"),
             "\"public\".\"x\"\"; drop\""
         );
+    }
+
+    #[test]
+    fn json_arrays_become_array_literals_with_quotes_escaped() {
+        assert_eq!(
+            json_array_literal(&[json!("a,b"), json!("say \"hi\""), json!("back\\slash")]),
+            r#"{"a,b","say \"hi\"","back\\slash"}"#
+        );
+        assert_eq!(
+            json_array_literal(&[
+                json!(1),
+                json!(null),
+                json!(true),
+                json!([2, 3]),
+                json!({"k": 1})
+            ]),
+            r#"{"1",NULL,"true",{"2","3"},"{\"k\":1}"}"#
+        );
+        assert_eq!(json_array_literal(&[]), "{}");
     }
 }

@@ -58,6 +58,8 @@ pub struct Function {
     /// Columns from OUT or TABLE parameters, when they shape the rows.
     pub result_columns: Vec<Column>,
     pub volatility: String,
+    /// The last argument is `VARIADIC`.
+    pub variadic: bool,
 }
 
 #[derive(Debug, Default)]
@@ -178,14 +180,15 @@ impl SchemaCache {
                 "select n.nspname::text, p.proname::text,
                         coalesce((select json_agg(coalesce(p.proargnames[m.o], '') order by m.o)
                                   from unnest(p.proargmodes::text[]) with ordinality m(mode, o)
-                                  where m.mode in ('i', 'b')),
+                                  where m.mode in ('i', 'b', 'v')),
                                  array_to_json(p.proargnames), '[]')::text,
                         coalesce((select json_agg(format_type(t, null) order by o)
                                   from unnest(p.proargtypes::oid[]) with ordinality u(t, o)), '[]')::text,
                         p.pronargdefaults::int, format_type(p.prorettype, null), p.proretset,
                         (t.typtype = 'c' or t.typrelid <> 0 or out.columns is not null),
                         case p.provolatile when 'i' then 'immutable' when 's' then 'stable' else 'volatile' end,
-                        coalesce(out.columns, '[]')::text
+                        coalesce(out.columns, '[]')::text,
+                        p.provariadic <> 0
                  from pg_proc p
                  join pg_namespace n on n.oid = p.pronamespace
                  join pg_type t on t.oid = p.prorettype
@@ -200,7 +203,6 @@ impl SchemaCache {
                      where m.mode in ('o', 'b', 't') and p.prorettype = 'record'::regtype
                  ) out on true
                  where n.nspname = any($1) and p.prokind = 'f'
-                   and not coalesce('v' = any(p.proargmodes::text[]), false)
                  order by p.oid",
                 &[&schemas],
             )
@@ -228,6 +230,7 @@ impl SchemaCache {
                 returns_rows: row.get(7),
                 result_columns: serde_json::from_str(&row.get::<_, String>(9)).unwrap_or_default(),
                 volatility: row.get(8),
+                variadic: row.get(10),
             };
             cache
                 .functions

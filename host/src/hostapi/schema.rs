@@ -63,6 +63,7 @@ fn function(f: &schema::Function) -> FunctionInfo {
         returns_rows: f.returns_rows,
         result_columns: columns(&f.result_columns),
         volatility: f.volatility.clone(),
+        variadic: f.variadic,
     }
 }
 
