@@ -179,8 +179,14 @@ impl<'a> Builder<'a> {
         config: Option<&str>,
         value: &str,
     ) -> Result<String, ApiError> {
-        let binary =
-            |sym: &str, this: &mut Self, v: &str| format!("{lhs} {sym} {}", this.sql.bind_text(v));
+        let binary = |sym: &str, this: &mut Self, v: &str| {
+            let placeholder = this.sql.bind_text(v);
+            let mut out = String::with_capacity(lhs.len() + sym.len() + placeholder.len() + 2);
+            for part in [lhs, " ", sym, " ", &placeholder] {
+                out.push_str(part);
+            }
+            out
+        };
         Ok(match op {
             "eq" => binary("=", self, value),
             "neq" => binary("<>", self, value),
@@ -275,13 +281,10 @@ impl<'a> Builder<'a> {
         path: &str,
         extra: Vec<String>,
     ) -> Result<Vec<String>, ApiError> {
-        let conds: Vec<Cond> = self
-            .scopes
-            .get(path)
-            .map(|s| s.conds.clone())
-            .unwrap_or_default();
+        // The scopes outlive the builder: no need to copy them out of it.
+        let scopes = self.scopes;
         let mut out = extra;
-        for cond in &conds {
+        for cond in scopes.get(path).map(|s| s.conds.as_slice()).unwrap_or(&[]) {
             out.push(self.cond(table, alias, cond)?);
         }
         Ok(out)
@@ -293,16 +296,13 @@ impl<'a> Builder<'a> {
         alias: &str,
         path: &str,
     ) -> Result<String, ApiError> {
-        let orders: Vec<Order> = self
-            .scopes
-            .get(path)
-            .map(|s| s.order.clone())
-            .unwrap_or_default();
+        let scopes = self.scopes;
+        let orders = scopes.get(path).map(|s| s.order.as_slice()).unwrap_or(&[]);
         if orders.is_empty() {
             return Ok(String::new());
         }
         let mut parts = Vec::new();
-        for order in &orders {
+        for order in orders {
             let expr = self.field(table, alias, &order.field)?;
             let dir = if order.desc { " desc" } else { " asc" };
             let nulls = match order.nulls_first {

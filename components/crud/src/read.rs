@@ -84,9 +84,9 @@ fn json_text(call: &Call, sql: &str, params: &[Value], alone: bool) -> Result<Js
         db::query(sql, params)
     };
     let rows = result.map_err(|e| call.db_error(e))?;
-    match rows.rows.first().map(Vec::as_slice) {
+    match rows.rows.into_iter().next().as_deref_mut() {
         Some([Value::Text(text), Value::Int(count)]) => Ok(JsonText {
-            text: text.clone(),
+            text: std::mem::take(text),
             count: usize::try_from(*count).unwrap_or(0),
         }),
         _ => Err(ApiError::new(
@@ -162,9 +162,20 @@ pub fn get(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
     let from = qualified(&table.schema, &table.name);
     let order = builder.order(table, "t0", "")?;
     let paging = builder.paging("");
-    let sql = format!(
-        "select coalesce(json_agg(_r), '[]'::json)::text, count(*) from (select {list} from {from} as t0{filter}{order}{paging}) _r"
-    );
+    let mut sql = String::with_capacity(128 + list.len() + filter.len());
+    for part in [
+        "select coalesce(json_agg(_r), '[]'::json)::text, count(*) from (select ",
+        &list,
+        " from ",
+        &from,
+        " as t0",
+        &filter,
+        &order,
+        &paging,
+        ") _r",
+    ] {
+        sql.push_str(part);
+    }
     // Built only when asked for: most reads do not count.
     let count_sql = || format!("select count(*) from {from} as t0{filter}");
     let params = builder.sql.params;
