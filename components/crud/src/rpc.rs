@@ -118,10 +118,10 @@ fn query_args(call: &Call, function: &FunctionInfo) -> Map<String, Json> {
             .filter(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
             .collect::<Vec<_>>();
+        // One value stays a string: `invocation` takes it as an array
+        // literal or as the array's one element.
         let arg = match values.as_slice() {
-            [literal] if literal.starts_with('{') && literal.ends_with('}') => {
-                Json::String((*literal).to_owned())
-            }
+            [one] => Json::String((*one).to_owned()),
             many => Json::Array(many.iter().map(|v| Json::String((*v).to_owned())).collect()),
         };
         args.insert(key.clone(), arg);
