@@ -1,14 +1,23 @@
 //! SelfDB host: the trusted core. It terminates HTTP, checks every credential,
 //! owns every pool and limit, and runs request logic in sandboxed WebAssembly
-//! components. See `../shared/DESIGN.md` for the shape this code keeps.
+//! components.
+//!
+//! Modules by layer: `http` (routes, credentials, errors) hands requests to
+//! `runtime` (engine, compiled-component cache, registry, invocation), whose
+//! components reach the host only through `capabilities` (one folder per WIT
+//! interface); `db`, `auth` and `storage` are the services those use, and
+//! `server` starts them in phases. The README's "Design decisions" section
+//! and `docs/architecture.md` give the reasons.
 
 pub mod auth;
+pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod embedded_pg;
-pub mod hostapi;
+pub mod files;
 pub mod http;
 pub mod runtime;
+pub mod secrets;
 pub mod server;
 pub mod storage;

@@ -1,20 +1,22 @@
 //! Start-up and shutdown: the database (embedded or external), keys, the
 //! first admin, the component runtime, and the HTTP listener.
 
-use crate::auth::admin::{ensure_first_admin, FirstAdmin};
+use crate::auth::first_admin::{ensure_first_admin, FirstAdmin};
 use crate::auth::mailer::Mailer;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::signing::SigningKey;
 use crate::auth::{JwtKeys, Role};
+use crate::capabilities::{self, Capabilities, Platform, Privileged};
 use crate::config::{DatabaseSource, Settings};
 use crate::db::schema::{SchemaCache, SharedSchema};
 use crate::db::Database;
-use crate::embedded_pg::{random_token, EmbeddedPg};
+use crate::embedded_pg::EmbeddedPg;
 use crate::http::auth::AUTH_COMPONENT;
 use crate::http::rest::CRUD_COMPONENT;
 use crate::http::{router, App};
 use crate::runtime::embedded;
 use crate::runtime::Runtime;
+use crate::secrets::random_token;
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -64,8 +66,23 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     result
 }
 
+/// The platform database, opened and made ready: pools, the request roles
+/// restricted, the keys, and the first admin.
+struct Opened {
+    db: Database,
+    keys: JwtKeys,
+    anon_key: String,
+    service_key: String,
+    first_admin: FirstAdmin,
+}
+
 /// `database` is what the host connects with; `database_url` is what it
 /// publishes for people and tools (the embedded cluster's TCP address).
+///
+/// Start-up runs in phases, each failing with its cause: open the
+/// database, load the schema, connect the mailer and Redis, start the
+/// runtime and storage, bind. Only then does the host announce itself and
+/// write `selfdb.env`, so nothing reads "serving" from a host that is not.
 async fn serve(
     settings: Arc<Settings>,
     database: tokio_postgres::Config,
@@ -73,9 +90,99 @@ async fn serve(
     started: Instant,
     signals: ShutdownSignals,
 ) -> anyhow::Result<()> {
+    let opened = open_database(&settings, database)
+        .await
+        .context("open the platform database")?;
+    let db = opened.db.clone();
+
+    let schema = SharedSchema::new(
+        SchemaCache::load(&db, &settings.db_schemas)
+            .await
+            .context("load the schema")?,
+    );
+
+    let mailer = Arc::new(match &settings.smtp_url {
+        Some(url) => {
+            let mailer = Mailer::smtp(url, &settings.smtp_from).context("configure SMTP")?;
+            mailer.check().await.context("connect to the SMTP server")?;
+            mailer
+        }
+        None => Mailer::outbox(db.clone()),
+    });
+    let limiter = Arc::new(match &settings.redis_url {
+        Some(url) => RateLimiter::redis(url)
+            .await
+            .context("connect to Redis for rate limiting")?,
+        None => RateLimiter::default(),
+    });
+
+    let capabilities = Capabilities {
+        platform: Platform {
+            db: capabilities::db::Db::new(db.clone()),
+            config: capabilities::config::Config,
+            log: capabilities::log::Log,
+            context: capabilities::context::Context,
+        },
+        privileged: Privileged {
+            tokens: capabilities::tokens::Tokens::new(opened.keys.clone()),
+            auth_db: capabilities::auth_db::AuthDb::new(db.clone()),
+            passwords: capabilities::passwords::Passwords,
+            rate_limit: capabilities::rate_limit::RateLimit::new(limiter),
+            mailer: capabilities::mailer::Mailer::new(mailer),
+            schema: capabilities::schema::Schema::new(schema.clone()),
+        },
+    };
+    let runtime =
+        Runtime::new(settings.clone(), capabilities).context("start the component runtime")?;
+    let deployed = runtime
+        .deploy_dir(&settings.functions_dir)
+        .context("deploy functions")?;
+    tracing::info!(functions = ?deployed, dir = %settings.functions_dir.display(), "functions deployed");
+
+    let storage = Arc::new(
+        crate::storage::Storage::start(&settings, &db)
+            .await
+            .context("start object storage")?,
+    );
+
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let url = format!("http://{addr}");
+    deploy_auth(&runtime, &settings, &url)?;
+    deploy_crud(&runtime, &settings)?;
+
+    schema.spawn_refresher(db.clone());
+    let app = Arc::new(App {
+        settings: settings.clone(),
+        db,
+        runtime,
+        keys: opened.keys.clone(),
+        started,
+        storage: storage.clone(),
+    });
+    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+
+    announce(&settings, &opened, &storage, &url, database_url)?;
+    tracing::info!(%url, startup_ms = started.elapsed().as_millis() as u64, "SelfDB is serving");
+    axum::serve(listener, service)
+        .with_graceful_shutdown(signals.wait())
+        .await
+        .context("HTTP server")?;
+    tracing::info!("HTTP server stopped");
+    Ok(())
+}
+
+/// Connects the pools, restricts the request roles, and reads (or makes)
+/// the keys and the first admin.
+async fn open_database(
+    settings: &Settings,
+    database: tokio_postgres::Config,
+) -> anyhow::Result<Opened> {
     let db = Database::connect_with(database, settings.db_pool_size)
         .await
-        .context("connect to the platform database")?;
+        .context("connect")?;
     db.harden().await.context("restrict the request roles")?;
 
     let secret = match &settings.jwt_secret {
@@ -105,31 +212,28 @@ async fn serve(
     )
     .await
     .context("create the first admin")?;
+    Ok(Opened {
+        db,
+        keys,
+        anon_key,
+        service_key,
+        first_admin,
+    })
+}
 
-    let runtime = Runtime::new(settings.clone()).context("start the component runtime")?;
-    let deployed = runtime
-        .deploy_dir(&settings.functions_dir)
-        .context("deploy functions")?;
-    tracing::info!(functions = ?deployed, dir = %settings.functions_dir.display(), "functions deployed");
-
-    let storage = Arc::new(
-        crate::storage::Storage::start(&settings, &db)
-            .await
-            .context("start object storage")?,
-    );
-
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("listen on {}", settings.listen))?;
-    let addr = listener.local_addr()?;
-    let url = format!("http://{addr}");
-    deploy_auth(&runtime, &settings, &url)?;
-    deploy_crud(&runtime, &settings)?;
-
+/// Writes `selfdb.env` and prints the same `KEY=value` lines (and the first
+/// admin's credentials, once): the last step before serving.
+fn announce(
+    settings: &Settings,
+    opened: &Opened,
+    storage: &crate::storage::Storage,
+    url: &str,
+    database_url: &str,
+) -> anyhow::Result<()> {
     let mut lines = vec![
         format!("SELFDB_URL={url}"),
-        format!("SELFDB_ANON_KEY={anon_key}"),
-        format!("SELFDB_SERVICE_KEY={service_key}"),
+        format!("SELFDB_ANON_KEY={}", opened.anon_key),
+        format!("SELFDB_SERVICE_KEY={}", opened.service_key),
         format!("S3_ENDPOINT={}", storage.s3_endpoint),
         format!("S3_ACCESS_KEY_ID={}", storage.service_access_key_id),
         format!("S3_SECRET_ACCESS_KEY={}", storage.service_secret_access_key),
@@ -137,12 +241,12 @@ async fn serve(
     if matches!(settings.database, DatabaseSource::Embedded) {
         lines.push(format!("DATABASE_URL={database_url}"));
     }
-    write_env_file(&settings, &lines)?;
+    write_env_file(settings, &lines)?;
     let mut out = std::io::stdout().lock();
     for line in &lines {
         writeln!(out, "{line}")?;
     }
-    match first_admin {
+    match &opened.first_admin {
         FirstAdmin::Generated { email, password } => {
             writeln!(out, "SELFDB_ADMIN_EMAIL={email}")?;
             writeln!(out, "SELFDB_ADMIN_PASSWORD={password}")?;
@@ -156,40 +260,6 @@ async fn serve(
         settings.data_dir.join("selfdb.env").display()
     )?;
     out.flush()?;
-    drop(out);
-    tracing::info!(%url, startup_ms = started.elapsed().as_millis() as u64, "SelfDB is serving");
-
-    let schema = SharedSchema::new(
-        SchemaCache::load(&db, &settings.db_schemas)
-            .await
-            .context("read the schema")?,
-    );
-    schema.spawn_refresher(db.clone());
-    let app = Arc::new(App {
-        schema,
-        settings: settings.clone(),
-        mailer: Arc::new(match &settings.smtp_url {
-            Some(url) => Mailer::smtp(url, &settings.smtp_from).context("configure SMTP")?,
-            None => Mailer::outbox(db.clone()),
-        }),
-        limiter: Arc::new(match &settings.redis_url {
-            Some(url) => RateLimiter::redis(url)
-                .await
-                .context("connect to Redis for rate limiting")?,
-            None => RateLimiter::default(),
-        }),
-        db,
-        runtime,
-        keys,
-        started,
-        storage,
-    });
-    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(signals.wait())
-        .await
-        .context("HTTP server")?;
-    tracing::info!("HTTP server stopped");
     Ok(())
 }
 
@@ -274,19 +344,11 @@ async fn api_key(db: &Database, keys: &JwtKeys, role: Role) -> anyhow::Result<St
 }
 
 fn write_env_file(settings: &Settings, lines: &[String]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     let path = settings.data_dir.join("selfdb.env");
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("write {}", path.display()))?;
-    for line in lines {
-        writeln!(file, "{line}")?;
-    }
-    Ok(())
+    let mut text = lines.join("\n");
+    text.push('\n');
+    crate::files::write_private(&path, text.as_bytes())
+        .with_context(|| format!("write {}", path.display()))
 }
 
 async fn create_database_if_missing(maintenance_url: &str, name: &str) -> anyhow::Result<()> {

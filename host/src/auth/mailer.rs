@@ -54,6 +54,18 @@ impl Mailer {
         })
     }
 
+    /// Checks that the SMTP server answers (the outbox always does).
+    pub async fn check(&self) -> Result<(), MailError> {
+        match &self.transport {
+            Transport::Outbox(_) => Ok(()),
+            Transport::Smtp { transport, .. } => match transport.test_connection().await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(MailError::Smtp("the server did not answer".into())),
+                Err(err) => Err(MailError::Smtp(err.to_string())),
+            },
+        }
+    }
+
     pub async fn send(
         &self,
         to: &str,

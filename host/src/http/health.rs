@@ -1,3 +1,7 @@
+//! `/health` (version, database, runtime and storage state, for load
+//! balancers and people) and `/metrics` (Prometheus text: invocations,
+//! failures, instantiation time).
+
 use super::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;

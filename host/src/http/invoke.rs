@@ -35,11 +35,11 @@ impl ErrorStyle {
     }
 }
 
-pub fn client_ip(request: &Request) -> Option<String> {
+pub fn client_ip(request: &Request) -> Option<Arc<str>> {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .map(|ConnectInfo(addr)| addr.ip().to_string().into())
 }
 
 pub async fn invoke_component(
@@ -77,7 +77,7 @@ pub async fn invoke_component(
         Ok(bytes) => bytes,
         Err(_) => return too_large(),
     };
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
     let request = http::Request::from_parts(parts, Full::new(bytes));
     let name = function.name.clone();
     let invocation = Invocation {
@@ -85,11 +85,6 @@ pub async fn invoke_component(
         principal,
         request_id: request_id.clone(),
         client_ip,
-        db: app.db.clone(),
-        keys: app.keys.clone(),
-        limiter: app.limiter.clone(),
-        mailer: app.mailer.clone(),
-        schema: app.schema.get(),
     };
     let mut response = match app.runtime.invoke_http(invocation, request).await {
         Ok(response) => {
@@ -98,7 +93,7 @@ pub async fn invoke_component(
         }
         Err(err) => invoke_error(style, &err, &name, &request_id),
     };
-    if let Ok(value) = request_id.parse() {
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
     response

@@ -1,10 +1,10 @@
 //! The HTTP surface: routing, credentials, errors, and the handlers the
 //! host serves itself.
 
-mod admin;
 pub mod auth;
 mod bench;
 pub mod error;
+mod function_deploys;
 mod functions;
 mod health;
 mod invoke;
@@ -13,11 +13,8 @@ pub mod rest;
 mod s3_keys;
 pub mod storage;
 
-use crate::auth::mailer::Mailer;
-use crate::auth::rate_limit::RateLimiter;
 use crate::auth::JwtKeys;
 use crate::config::Settings;
-use crate::db::schema::SharedSchema;
 use crate::db::Database;
 use crate::runtime::Runtime;
 use axum::extract::DefaultBodyLimit;
@@ -33,9 +30,6 @@ pub struct App {
     pub runtime: Arc<Runtime>,
     pub keys: JwtKeys,
     pub started: Instant,
-    pub limiter: Arc<RateLimiter>,
-    pub mailer: Arc<Mailer>,
-    pub schema: Arc<SharedSchema>,
     pub storage: Arc<crate::storage::Storage>,
 }
 
@@ -58,10 +52,11 @@ pub fn router(app: AppState) -> Router {
         .route("/storage/v1/{*path}", any(storage::route))
         .route("/api/v1/s3/keys", get(s3_keys::list).post(s3_keys::create))
         .route("/api/v1/s3/keys/{id}", delete(s3_keys::revoke))
-        .route("/api/v1/functions", get(admin::list))
+        .route("/api/v1/functions", get(function_deploys::list))
         .route(
             "/api/v1/functions/{name}",
-            put(admin::deploy).layer(DefaultBodyLimit::max(admin::MAX_COMPONENT_BYTES)),
+            put(function_deploys::deploy)
+                .layer(DefaultBodyLimit::max(function_deploys::MAX_COMPONENT_BYTES)),
         );
     if app.settings.bench_routes {
         router = router.route("/bench/native/hello", get(bench::native_hello));

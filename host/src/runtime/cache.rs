@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
@@ -59,18 +59,9 @@ impl ComponentCache {
             }
         }
         let compiled = engine.precompile_component(bytes)?;
-        write_atomically(&path, &compiled)?;
+        crate::files::write_atomically(&path, &compiled)?;
         // SAFETY: `compiled` was produced by this engine just now.
         let component = unsafe { Component::deserialize(engine, &compiled)? };
         Ok((component, Loaded::Compiled, digest))
     }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
 }

@@ -2,9 +2,9 @@
 
 use super::cache::{ComponentCache, Loaded};
 use super::registry::{valid_name, Deployed, Entry, Registry};
-use super::state::InvocationState;
+use crate::capabilities::bindings::RecordHandlerPre;
+use crate::capabilities::{self, Capabilities, Platform, Privileged, SystemState, UserState};
 use crate::config::Settings;
-use crate::hostapi::RecordHandlerPre;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -47,8 +47,10 @@ pub struct RuntimeMetrics {
 
 pub struct Runtime {
     pub engine: Engine,
-    user_linker: Linker<InvocationState>,
-    system_linker: Linker<InvocationState>,
+    user_linker: Linker<UserState>,
+    system_linker: Linker<SystemState>,
+    /// What components can ask of the host, per process.
+    pub(super) capabilities: Capabilities,
     cache: ComponentCache,
     pub registry: Registry,
     pub metrics: RuntimeMetrics,
@@ -57,7 +59,10 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn new(settings: Arc<Settings>) -> Result<Arc<Self>, RuntimeError> {
+    pub fn new(
+        settings: Arc<Settings>,
+        capabilities: Capabilities,
+    ) -> Result<Arc<Self>, RuntimeError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
@@ -80,11 +85,12 @@ impl Runtime {
         let engine = Engine::new(&config)?;
 
         let mut user_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut user_linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut user_linker)?;
-        crate::hostapi::add_platform(&mut user_linker)?;
-        let mut system_linker = user_linker.clone();
-        crate::hostapi::add_privileged(&mut system_linker)?;
+        capabilities::wasi::link(&mut user_linker)?;
+        Platform::link(&mut user_linker)?;
+        let mut system_linker = Linker::new(&engine);
+        capabilities::wasi::link(&mut system_linker)?;
+        Platform::link(&mut system_linker)?;
+        Privileged::link(&mut system_linker)?;
 
         let cache =
             ComponentCache::new(&engine, settings.data_dir.join("cache").join("components"))
@@ -98,6 +104,7 @@ impl Runtime {
             engine,
             user_linker,
             system_linker,
+            capabilities,
             cache,
             registry: Registry::default(),
             metrics: RuntimeMetrics::default(),
@@ -137,27 +144,28 @@ impl Runtime {
             return Err(RuntimeError::InvalidName(name.to_owned()));
         }
         let (component, loaded, digest) = self.cache.load(&self.engine, bytes)?;
-        let linker = if system {
-            &self.system_linker
-        } else {
-            &self.user_linker
-        };
         let link_error = |err: wasmtime::Error| RuntimeError::Link {
             name: name.to_owned(),
             message: format!("{err:#}"),
         };
-        let instance_pre = linker.instantiate_pre(&component).map_err(link_error)?;
         // A system component that exports `handler` is called through it;
         // only system components may use it, so a user function keeps the
         // standard shape whatever else it exports.
-        let record = if system {
-            RecordHandlerPre::new(instance_pre.clone()).ok()
+        let entry = if system {
+            let pre = self
+                .system_linker
+                .instantiate_pre(&component)
+                .map_err(link_error)?;
+            match RecordHandlerPre::new(pre.clone()) {
+                Ok(record) => Entry::Record(record),
+                Err(_) => Entry::SystemHttp(ProxyPre::new(pre).map_err(link_error)?),
+            }
         } else {
-            None
-        };
-        let entry = match record {
-            Some(pre) => Entry::Record(pre),
-            None => Entry::Http(ProxyPre::new(instance_pre).map_err(link_error)?),
+            let pre = self
+                .user_linker
+                .instantiate_pre(&component)
+                .map_err(link_error)?;
+            Entry::Http(ProxyPre::new(pre).map_err(link_error)?)
         };
         let own = self.settings.functions.get(name);
         let deployed = Arc::new(Deployed {

@@ -7,14 +7,11 @@
 use super::engine::{Runtime, RuntimeMetrics, EPOCH_TICK};
 use super::limits::MemoryLimiter;
 use super::registry::{Deployed, Entry};
-use super::state::{sealed_wasi, InvocationState, OutboundPolicy, Privileged};
-use crate::auth::mailer::Mailer;
-use crate::auth::rate_limit::RateLimiter;
-use crate::auth::{JwtKeys, Principal};
-use crate::db::invocation::InvocationTx;
-use crate::db::schema::SchemaCache;
-use crate::db::Database;
-use crate::hostapi::{HandlerRequest, HandlerResponse, RecordHandlerPre};
+use crate::auth::Principal;
+use crate::capabilities::bindings::{HandlerRequest, HandlerResponse, RecordHandlerPre};
+use crate::capabilities::compose::FinishSet;
+use crate::capabilities::wasi::WasiState;
+use crate::capabilities::{InvocationState, PlatformState, Prepare};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use std::sync::atomic::Ordering;
@@ -23,7 +20,6 @@ use std::time::{Duration, Instant};
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::{WasiHttpView, DEFAULT_FORBIDDEN_HEADERS};
 
 /// Largest response body a component may produce.
@@ -76,17 +72,19 @@ impl InvokeError {
     }
 }
 
-/// Everything an invocation needs besides the request.
+/// Everything an invocation needs besides the request; what the host
+/// itself provides comes from the runtime's capabilities.
 pub struct Invocation {
     pub function: Arc<Deployed>,
     pub principal: Arc<Principal>,
-    pub request_id: String,
-    pub client_ip: Option<String>,
-    pub db: Database,
-    pub keys: JwtKeys,
-    pub limiter: Arc<RateLimiter>,
-    pub mailer: Arc<Mailer>,
-    pub schema: Arc<SchemaCache>,
+    pub request_id: Arc<str>,
+    pub client_ip: Option<Arc<str>>,
+}
+
+/// The export to call, in a store of state `InvocationState<P>`.
+enum Call<'a, P: 'static> {
+    Http(&'a ProxyPre<InvocationState<P>>),
+    Record(&'a RecordHandlerPre<InvocationState<P>>),
 }
 
 type CollectedResponse = http::Response<Full<Bytes>>;
@@ -114,29 +112,49 @@ impl Runtime {
         invocation: Invocation,
         request: http::Request<Full<Bytes>>,
     ) -> Result<CollectedResponse, InvokeError> {
-        let function = invocation.function;
+        let function = &*invocation.function;
+        let cx = Prepare {
+            function,
+            principal: &invocation.principal,
+            request_id: &invocation.request_id,
+            client_ip: invocation.client_ip.as_ref(),
+        };
+        let platform = self.capabilities.platform.prepare(&cx);
+        match &function.entry {
+            Entry::Http(pre) => {
+                self.run_in(function, platform, (), Call::Http(pre), request)
+                    .await
+            }
+            Entry::SystemHttp(pre) => {
+                let privileged = self.capabilities.privileged.prepare(&cx);
+                self.run_in(function, platform, privileged, Call::Http(pre), request)
+                    .await
+            }
+            Entry::Record(pre) => {
+                let privileged = self.capabilities.privileged.prepare(&cx);
+                self.run_in(function, platform, privileged, Call::Record(pre), request)
+                    .await
+            }
+        }
+    }
+
+    /// Runs `call` in a fresh store holding the invocation's states, then
+    /// ends them: committed when the response is not a server error,
+    /// rolled back otherwise.
+    async fn run_in<P: FinishSet>(
+        &self,
+        function: &Deployed,
+        platform: PlatformState,
+        privileged: P,
+        call: Call<'_, P>,
+        request: http::Request<Full<Bytes>>,
+    ) -> Result<CollectedResponse, InvokeError> {
         let limits = function.limits;
         let state = InvocationState {
-            wasi: sealed_wasi(),
-            http: WasiHttpCtx::new(),
-            table: wasmtime::component::ResourceTable::new(),
-            hooks: OutboundPolicy {
-                allowed_hosts: function.allowed_hosts.clone(),
-            },
+            wasi: WasiState::sealed(function.allowed_hosts.clone()),
             limiter: MemoryLimiter::new(limits.memory_bytes),
-            privileged: function.system.then(|| Privileged {
-                keys: invocation.keys,
-                auth_tx: InvocationTx::auth_admin(&invocation.db, limits.time_ms),
-                limiter: invocation.limiter,
-                mailer: invocation.mailer,
-                schema: invocation.schema,
-            }),
-            tx: InvocationTx::new(invocation.db, invocation.principal.clone(), limits.time_ms),
-            principal: invocation.principal,
-            request_id: invocation.request_id,
-            function: function.name.clone(),
-            config: function.config.clone(),
-            client_ip: invocation.client_ip,
+            platform,
+            privileged,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -146,11 +164,11 @@ impl Runtime {
         // interruption cannot reach.
         let wall = Duration::from_millis(limits.time_ms) + Duration::from_secs(1);
         let metrics = &self.metrics;
-        let outcome = match &function.entry {
-            Entry::Http(pre) => {
+        let outcome = match call {
+            Call::Http(pre) => {
                 tokio::time::timeout(wall, call_http(&mut store, pre, request, metrics)).await
             }
-            Entry::Record(pre) => {
+            Call::Record(pre) => {
                 tokio::time::timeout(wall, call_record(&mut store, pre, request, metrics)).await
             }
         };
@@ -158,11 +176,16 @@ impl Runtime {
             Ok(pair) => pair,
             Err(_) => {
                 drop(store);
+                let err = InvokeError::TimeLimit(limits.time_ms);
+                // The same line as a limit met by epoch interruption, so
+                // logs (and tests) see one code whichever backstop fired.
                 tracing::warn!(
                     function = &*function.name,
-                    "invocation passed its wall-clock limit"
+                    code = err.code(),
+                    error = %err,
+                    "invocation failed: passed its wall-clock limit"
                 );
-                return Err(InvokeError::TimeLimit(limits.time_ms));
+                return Err(err);
             }
         };
         let failure = match called {
@@ -179,18 +202,13 @@ impl Runtime {
             .as_ref()
             .is_ok_and(|r| !r.status().is_server_error());
         let state = store.data_mut();
-        let mut finished = vec![state.tx.finish(success).await];
-        if let Some(p) = state.privileged.as_mut() {
-            finished.push(p.auth_tx.finish(success).await);
-        }
-        for result in finished {
-            match result {
-                Ok(_) => {}
-                Err(err) if success => return Err(InvokeError::Commit(err.message)),
-                Err(err) => {
-                    tracing::warn!(error = %err.message, "rollback failed; connection discarded")
-                }
+        let mut failures = state.platform.finish(success).await;
+        failures.extend(state.privileged.finish(success).await);
+        for err in failures {
+            if success {
+                return Err(InvokeError::Commit(err.0));
             }
+            tracing::warn!(error = %err, "rollback failed; connection discarded");
         }
         match &response {
             Err(err) => {
@@ -226,9 +244,9 @@ fn note_instantiation(metrics: &RuntimeMetrics, started: Instant) {
 
 /// Calls `wasi:http/incoming-handler.handle` and collects the response the
 /// guest streams back.
-async fn call_http(
-    store: &mut Store<InvocationState>,
-    pre: &ProxyPre<InvocationState>,
+async fn call_http<P: Send + 'static>(
+    store: &mut Store<InvocationState<P>>,
+    pre: &ProxyPre<InvocationState<P>>,
     request: http::Request<Full<Bytes>>,
     metrics: &RuntimeMetrics,
 ) -> Called {
@@ -292,9 +310,9 @@ async fn call_http(
 
 /// Calls `selfdb:platform/handler.handle`: the whole request in, the whole
 /// response out, no resources or streams in between.
-async fn call_record(
-    store: &mut Store<InvocationState>,
-    pre: &RecordHandlerPre<InvocationState>,
+async fn call_record<P: Send + 'static>(
+    store: &mut Store<InvocationState<P>>,
+    pre: &RecordHandlerPre<InvocationState<P>>,
     request: http::Request<Full<Bytes>>,
     metrics: &RuntimeMetrics,
 ) -> Called {
@@ -371,7 +389,7 @@ fn handler_response(response: HandlerResponse) -> Result<http::Response<Bytes>, 
 /// worker (which other workers cannot steal from its LIFO slot) would stall,
 /// and the wall-clock backstop could not fire. So each epoch tick hands the
 /// worker back once, and the tick after the limit interrupts the guest.
-fn yield_every_tick_until(store: &mut Store<InvocationState>, time_ms: u64) {
+fn yield_every_tick_until<P>(store: &mut Store<InvocationState<P>>, time_ms: u64) {
     // The same budget as a plain deadline of `time_ms / tick + 1` ticks.
     let mut ticks_left = time_ms.div_ceil(EPOCH_TICK.as_millis() as u64);
     store.set_epoch_deadline(1);
@@ -389,14 +407,14 @@ fn yield_every_tick_until(store: &mut Store<InvocationState>, time_ms: u64) {
     });
 }
 
-fn classify(
-    store: &Store<InvocationState>,
+fn classify<P>(
+    store: &Store<InvocationState<P>>,
     time_ms: u64,
     instantiating: bool,
     err: wasmtime::Error,
 ) -> InvokeError {
     if store.data().limiter.exceeded {
-        return InvokeError::MemoryLimit(store.data().limiter_cap());
+        return InvokeError::MemoryLimit(store.data().limiter.cap() as u64);
     }
     if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
         if *trap == wasmtime::Trap::Interrupt {
@@ -414,12 +432,6 @@ fn classify(
         None => err.root_cause().to_string(),
     };
     InvokeError::Trap(cause)
-}
-
-impl InvocationState {
-    fn limiter_cap(&self) -> u64 {
-        self.limiter.cap() as u64
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ pub mod engine;
 pub mod invoke;
 pub mod limits;
 pub mod registry;
-pub mod state;
 
 /// System components embedded at build time (see `host/build.rs`).
 pub mod embedded {

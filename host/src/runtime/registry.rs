@@ -6,18 +6,20 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use super::state::InvocationState;
-use crate::hostapi::RecordHandlerPre;
+use crate::capabilities::bindings::RecordHandlerPre;
+use crate::capabilities::{SystemState, UserState};
 
 /// The export an invocation calls.
 #[derive(Clone)]
 pub enum Entry {
-    /// `wasi:http/incoming-handler`: every user function, and a system
-    /// component without a `handler` export.
-    Http(ProxyPre<InvocationState>),
+    /// `wasi:http/incoming-handler` of a user function.
+    Http(ProxyPre<UserState>),
+    /// `wasi:http/incoming-handler` of a system component without a
+    /// `handler` export.
+    SystemHttp(ProxyPre<SystemState>),
     /// `selfdb:platform/handler`: the request and response as plain values,
     /// for system components built with the SDK.
-    Record(RecordHandlerPre<InvocationState>),
+    Record(RecordHandlerPre<SystemState>),
 }
 
 pub struct Deployed {

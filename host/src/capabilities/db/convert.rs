@@ -1,7 +1,9 @@
-use super::selfdb::platform::db::{Column, DbError, Host, RowSet, Value};
-use crate::db::invocation::{InvocationTx, StatementError};
+//! Conversions between the `db` interface's values and the host's SQL
+//! values, shared by `db` and `auth-db`.
+
+use super::super::bindings::db::{Column, DbError, RowSet, Value};
+use crate::db::invocation::{InvocationTx, Rows, StatementError};
 use crate::db::values::SqlValue;
-use crate::runtime::state::InvocationState;
 
 /// Cap on parameters of one statement (PostgreSQL's own limit).
 const MAX_PARAMS: usize = 65_535;
@@ -30,7 +32,7 @@ fn from_sql(value: SqlValue) -> Value {
     }
 }
 
-pub(super) fn to_wit(err: StatementError) -> DbError {
+pub fn error(err: StatementError) -> DbError {
     DbError {
         code: err.code,
         message: err.message,
@@ -39,9 +41,9 @@ pub(super) fn to_wit(err: StatementError) -> DbError {
     }
 }
 
-pub(super) fn params(params: Vec<Value>) -> Result<Vec<SqlValue>, DbError> {
+pub fn params(params: Vec<Value>) -> Result<Vec<SqlValue>, DbError> {
     if params.len() > MAX_PARAMS {
-        return Err(to_wit(StatementError::refused(
+        return Err(error(StatementError::refused(
             "selfdb.too_many_params",
             format!("at most {MAX_PARAMS} parameters"),
         )));
@@ -49,7 +51,7 @@ pub(super) fn params(params: Vec<Value>) -> Result<Vec<SqlValue>, DbError> {
     Ok(params.into_iter().map(to_sql).collect())
 }
 
-pub(super) fn rows_to_wit(rows: crate::db::invocation::Rows) -> RowSet {
+pub fn rows(rows: Rows) -> RowSet {
     RowSet {
         columns: rows
             .columns
@@ -65,56 +67,21 @@ pub(super) fn rows_to_wit(rows: crate::db::invocation::Rows) -> RowSet {
 }
 
 /// `query` of the `db` and `auth-db` interfaces, on the given transaction.
-pub(super) async fn query_on(
+pub async fn query_on(
     tx: &mut InvocationTx,
     sql: &str,
     args: Vec<Value>,
 ) -> Result<RowSet, DbError> {
     let args = params(args)?;
-    tx.query(sql, &args).await.map(rows_to_wit).map_err(to_wit)
+    tx.query(sql, &args).await.map(rows).map_err(error)
 }
 
 /// `execute` of the `db` and `auth-db` interfaces, on the given transaction.
-pub(super) async fn execute_on(
+pub async fn execute_on(
     tx: &mut InvocationTx,
     sql: &str,
     args: Vec<Value>,
 ) -> Result<u64, DbError> {
     let args = params(args)?;
-    tx.execute(sql, &args).await.map_err(to_wit)
-}
-
-impl Host for InvocationState {
-    async fn query(
-        &mut self,
-        sql: String,
-        args: Vec<Value>,
-    ) -> wasmtime::Result<Result<RowSet, DbError>> {
-        Ok(query_on(&mut self.tx, &sql, args).await)
-    }
-
-    async fn execute(
-        &mut self,
-        sql: String,
-        args: Vec<Value>,
-    ) -> wasmtime::Result<Result<u64, DbError>> {
-        Ok(execute_on(&mut self.tx, &sql, args).await)
-    }
-
-    async fn query_alone(
-        &mut self,
-        sql: String,
-        args: Vec<Value>,
-    ) -> wasmtime::Result<Result<RowSet, DbError>> {
-        let result = match params(args) {
-            Ok(args) => self
-                .tx
-                .query_alone(&sql, &args)
-                .await
-                .map(rows_to_wit)
-                .map_err(to_wit),
-            Err(err) => Err(err),
-        };
-        Ok(result)
-    }
+    tx.execute(sql, &args).await.map_err(error)
 }

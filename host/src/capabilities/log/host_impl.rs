@@ -1,11 +1,13 @@
-use super::selfdb::platform::log::{Host, Level};
-use crate::runtime::state::InvocationState;
+//! The `log` interface: one `tracing` event per line, cut to a bounded size.
+
+use super::LogState;
+use crate::capabilities::bindings::log::{Host, Level};
 
 /// Longest message kept; longer ones are cut so a component cannot flood
 /// the log pipeline with one call.
 const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 
-impl Host for InvocationState {
+impl Host for LogState {
     fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         let mut message = message;
         if message.len() > MAX_MESSAGE_BYTES {
@@ -17,7 +19,7 @@ impl Host for InvocationState {
             message.push('…');
         }
         let function = &*self.function;
-        let request_id = &self.request_id;
+        let request_id = &*self.request_id;
         match level {
             Level::Trace => {
                 tracing::trace!(target: "selfdb::function", function, request_id, "{message}")

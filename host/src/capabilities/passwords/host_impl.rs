@@ -1,8 +1,11 @@
-use super::selfdb::platform::passwords::Host;
-use crate::auth::passwords;
-use crate::runtime::state::InvocationState;
+//! The `passwords` interface, off the async workers: argon2 takes tens of
+//! milliseconds of CPU.
 
-impl Host for InvocationState {
+use super::PasswordsState;
+use crate::auth::passwords;
+use crate::capabilities::bindings::passwords::Host;
+
+impl Host for PasswordsState {
     async fn hash(&mut self, password: String) -> wasmtime::Result<Result<String, String>> {
         Ok(
             tokio::task::spawn_blocking(move || passwords::hash(&password))

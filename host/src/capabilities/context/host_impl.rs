@@ -1,7 +1,9 @@
-use super::selfdb::platform::context::{Host, Principal};
-use crate::runtime::state::InvocationState;
+//! The `context` interface: the request's caller, as verified by the host.
 
-impl Host for InvocationState {
+use super::ContextState;
+use crate::capabilities::bindings::context::{Host, Principal};
+
+impl Host for ContextState {
     fn caller(&mut self) -> wasmtime::Result<Principal> {
         Ok(Principal {
             role: self.principal.role.as_str().to_owned(),
@@ -11,10 +13,10 @@ impl Host for InvocationState {
     }
 
     fn request_id(&mut self) -> wasmtime::Result<String> {
-        Ok(self.request_id.clone())
+        Ok(self.request_id.to_string())
     }
 
     fn client_ip(&mut self) -> wasmtime::Result<Option<String>> {
-        Ok(self.client_ip.clone())
+        Ok(self.client_ip.as_deref().map(str::to_owned))
     }
 }

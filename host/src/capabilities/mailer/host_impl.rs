@@ -1,7 +1,9 @@
-use super::selfdb::platform::mailer::Host;
-use crate::runtime::state::InvocationState;
+//! The `mailer` interface: one message, its failure as text.
 
-impl Host for InvocationState {
+use super::MailerState;
+use crate::capabilities::bindings::mailer::Host;
+
+impl Host for MailerState {
     async fn send(
         &mut self,
         to: String,
@@ -9,10 +11,8 @@ impl Host for InvocationState {
         body: String,
         kind: String,
     ) -> wasmtime::Result<Result<(), String>> {
-        let Some(p) = &self.privileged else {
-            return Ok(Err("this component may not send mail".into()));
-        };
-        Ok(p.mailer
+        Ok(self
+            .mailer
             .send(&to, &subject, &body, &kind)
             .await
             .map_err(|e| e.to_string()))

@@ -1,17 +1,16 @@
-use super::selfdb::platform::tokens::{Host, Token};
-use crate::runtime::state::InvocationState;
+//! The `tokens` interface: minting refuses `service_role` and bounds the
+//! lifetime; the host sets `iat` and `exp`.
+
+use super::TokensState;
+use crate::capabilities::bindings::tokens::{Host, Token};
 use serde_json::Value;
 
 /// Longest lifetime a minted access token may have.
 const MAX_TTL_SECONDS: u32 = 7 * 24 * 3600;
 
-impl Host for InvocationState {
+impl Host for TokensState {
     fn jwks(&mut self) -> wasmtime::Result<String> {
-        Ok(self
-            .privileged
-            .as_ref()
-            .map(|p| p.keys.jwks().to_string())
-            .unwrap_or_else(|| "{\"keys\":[]}".into()))
+        Ok(self.keys.jwks().to_string())
     }
 
     fn mint_access_token(
@@ -19,9 +18,6 @@ impl Host for InvocationState {
         claims: String,
         ttl_seconds: u32,
     ) -> wasmtime::Result<Result<Token, String>> {
-        let Some(keys) = self.privileged.as_ref().map(|p| &p.keys) else {
-            return Ok(Err("this component may not mint tokens".into()));
-        };
         let mut claims = match serde_json::from_str::<Value>(&claims) {
             Ok(Value::Object(map)) => map,
             _ => return Ok(Err("claims must be a JSON object".into())),
@@ -34,7 +30,8 @@ impl Host for InvocationState {
         let expires_at = now + i64::from(ttl);
         claims.insert("iat".into(), now.into());
         claims.insert("exp".into(), expires_at.into());
-        Ok(keys
+        Ok(self
+            .keys
             .sign_access_token(&Value::Object(claims))
             .map(|jwt| Token { jwt, expires_at })
             .map_err(|e| e.to_string()))

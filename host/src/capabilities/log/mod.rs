@@ -1,0 +1,35 @@
+//! `selfdb:platform/log`: a component's log lines, tagged with its name
+//! and the request id, into the host's log.
+
+mod host_impl;
+
+use super::{Capability, Prepare};
+use std::sync::Arc;
+use wasmtime::component::{HasSelf, Linker};
+
+/// Per process: nothing.
+pub struct Log;
+
+/// Per invocation: what each line is tagged with.
+pub struct LogState {
+    function: Arc<str>,
+    request_id: Arc<str>,
+}
+
+impl Capability for Log {
+    type State = LogState;
+
+    fn link<T: Send + 'static>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> &mut LogState,
+    ) -> wasmtime::Result<()> {
+        super::bindings::log::add_to_linker::<T, HasSelf<LogState>>(linker, get)
+    }
+
+    fn prepare(&self, cx: &Prepare<'_>) -> LogState {
+        LogState {
+            function: cx.function.name.clone(),
+            request_id: cx.request_id.clone(),
+        }
+    }
+}
