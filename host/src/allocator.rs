@@ -49,22 +49,26 @@ unsafe impl GlobalAlloc for Allocator {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         configure_once();
-        mimalloc::MiMalloc.alloc(layout)
+        // SAFETY: the caller's guarantees, passed on unchanged.
+        unsafe { mimalloc::MiMalloc.alloc(layout) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         configure_once();
-        mimalloc::MiMalloc.alloc_zeroed(layout)
+        // SAFETY: the caller's guarantees, passed on unchanged.
+        unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        mimalloc::MiMalloc.dealloc(ptr, layout)
+        // SAFETY: the caller's guarantees, passed on unchanged.
+        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        mimalloc::MiMalloc.realloc(ptr, layout, new_size)
+        // SAFETY: the caller's guarantees, passed on unchanged.
+        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
     }
 }

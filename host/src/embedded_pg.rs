@@ -12,10 +12,10 @@
 //! finds the old postmaster through `postmaster.pid`, stops it cleanly and
 //! starts again; PostgreSQL's WAL keeps every committed transaction.
 
+use crate::files::write_private;
+use crate::secrets::read_or_create_secret;
 use nix::unistd::{Gid, Uid, User};
-use rand::Rng;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -75,7 +75,9 @@ impl EmbeddedPg {
             .canonicalize()
             .map_err(io(format!("resolve {}", root.display())))?;
         let pgdata = root.join("pg");
-        let password = read_or_create_secret(&root.join("pg.password"))?;
+        let password_file = root.join("pg.password");
+        let password = read_or_create_secret(&password_file)
+            .map_err(io(format!("write {}", password_file.display())))?;
         let mut pg = EmbeddedPg {
             port: 0,
             root,
@@ -197,7 +199,8 @@ impl EmbeddedPg {
             .map_err(io("restrict the cluster directory"))?;
         self.chown_to_postgres(&self.pgdata)?;
         let pwfile = self.root.join(".initdb-password");
-        write_private(&pwfile, &self.password)?;
+        write_private(&pwfile, self.password.as_bytes())
+            .map_err(io(format!("write {}", pwfile.display())))?;
         self.chown_to_postgres(&pwfile)?;
         let mut cmd = self.command("initdb");
         cmd.arg("-D")
@@ -389,50 +392,6 @@ fn is_postgres_process(pid: i32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/comm"))
         .map(|comm| matches!(comm.trim(), "postgres" | "postmaster"))
         .unwrap_or(false)
-}
-
-fn write_private(path: &Path, contents: &str) -> Result<(), PgError> {
-    let mut file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode_0600()
-        .open(path)
-        .map_err(io(format!("write {}", path.display())))?;
-    file.write_all(contents.as_bytes())
-        .and_then(|_| file.sync_all())
-        .map_err(io(format!("write {}", path.display())))
-}
-
-trait OpenPrivate {
-    fn mode_0600(&mut self) -> &mut Self;
-}
-
-impl OpenPrivate for fs::OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.mode(0o600)
-    }
-}
-
-/// Reads a secret file, creating it with a fresh random value first.
-pub fn read_or_create_secret(path: &Path) -> Result<String, PgError> {
-    if let Ok(text) = fs::read_to_string(path) {
-        let text = text.trim();
-        if !text.is_empty() {
-            return Ok(text.to_owned());
-        }
-    }
-    let secret = random_token(24);
-    write_private(path, &secret)?;
-    Ok(secret)
-}
-
-/// A random hex string of `bytes` bytes of entropy.
-pub fn random_token(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rng().fill(&mut buf[..]);
-    hex::encode(buf)
 }
 
 /// Starts `cmd`, and so the postmaster and every backend it forks, under

@@ -1,3 +1,5 @@
+//! The `selfdb` binary: the allocator, then the command line.
+
 mod allocator;
 
 #[global_allocator]

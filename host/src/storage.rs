@@ -4,7 +4,7 @@
 
 use crate::config::Settings;
 use crate::db::Database;
-use crate::embedded_pg::random_token;
+use crate::secrets::random_token;
 use anyhow::Context;
 use std::sync::Arc;
 use storage_s3s::{KeyRegistry, Pools, Store};

@@ -1,7 +1,7 @@
 //! Credentials: the instance's JWT keys, the verified principal of a
 //! request, and the platform's admins.
 
-pub mod admin;
+pub mod first_admin;
 pub mod keys;
 pub mod mailer;
 pub mod passwords;

@@ -197,7 +197,7 @@ impl Database {
         let authenticator = authenticator_role(&database);
         let password = db_for_settings
             .setting_or_init("authenticator_password", || {
-                crate::embedded_pg::random_token(24)
+                crate::secrets::random_token(24)
             })
             .await?;
         db_for_settings

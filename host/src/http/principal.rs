@@ -7,7 +7,8 @@
 //! without a session) get the key's role.
 
 use super::error::ApiError;
-use crate::auth::{JwtKeys, Principal, TokenError};
+use super::AppState;
+use crate::auth::{JwtKeys, Principal, Role, TokenError};
 use axum::http::{HeaderMap, StatusCode};
 use std::sync::Arc;
 
@@ -62,4 +63,17 @@ pub fn authenticate(headers: &HeaderMap, keys: &JwtKeys) -> Result<Arc<Principal
     }
     keys.verify(token)
         .map_err(|e| token_error("bearer token", e))
+}
+
+/// Admin routes: the service key, or 403.
+pub fn require_service_role(headers: &HeaderMap, app: &AppState) -> Result<(), ApiError> {
+    let principal = authenticate(headers, &app.keys)?;
+    if principal.role != Role::ServiceRole {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this endpoint needs the service key",
+        ));
+    }
+    Ok(())
 }

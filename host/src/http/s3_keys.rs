@@ -1,8 +1,8 @@
 //! `/api/v1/s3/keys`: S3 access keys, which an admin (the service key)
 //! issues to a user or to the service role, lists and revokes.
 
-use super::admin::require_service_role;
 use super::error::ApiError;
+use super::principal::require_service_role;
 use super::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};

@@ -2,9 +2,8 @@
 //! only.
 
 use super::error::ApiError;
-use super::principal::authenticate;
+use super::principal::require_service_role;
 use super::AppState;
-use crate::auth::Role;
 use crate::runtime::registry::valid_name;
 use crate::runtime::RuntimeError;
 use axum::body::Bytes;
@@ -16,18 +15,6 @@ use serde_json::{json, Value};
 
 /// Largest component accepted by the deploy endpoint.
 pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
-
-pub(super) fn require_service_role(headers: &HeaderMap, app: &AppState) -> Result<(), ApiError> {
-    let principal = authenticate(headers, &app.keys)?;
-    if principal.role != Role::ServiceRole {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "this endpoint needs the service key",
-        ));
-    }
-    Ok(())
-}
 
 pub async fn list(
     State(app): State<AppState>,
@@ -106,11 +93,6 @@ pub async fn deploy(
 }
 
 fn persist(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{name}.wasm.tmp"));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, dir.join(format!("{name}.wasm")))
+    crate::files::write_atomically(&dir.join(format!("{name}.wasm")), bytes)
 }

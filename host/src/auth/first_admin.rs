@@ -41,7 +41,7 @@ pub async fn ensure_first_admin(
     }
     let (password, generated) = match password {
         Some(p) => (p.to_owned(), false),
-        None => (crate::embedded_pg::random_token(12), true),
+        None => (crate::secrets::random_token(12), true),
     };
     let hash = hash_password(&password)?;
     let inserted = client
