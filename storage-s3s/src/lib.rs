@@ -17,6 +17,7 @@ pub mod listing;
 pub mod multipart;
 pub mod names;
 pub mod objects;
+pub mod range;
 pub mod s3;
 pub mod store;
 

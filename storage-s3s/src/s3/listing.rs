@@ -1,0 +1,109 @@
+//! Object listings: ListObjects (v1, by marker) and ListObjectsV2 (by
+//! continuation token).
+
+use super::convert::{list_contents, KeyEncoding};
+use super::S3Frontend;
+use crate::listing::ListQuery;
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+const MAX_KEYS: i32 = 1000;
+
+pub(super) fn max_keys(requested: Option<i32>) -> S3Result<usize> {
+    match requested {
+        None => Ok(MAX_KEYS as usize),
+        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys cannot be negative")),
+        Some(n) => Ok(n.min(MAX_KEYS) as usize),
+    }
+}
+
+pub(super) async fn list_objects(
+    s3: &S3Frontend,
+    req: S3Request<ListObjectsInput>,
+) -> S3Result<S3Response<ListObjectsOutput>> {
+    let access = s3.access(&req.credentials).await?;
+    let input = req.input;
+    let query = ListQuery {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone(),
+        after: input.marker.clone().filter(|m| !m.is_empty()),
+        max_keys: max_keys(input.max_keys)?,
+    };
+    let listing = s3
+        .store
+        .list_objects(&access, &input.bucket, &query)
+        .await?;
+    let encoding = KeyEncoding::new(&input.encoding_type);
+    let (contents, prefixes) = list_contents(&listing, &encoding);
+    let next_marker = if listing.truncated && query.delimiter.is_some() {
+        listing.last.as_deref().map(|l| encoding.apply(l))
+    } else {
+        None
+    };
+    Ok(S3Response::new(ListObjectsOutput {
+        name: Some(input.bucket),
+        prefix: Some(encoding.apply(&query.prefix)),
+        marker: input.marker.map(|m| encoding.apply(&m)),
+        max_keys: Some(query.max_keys as i32),
+        is_truncated: Some(listing.truncated),
+        contents: Some(contents),
+        common_prefixes: Some(prefixes),
+        delimiter: input.delimiter.map(|d| encoding.apply(&d)),
+        next_marker,
+        encoding_type: input.encoding_type,
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn list_objects_v2(
+    s3: &S3Frontend,
+    req: S3Request<ListObjectsV2Input>,
+) -> S3Result<S3Response<ListObjectsV2Output>> {
+    let access = s3.access(&req.credentials).await?;
+    let input = req.input;
+    let after = match &input.continuation_token {
+        Some(token) => {
+            let bytes = hex::decode(token)
+                .map_err(|_| s3_error!(InvalidArgument, "the continuation token is not valid"))?;
+            Some(
+                String::from_utf8(bytes).map_err(|_| {
+                    s3_error!(InvalidArgument, "the continuation token is not valid")
+                })?,
+            )
+        }
+        None => input.start_after.clone().filter(|s| !s.is_empty()),
+    };
+    let query = ListQuery {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone(),
+        after,
+        max_keys: max_keys(input.max_keys)?,
+    };
+    let listing = s3
+        .store
+        .list_objects(&access, &input.bucket, &query)
+        .await?;
+    let encoding = KeyEncoding::new(&input.encoding_type);
+    let (contents, prefixes) = list_contents(&listing, &encoding);
+    let key_count = (contents.len() + prefixes.len()) as i32;
+    let next = if listing.truncated {
+        listing.last.as_ref().map(hex::encode)
+    } else {
+        None
+    };
+    Ok(S3Response::new(ListObjectsV2Output {
+        name: Some(input.bucket),
+        prefix: Some(encoding.apply(&query.prefix)),
+        max_keys: Some(query.max_keys as i32),
+        key_count: Some(key_count),
+        continuation_token: input.continuation_token,
+        is_truncated: Some(listing.truncated),
+        next_continuation_token: next,
+        contents: Some(contents),
+        common_prefixes: Some(prefixes),
+        delimiter: input.delimiter.map(|d| encoding.apply(&d)),
+        encoding_type: input.encoding_type,
+        start_after: input.start_after.map(|s| encoding.apply(&s)),
+        ..Default::default()
+    }))
+}

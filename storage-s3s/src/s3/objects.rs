@@ -1,0 +1,324 @@
+//! Object operations: put, get, head, delete (one or many) and copy, with
+//! the read rule they share (RLS, or a public bucket) and GET/HEAD
+//! preconditions.
+
+use super::convert::{internal, metadata_of, seconds, source_of, timestamp, user_metadata};
+use super::S3Frontend;
+use crate::access::Access;
+use crate::body::ObjectBody;
+use crate::error::StorageError;
+use crate::objects::{ObjectInfo, PutOptions, Read};
+use s3s::dto::*;
+use s3s::{s3_error, S3ErrorCode, S3Request, S3Response, S3Result};
+
+impl S3Frontend {
+    /// An object as `access` may read it: through RLS, or — for anyone —
+    /// from a public bucket.
+    pub(super) async fn readable(
+        &self,
+        access: &Access,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<ObjectInfo> {
+        if matches!(access, Access::Anon { .. }) {
+            return self
+                .store
+                .head_object(access, bucket, key, Read::Public)
+                .await
+                .map_err(|err| match err {
+                    // Private buckets look like missing ones to strangers.
+                    StorageError::NoSuchBucket => s3_error!(AccessDenied),
+                    other => other.into(),
+                });
+        }
+        match self
+            .store
+            .head_object(access, bucket, key, Read::AsCaller)
+            .await
+        {
+            Err(StorageError::NoSuchKey) => {
+                match self
+                    .store
+                    .head_object(access, bucket, key, Read::Public)
+                    .await
+                {
+                    Ok(info) => Ok(info),
+                    Err(_) => Err(s3_error!(NoSuchKey)),
+                }
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Opens the bytes of an object read as `readable` allows.
+    pub(super) async fn open(
+        &self,
+        access: &Access,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<(ObjectInfo, ObjectBody)> {
+        let mut attempts = 0;
+        loop {
+            let info = self.readable(access, bucket, key).await?;
+            match self.store.open_body(&info.version).await {
+                Ok(body) => return Ok((info, body)),
+                // Replaced between the row and the open: read the row again.
+                Err(StorageError::Io(err))
+                    if err.kind() == std::io::ErrorKind::NotFound && attempts < 3 =>
+                {
+                    attempts += 1;
+                }
+                Err(err) => return Err(internal(err)),
+            }
+        }
+    }
+}
+
+fn etag_matches(condition: &ETagCondition, etag: &str) -> bool {
+    match condition {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(e) => e.value() == etag,
+    }
+}
+
+/// Evaluates GET/HEAD preconditions as RFC 9110 orders them.
+fn check_preconditions(
+    info: &ObjectInfo,
+    if_match: &Option<ETagCondition>,
+    if_none_match: &Option<ETagCondition>,
+    if_modified_since: Option<Timestamp>,
+    if_unmodified_since: Option<Timestamp>,
+) -> S3Result<()> {
+    let modified = info.updated_at.timestamp();
+    if let Some(condition) = if_match {
+        if !etag_matches(condition, &info.etag) {
+            return Err(s3_error!(PreconditionFailed));
+        }
+    } else if let Some(since) = if_unmodified_since {
+        if modified > seconds(since) {
+            return Err(s3_error!(PreconditionFailed));
+        }
+    }
+    if let Some(condition) = if_none_match {
+        if etag_matches(condition, &info.etag) {
+            return Err(s3_error!(NotModified));
+        }
+    } else if let Some(since) = if_modified_since {
+        if modified <= seconds(since) {
+            return Err(s3_error!(NotModified));
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn put_object(
+    s3: &S3Frontend,
+    req: S3Request<PutObjectInput>,
+) -> S3Result<S3Response<PutObjectOutput>> {
+    let access = s3.access(&req.credentials).await?;
+    let input = req.input;
+    let body = input.body.ok_or_else(|| s3_error!(IncompleteBody))?;
+    if let Some(ETagCondition::ETag(_)) = &input.if_match {
+        return Err(s3_error!(
+            NotImplemented,
+            "If-Match on PUT is not supported"
+        ));
+    }
+    let options = PutOptions {
+        content_type: input.content_type,
+        cache_control: input.cache_control,
+        user_metadata: user_metadata(input.metadata),
+        overwrite: !input.if_none_match.as_ref().is_some_and(|c| c.is_any()),
+        content_md5: input.content_md5,
+        owner: None,
+        declared_size: input.content_length.and_then(|l| u64::try_from(l).ok()),
+    };
+    let info = s3
+        .store
+        .put_object(&access, &input.bucket, &input.key, body, options)
+        .await?;
+    Ok(S3Response::new(PutObjectOutput {
+        e_tag: Some(ETag::Strong(info.etag)),
+        size: Some(info.size as i64),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn get_object(
+    s3: &S3Frontend,
+    req: S3Request<GetObjectInput>,
+) -> S3Result<S3Response<GetObjectOutput>> {
+    let access = s3.access(&req.credentials).await?;
+    let input = req.input;
+    if input.part_number.is_some() {
+        return Err(s3_error!(
+            NotImplemented,
+            "partNumber reads are not supported"
+        ));
+    }
+    let (info, body) = s3.open(&access, &input.bucket, &input.key).await?;
+    check_preconditions(
+        &info,
+        &input.if_match,
+        &input.if_none_match,
+        input.if_modified_since,
+        input.if_unmodified_since,
+    )?;
+    let (start, length, content_range) = match &input.range {
+        None => (0, info.size, None),
+        Some(range) => {
+            let span = range
+                .check(info.size)
+                .map_err(|_| s3_error!(InvalidRange))?;
+            let range_text = format!("bytes {}-{}/{}", span.start, span.end - 1, info.size);
+            (span.start, span.end - span.start, Some(range_text))
+        }
+    };
+    let stream = body.into_stream(start, length).await.map_err(internal)?;
+    // s3s answers 206 by itself when content_range is set.
+    let response = S3Response::new(GetObjectOutput {
+        body: Some(StreamingBlob::wrap(stream)),
+        content_length: Some(length as i64),
+        content_range,
+        accept_ranges: Some("bytes".into()),
+        content_type: Some(info.content_type.clone()),
+        cache_control: info.cache_control.clone(),
+        e_tag: Some(ETag::Strong(info.etag.clone())),
+        last_modified: Some(timestamp(info.updated_at)),
+        metadata: metadata_of(&info),
+        ..Default::default()
+    });
+    Ok(response)
+}
+
+pub(super) async fn head_object(
+    s3: &S3Frontend,
+    req: S3Request<HeadObjectInput>,
+) -> S3Result<S3Response<HeadObjectOutput>> {
+    let access = s3.access(&req.credentials).await?;
+    let input = req.input;
+    let info = s3.readable(&access, &input.bucket, &input.key).await?;
+    check_preconditions(
+        &info,
+        &input.if_match,
+        &input.if_none_match,
+        input.if_modified_since,
+        input.if_unmodified_since,
+    )?;
+    Ok(S3Response::new(HeadObjectOutput {
+        content_length: Some(info.size as i64),
+        accept_ranges: Some("bytes".into()),
+        content_type: Some(info.content_type.clone()),
+        cache_control: info.cache_control.clone(),
+        e_tag: Some(ETag::Strong(info.etag.clone())),
+        last_modified: Some(timestamp(info.updated_at)),
+        metadata: metadata_of(&info),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn delete_object(
+    s3: &S3Frontend,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    let access = s3.access(&req.credentials).await?;
+    let input = req.input;
+    let deleted = s3
+        .store
+        .delete_objects(&access, &input.bucket, std::slice::from_ref(&input.key))
+        .await?;
+    if deleted.is_empty() {
+        // S3 answers 204 for a missing key, but not for a missing bucket.
+        s3.store.bucket_system(&input.bucket).await?;
+    }
+    Ok(S3Response::new(DeleteObjectOutput::default()))
+}
+
+pub(super) async fn delete_objects(
+    s3: &S3Frontend,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let access = s3.access(&req.credentials).await?;
+    let input = req.input;
+    s3.store.bucket_system(&input.bucket).await?;
+    let keys: Vec<String> = input.delete.objects.into_iter().map(|o| o.key).collect();
+    if keys.len() > 1000 {
+        return Err(s3_error!(MalformedXML, "at most 1000 keys per request"));
+    }
+    s3.store
+        .delete_objects(&access, &input.bucket, &keys)
+        .await?;
+    let quiet = input.delete.quiet.unwrap_or(false);
+    let deleted = if quiet {
+        Vec::new()
+    } else {
+        keys.into_iter()
+            .map(|key| DeletedObject {
+                key: Some(key),
+                ..Default::default()
+            })
+            .collect()
+    };
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn copy_object(
+    s3: &S3Frontend,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
+    let access = s3.access(&req.credentials).await?;
+    let input = req.input;
+    let (src_bucket, src_key) = source_of(&input.copy_source)?;
+    let replace = input
+        .metadata_directive
+        .as_ref()
+        .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    if !replace && src_bucket == input.bucket && src_key == input.key {
+        return Err(s3_error!(
+            InvalidRequest,
+            "copying an object onto itself needs a metadata change"
+        ));
+    }
+    let source = s3.readable(&access, &src_bucket, &src_key).await?;
+    check_preconditions(
+        &source,
+        &input.copy_source_if_match,
+        &input.copy_source_if_none_match,
+        input.copy_source_if_modified_since,
+        input.copy_source_if_unmodified_since,
+    )
+    .map_err(|err| match err.code() {
+        S3ErrorCode::NotModified => s3_error!(PreconditionFailed),
+        _ => err,
+    })?;
+    let options = replace.then(|| PutOptions {
+        content_type: input.content_type,
+        cache_control: input.cache_control,
+        user_metadata: user_metadata(input.metadata),
+        overwrite: true,
+        content_md5: None,
+        owner: None,
+        declared_size: None,
+    });
+    let info = s3
+        .store
+        .copy_object(
+            &access,
+            (&src_bucket, &src_key),
+            (&input.bucket, &input.key),
+            options,
+            true,
+        )
+        .await?;
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(CopyObjectResult {
+            e_tag: Some(ETag::Strong(info.etag)),
+            last_modified: Some(timestamp(info.updated_at)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+}

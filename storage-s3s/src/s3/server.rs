@@ -1,0 +1,46 @@
+//! The S3 endpoint's service (s3s with SelfDB's signing keys and access
+//! rule) and its HTTP server.
+
+use super::auth::{AnonymousReads, KeyAuth};
+use super::S3Frontend;
+use crate::keys::KeyRegistry;
+use crate::store::Store;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use std::sync::Arc;
+
+/// The s3s service over `store`, with access keys from `keys`.
+pub fn service(store: Store, keys: Arc<KeyRegistry>) -> S3Service {
+    let mut builder = S3ServiceBuilder::new(S3Frontend {
+        store,
+        keys: keys.clone(),
+    });
+    builder.set_auth(KeyAuth(keys));
+    builder.set_access(AnonymousReads);
+    builder.build()
+}
+
+/// Serves the S3 endpoint on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, service: S3Service) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+    loop {
+        let (socket, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(err) => {
+                tracing::warn!(%err, "accepting an S3 connection");
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let service = service.clone();
+        tokio::spawn(async move {
+            let builder = Builder::new(TokioExecutor::new());
+            if let Err(err) = builder
+                .serve_connection(TokioIo::new(socket), service)
+                .await
+            {
+                tracing::debug!(%err, "S3 connection ended");
+            }
+        });
+    }
+}
