@@ -52,3 +52,54 @@ impl AuthError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::AuthError;
+    use serde_json::{json, Value};
+
+    fn header<'r>(response: &'r selfdb_sdk::Response, name: &str) -> Option<&'r [u8]> {
+        response
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    #[test]
+    fn errors_carry_both_gotrue_shapes() {
+        let mut err = AuthError::new(429, "over_request_rate_limit", "Too many requests");
+        err.retry_after = Some(30);
+        err.extra = Some(("weak_password".into(), json!({"reasons": ["length"]})));
+        let response = err.into_response();
+        assert_eq!(response.status, 429);
+        let body: Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "code": "over_request_rate_limit",
+                "error_code": "over_request_rate_limit",
+                "msg": "Too many requests",
+                "message": "Too many requests",
+                "weak_password": {"reasons": ["length"]},
+            })
+        );
+        assert_eq!(
+            header(&response, "x-supabase-api-version"),
+            Some(&b"2024-01-01"[..])
+        );
+        assert_eq!(
+            header(&response, "x-sb-error-code"),
+            Some(&b"over_request_rate_limit"[..])
+        );
+        assert_eq!(header(&response, "retry-after"), Some(&b"30"[..]));
+    }
+
+    #[test]
+    fn validation_and_unexpected_failures() {
+        let err = AuthError::validation("bad");
+        assert_eq!((err.status, err.code.as_str()), (400, "validation_failed"));
+        let err = AuthError::unexpected("boom");
+        assert_eq!((err.status, err.code.as_str()), (500, "unexpected_failure"));
+    }
+}

@@ -140,3 +140,62 @@ pub fn random_otp() -> Result<String, AuthError> {
     getrandom::fill(&mut buf).map_err(|_| AuthError::unexpected("no randomness available"))?;
     Ok(format!("{:06}", u64::from_le_bytes(buf) % 1_000_000))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{normalize_email, random_hex, random_otp, sha256_hex, token_hash};
+
+    #[test]
+    fn emails_are_trimmed_lowercased_and_checked() {
+        assert_eq!(
+            normalize_email("  Ada@Example.COM ").unwrap(),
+            "ada@example.com"
+        );
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@example",
+            "ada@.com",
+            "ada@com.",
+            "a da@x.io",
+            "a@b@c.io",
+        ] {
+            let err = normalize_email(bad).unwrap_err();
+            assert_eq!(
+                (err.status, err.code.as_str()),
+                (400, "validation_failed"),
+                "{bad:?}"
+            );
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert_eq!(
+            normalize_email(&long).unwrap_err().message,
+            "An email address is too long"
+        );
+    }
+
+    #[test]
+    fn hashes_are_hex_digests() {
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        // SHA-224 of the email followed by the code.
+        assert_eq!(
+            token_hash("ab", "c"),
+            "23097d223405d8228642a477bda255b32aadbce4bda0b3f7e36c9da7"
+        );
+    }
+
+    #[test]
+    fn random_tokens_have_their_length() {
+        let token = random_hex(24).unwrap();
+        assert_eq!(token.len(), 48);
+        assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(token, random_hex(24).unwrap());
+        let otp = random_otp().unwrap();
+        assert_eq!(otp.len(), 6);
+        assert!(otp.bytes().all(|b| b.is_ascii_digit()));
+    }
+}

@@ -9,6 +9,7 @@
 
 /// A bump region over `[start, end)`. Addresses are plain integers so the
 /// logic is testable on any target.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub struct Bump {
     start: usize,
     end: usize,
@@ -17,6 +18,7 @@ pub struct Bump {
     last: usize,
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 impl Bump {
     pub const fn new(start: usize, len: usize) -> Self {
         Self {

@@ -6,11 +6,19 @@
 //! row-level security decides which rows exist for whom. Tables, columns,
 //! keys and functions come from the host's schema cache; names not in it
 //! are refused before any SQL is built, and every value is a parameter.
+//!
+//! A request goes the way it goes through PostgREST: `parse` reads the
+//! query string, `plan` resolves what it names against the schema cache
+//! (the only module that calls the host's `schema` interface), `query`
+//! builds the SQL from the plan in pure code, and `read`, `write` and `rpc`
+//! run it through `db` and shape the response. Every failure the component
+//! reports itself is a kind in `error`'s catalogue.
 
 mod arena;
 mod error;
 mod openapi;
 mod parse;
+mod plan;
 mod query;
 mod read;
 mod rpc;
@@ -18,7 +26,8 @@ mod sql;
 mod write;
 
 use error::ApiError;
-use selfdb_sdk::{context, percent_decode_lossy, schema, Handler, Request, Response};
+use plan::Host;
+use selfdb_sdk::{context, percent_decode_lossy, Handler, Request, Response};
 
 /// The request as the handlers need it.
 pub struct Call {
@@ -49,9 +58,8 @@ impl Call {
     }
 
     pub fn body_json(&self) -> Result<serde_json::Value, ApiError> {
-        serde_json::from_slice(&self.request.body).map_err(|e| {
-            ApiError::new(400, "PGRST102", "Empty or invalid json").details(e.to_string())
-        })
+        serde_json::from_slice(&self.request.body)
+            .map_err(|e| ApiError::invalid_json().details(e.to_string()))
     }
 
     pub fn db_error(&self, err: selfdb_sdk::db::DbError) -> ApiError {
@@ -78,33 +86,6 @@ fn prefer(request: &Request) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The schema a request addresses: `Accept-Profile` (reads) or
-/// `Content-Profile` (writes), else the first exposed one.
-fn profile(request: &Request) -> Result<String, ApiError> {
-    let exposed = schema::exposed_schemas();
-    let header = if matches!(request.method.as_str(), "GET" | "HEAD") {
-        "accept-profile"
-    } else {
-        "content-profile"
-    };
-    match request.header(header) {
-        None => exposed
-            .first()
-            .cloned()
-            .ok_or_else(|| ApiError::new(500, "PGRST002", "no schema is exposed")),
-        Some(wanted) if exposed.iter().any(|s| s == wanted) => Ok(wanted.to_owned()),
-        Some(wanted) => Err(ApiError::new(
-            406,
-            "PGRST106",
-            format!(
-                "The schema must be one of the following: {}",
-                exposed.join(", ")
-            ),
-        )
-        .details(format!("{wanted} is not exposed"))),
-    }
-}
-
 fn handle(request: Request) -> Result<Response, ApiError> {
     let path = request
         .path
@@ -112,7 +93,7 @@ fn handle(request: Request) -> Result<Response, ApiError> {
         .unwrap_or(&request.path)
         .trim_end_matches('/')
         .to_owned();
-    let schema = profile(&request)?;
+    let schema = plan::profile(&request)?;
     let call = Call {
         query: request.query_pairs(),
         prefer: prefer(&request),
@@ -124,7 +105,7 @@ fn handle(request: Request) -> Result<Response, ApiError> {
     if path.is_empty() {
         return match method.as_str() {
             "GET" | "HEAD" => Ok(openapi::document(&call)),
-            _ => Err(ApiError::new(405, "PGRST117", "Unsupported HTTP method")),
+            _ => Err(ApiError::unsupported_method()),
         };
     }
     if let Some(function) = path.strip_prefix("/rpc/") {
@@ -132,20 +113,16 @@ fn handle(request: Request) -> Result<Response, ApiError> {
     }
     let table_name = percent_decode_lossy(path.trim_start_matches('/'));
     if table_name.contains('/') {
-        return Err(ApiError::new(
-            404,
-            "PGRST125",
-            format!("Invalid path specified in request URL: {path}"),
-        ));
+        return Err(ApiError::invalid_path(&path));
     }
-    let table = query::table_or_404(&call.schema, &table_name)?;
+    let table = plan::table(&Host, &call.schema, &table_name)?;
     match method.as_str() {
         "GET" | "HEAD" => read::get(&call, &table),
         "POST" => write::insert(&call, &table, false),
         "PUT" => write::put(&call, &table),
         "PATCH" => write::update(&call, &table),
         "DELETE" => write::delete(&call, &table),
-        _ => Err(ApiError::new(405, "PGRST117", "Unsupported HTTP method")),
+        _ => Err(ApiError::unsupported_method()),
     }
 }
 

@@ -1,8 +1,8 @@
 //! `GET /rest/v1/`: an OpenAPI (Swagger 2.0, as PostgREST serves) document
 //! of the exposed tables, their columns and types, and the functions.
 
+use crate::plan::Host;
 use crate::Call;
-use selfdb_sdk::schema;
 use selfdb_sdk::Response;
 use serde_json::{json, Map, Value};
 
@@ -22,7 +22,8 @@ fn json_type(pg: &str) -> (&'static str, &str) {
 pub fn document(call: &Call) -> Response {
     let mut paths = Map::new();
     let mut definitions = Map::new();
-    for table in schema::tables()
+    for table in Host
+        .tables()
         .into_iter()
         .filter(|t| t.schema == call.schema)
     {
@@ -57,7 +58,8 @@ pub fn document(call: &Call) -> Response {
         }
         paths.insert(format!("/{}", table.name), operations);
     }
-    for function in schema::functions()
+    for function in Host
+        .functions()
         .into_iter()
         .filter(|f| f.schema == call.schema)
     {

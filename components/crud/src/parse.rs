@@ -2,6 +2,7 @@
 //! `or`/`and`, `order`, and their scoping to embedded resources.
 
 use crate::error::ApiError;
+use std::collections::HashMap;
 
 /// A column, optionally followed by a JSON path (`data->a->>b`).
 #[derive(Debug, Clone)]
@@ -334,6 +335,57 @@ pub fn parse_order(text: &str) -> Result<Vec<Order>, ApiError> {
         });
     }
     Ok(orders)
+}
+
+/// What the query string says about one level of the response: the top
+/// (`""`) or an embedded resource (`"posts"`, `"posts.comments"`).
+#[derive(Default, Debug)]
+pub struct Scope {
+    pub conds: Vec<Cond>,
+    pub order: Vec<Order>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// The scopes of a request, by path.
+pub type Scopes = HashMap<String, Scope>;
+
+/// Query parameters that are not filters at the top level.
+const RESERVED: &[&str] = &["select", "columns", "on_conflict"];
+
+pub fn scopes(query: &[(String, String)]) -> Result<Scopes, ApiError> {
+    let mut scopes: Scopes = HashMap::new();
+    for (key, value) in query {
+        if RESERVED.contains(&key.as_str()) {
+            continue;
+        }
+        let (path, name) = match key.rfind('.') {
+            // `not.or` / `not.and` are top-level keys, not a scope named "not".
+            Some(_) if key == "not.or" || key == "not.and" => ("", key.as_str()),
+            Some(i) => (&key[..i], &key[i + 1..]),
+            None => ("", key.as_str()),
+        };
+        let scope = scopes.entry(path.to_owned()).or_default();
+        match name {
+            "order" => scope.order = parse_order(value)?,
+            "limit" => scope.limit = Some(parse_count(name, value)?),
+            "offset" => scope.offset = Some(parse_count(name, value)?),
+            "or" | "and" => scope.conds.push(parse_group(name == "or", false, value)?),
+            "not.or" | "not.and" => scope
+                .conds
+                .push(parse_group(name == "not.or", true, value)?),
+            column => scope.conds.push(parse_leaf(parse_field(column)?, value)?),
+        }
+    }
+    Ok(scopes)
+}
+
+fn parse_count(name: &str, value: &str) -> Result<i64, ApiError> {
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| ApiError::parse(format!("\"{value}\" is not a valid {name}")))
 }
 
 #[cfg(test)]

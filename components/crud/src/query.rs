@@ -1,76 +1,19 @@
-//! Turns parsed requests into SQL over the schema cache: select lists with
-//! embedded resources, conditions, order and paging. Identifiers come from
-//! the schema cache and are quoted; every value is a bound parameter.
+//! SQL from a plan, as PostgREST's `Query/QueryBuilder.hs` builds it: select
+//! lists with embedded resources, conditions, order and paging, and the
+//! statements of a read, a write and a function call. Pure code: the plan
+//! already holds what the schema cache said, so nothing here calls the host,
+//! and unit tests drive it natively. Identifiers come from the schema cache
+//! and are quoted; every value is a bound parameter.
 
 use crate::error::ApiError;
-use crate::parse::{self, Cond, Field, Order, SelectItem};
-use crate::sql::{array_literal, ident, push_ident, qualified, Sql};
-use selfdb_sdk::schema::{self, TableInfo};
-use std::collections::HashMap;
-
-/// What the query string says about one level of the response: the top
-/// (`""`) or an embedded resource (`"posts"`, `"posts.comments"`).
-#[derive(Default, Debug)]
-pub struct Scope {
-    pub conds: Vec<Cond>,
-    pub order: Vec<Order>,
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
-}
-
-/// Query parameters that are not filters at the top level.
-const RESERVED: &[&str] = &["select", "columns", "on_conflict"];
-
-pub fn scopes(query: &[(String, String)]) -> Result<HashMap<String, Scope>, ApiError> {
-    let mut scopes: HashMap<String, Scope> = HashMap::new();
-    for (key, value) in query {
-        if RESERVED.contains(&key.as_str()) {
-            continue;
-        }
-        let (path, name) = match key.rfind('.') {
-            // `not.or` / `not.and` are top-level keys, not a scope named "not".
-            Some(_) if key == "not.or" || key == "not.and" => ("", key.as_str()),
-            Some(i) => (&key[..i], &key[i + 1..]),
-            None => ("", key.as_str()),
-        };
-        let scope = scopes.entry(path.to_owned()).or_default();
-        match name {
-            "order" => scope.order = parse::parse_order(value)?,
-            "limit" => scope.limit = Some(parse_count(name, value)?),
-            "offset" => scope.offset = Some(parse_count(name, value)?),
-            "or" | "and" => scope
-                .conds
-                .push(parse::parse_group(name == "or", false, value)?),
-            "not.or" | "not.and" => {
-                scope
-                    .conds
-                    .push(parse::parse_group(name == "not.or", true, value)?)
-            }
-            column => scope
-                .conds
-                .push(parse::parse_leaf(parse::parse_field(column)?, value)?),
-        }
-    }
-    Ok(scopes)
-}
-
-fn parse_count(name: &str, value: &str) -> Result<i64, ApiError> {
-    value
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 0)
-        .ok_or_else(|| ApiError::parse(format!("\"{value}\" is not a valid {name}")))
-}
-
-pub fn table_or_404(schema_name: &str, name: &str) -> Result<TableInfo, ApiError> {
-    schema::table(schema_name, name).ok_or_else(|| {
-        ApiError::new(
-            404,
-            "PGRST205",
-            format!("Could not find the table '{schema_name}.{name}' in the schema cache"),
-        )
-    })
-}
+use crate::parse::{self, Cond, Field, Scopes, SelectItem};
+use crate::plan::Select;
+use crate::sql::{
+    array_literal, column_list, ident, json_array_literal, push_ident, qualified, Sql,
+};
+use selfdb_sdk::db::Value;
+use selfdb_sdk::schema::{FunctionInfo, TableInfo};
+use serde_json::{Map, Value as Json};
 
 pub fn check_column(table: &TableInfo, column: &str) -> Result<(), ApiError> {
     if table.columns.iter().any(|c| c.name == column) {
@@ -80,22 +23,15 @@ pub fn check_column(table: &TableInfo, column: &str) -> Result<(), ApiError> {
     }
 }
 
+#[derive(Debug)]
 pub struct Builder<'a> {
     pub sql: Sql,
-    pub scopes: &'a HashMap<String, Scope>,
+    pub scopes: &'a Scopes,
     aliases: usize,
 }
 
-/// How an embedded table joins its parent.
-struct Relation {
-    target: TableInfo,
-    /// (target column, parent column) pairs.
-    pairs: Vec<(String, String)>,
-    to_many: bool,
-}
-
 impl<'a> Builder<'a> {
-    pub fn new(scopes: &'a HashMap<String, Scope>) -> Self {
+    pub fn new(scopes: &'a Scopes) -> Self {
         Self {
             sql: Sql::default(),
             scopes,
@@ -333,12 +269,13 @@ impl<'a> Builder<'a> {
         &mut self,
         table: &TableInfo,
         alias: &str,
-        items: &[SelectItem],
+        select: &Select,
         path: &str,
     ) -> Result<(String, Vec<String>), ApiError> {
         let mut list = Vec::new();
         let mut inner = Vec::new();
-        for item in items {
+        let mut embeds = select.embeds.iter();
+        for item in select.items {
             match item {
                 SelectItem::Star => list.push(format!("{alias}.*")),
                 SelectItem::Column {
@@ -358,10 +295,10 @@ impl<'a> Builder<'a> {
                 SelectItem::Embed {
                     alias: name,
                     name: target,
-                    hint,
                     inner: is_inner,
                     spread,
                     items,
+                    ..
                 } => {
                     let output = name.clone().unwrap_or_else(|| target.clone());
                     let child_path = if path.is_empty() {
@@ -369,7 +306,13 @@ impl<'a> Builder<'a> {
                     } else {
                         format!("{path}.{output}")
                     };
-                    let relation = relation(table, target, hint.as_deref())?;
+                    // The plan has one entry per embed, in order.
+                    let embed = match embeds.next() {
+                        Some(Ok(embed)) => embed,
+                        Some(Err(err)) => return Err(err.clone()),
+                        None => return Err(ApiError::relationship_not_found(&table.name, target)),
+                    };
+                    let relation = &embed.relation;
                     let child = self.next_alias();
                     let join: Vec<String> = relation
                         .pairs
@@ -377,7 +320,7 @@ impl<'a> Builder<'a> {
                         .map(|(t, p)| format!("{child}.{} = {alias}.{}", ident(t), ident(p)))
                         .collect();
                     let (child_list, child_inner) =
-                        self.select_list(&relation.target, &child, items, &child_path)?;
+                        self.select_list(&relation.target, &child, &embed.select, &child_path)?;
                     let conds =
                         self.conditions(&relation.target, &child, &child_path, join.clone())?;
                     let mut conds = conds;
@@ -412,12 +355,7 @@ impl<'a> Builder<'a> {
                     }
                     if *spread {
                         if relation.to_many {
-                            return Err(ApiError::new(
-                                400,
-                                "PGRST119",
-                                format!("A spread operation on '{target}' is not possible"),
-                            )
-                            .details("only a to-one relationship can be spread"));
+                            return Err(ApiError::spread_to_many(target));
                         }
                         // The embedded row's fields, each as a column of
                         // this level (JSON-typed, so they keep their types
@@ -458,63 +396,652 @@ fn output_names(table: &TableInfo, items: &[SelectItem]) -> Vec<String> {
     names
 }
 
-/// Finds how `target` relates to `parent` through foreign keys, either
-/// way; `hint` (a key or column name) picks one of several.
-fn relation(parent: &TableInfo, target: &str, hint: Option<&str>) -> Result<Relation, ApiError> {
-    let matches_hint = |key: &schema::ForeignKey| match hint {
-        None => true,
-        Some(h) => key.name == h || key.columns.iter().any(|c| c == h),
+/// SQL text and the values its `$n` placeholders bind.
+#[derive(Debug)]
+pub struct Statement {
+    pub sql: String,
+    pub params: Vec<Value>,
+}
+
+/// A read: its statement, and what counting its rows needs.
+#[derive(Debug)]
+pub struct ReadQuery {
+    pub sql: String,
+    pub params: Vec<Value>,
+    from: String,
+    filter: String,
+}
+
+impl ReadQuery {
+    /// How many rows the filters keep, before paging. It binds `params`
+    /// too; built only when a count is asked for, as most reads do not.
+    pub fn count_sql(&self) -> String {
+        format!("select count(*) from {} as t0{}", self.from, self.filter)
+    }
+}
+
+/// The rows `select` reads from `from` (a table, or a function's invocation
+/// already bound into `builder`), filtered, ordered and paged by the top
+/// scope, as one JSON array text; `with_count` adds how many there are as a
+/// second column.
+pub fn read(
+    mut builder: Builder,
+    table: &TableInfo,
+    from: String,
+    select: &Select,
+    with_count: bool,
+) -> Result<ReadQuery, ApiError> {
+    let (list, inner) = builder.select_list(table, "t0", select, "")?;
+    let conds = builder.conditions(table, "t0", "", inner)?;
+    let filter = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" where {}", conds.join(" and "))
     };
-    let mut found = Vec::new();
-    for key in parent
-        .foreign_keys
+    let order = builder.order(table, "t0", "")?;
+    let paging = builder.paging("");
+    let head = if with_count {
+        "select coalesce(json_agg(_r), '[]'::json)::text, count(*) from (select "
+    } else {
+        "select coalesce(json_agg(_r), '[]'::json)::text from (select "
+    };
+    let mut sql = String::with_capacity(128 + list.len() + filter.len());
+    for part in [
+        head, &list, " from ", &from, " as t0", &filter, &order, &paging, ") _r",
+    ] {
+        sql.push_str(part);
+    }
+    Ok(ReadQuery {
+        sql,
+        params: builder.sql.params,
+        from,
+        filter,
+    })
+}
+
+/// A data-modifying statement and the builder holding its parameters: a
+/// `returning` select list binds after them, and sees the request's
+/// scopes through it.
+#[derive(Debug)]
+pub struct Write<'a> {
+    pub builder: Builder<'a>,
+    pub statement: String,
+}
+
+/// `on conflict` of an upsert: the conflict target, and whether a
+/// duplicate is skipped (`resolution=ignore-duplicates`) or merged.
+#[derive(Debug, Clone, Copy)]
+pub struct Upsert<'c> {
+    pub columns: &'c [String],
+    pub ignore_duplicates: bool,
+}
+
+/// The inserts of `groups` of rows, each group with the columns its rows
+/// carry: one statement per group, or per row when a group carries none
+/// (`default values`).
+pub fn insert<'a>(
+    table: &TableInfo,
+    groups: Vec<(Vec<String>, Vec<Json>)>,
+    upsert: Option<Upsert>,
+    scopes: &'a Scopes,
+) -> Vec<Write<'a>> {
+    let target = qualified(&table.schema, &table.name);
+    let mut writes = Vec::new();
+    for (columns, rows) in groups {
+        let on_conflict = upsert.map(|upsert| {
+            let target_cols = column_list(upsert.columns);
+            let updates: Vec<String> = columns
+                .iter()
+                .filter(|c| !upsert.columns.contains(c))
+                .map(|c| format!("{} = excluded.{}", ident(c), ident(c)))
+                .collect();
+            if upsert.ignore_duplicates || updates.is_empty() {
+                format!(" on conflict ({target_cols}) do nothing")
+            } else {
+                format!(
+                    " on conflict ({target_cols}) do update set {}",
+                    updates.join(", ")
+                )
+            }
+        });
+        let on_conflict = on_conflict.unwrap_or_default();
+        if columns.is_empty() {
+            for _ in &rows {
+                writes.push(Write {
+                    builder: Builder::new(scopes),
+                    statement: format!("insert into {target} as t0 default values{on_conflict}"),
+                });
+            }
+            continue;
+        }
+        let mut builder = Builder::new(scopes);
+        let cols = column_list(&columns);
+        let payload = builder.sql.bind(Value::Text(Json::Array(rows).to_string()));
+        writes.push(Write {
+            builder,
+            statement: format!(
+                "insert into {target} as t0 ({cols}) select {cols} from json_populate_recordset(null::{target}, {payload}::json){on_conflict}"
+            ),
+        });
+    }
+    writes
+}
+
+/// `update` of the rows the top scope's filters keep, setting `columns`
+/// from the JSON object `body`.
+pub fn update<'a>(
+    table: &TableInfo,
+    columns: &[String],
+    body: &Json,
+    scopes: &'a Scopes,
+) -> Result<Write<'a>, ApiError> {
+    let mut builder = Builder::new(scopes);
+    let target = qualified(&table.schema, &table.name);
+    let cols = column_list(columns);
+    let payload = builder.sql.bind(Value::Text(body.to_string()));
+    let conds = builder.conditions(table, "t0", "", Vec::new())?;
+    let statement = format!(
+        "update {target} as t0 set ({cols}) = (select {cols} from json_populate_record(null::{target}, {payload}::json)) where {}",
+        conds.join(" and ")
+    );
+    Ok(Write { builder, statement })
+}
+
+/// `delete` of the rows the top scope's filters keep.
+pub fn delete<'a>(table: &TableInfo, scopes: &'a Scopes) -> Result<Write<'a>, ApiError> {
+    let mut builder = Builder::new(scopes);
+    let conds = builder.conditions(table, "t0", "", Vec::new())?;
+    let statement = format!(
+        "delete from {} as t0 where {}",
+        qualified(&table.schema, &table.name),
+        conds.join(" and ")
+    );
+    Ok(Write { builder, statement })
+}
+
+/// The rows `write` touched, shaped by `select`, as one JSON array text.
+pub fn returning(write: Write, table: &TableInfo, select: &Select) -> Result<Statement, ApiError> {
+    let Write {
+        mut builder,
+        statement,
+    } = write;
+    let (list, _) = builder.select_list(table, "t0", select, "")?;
+    let sql = format!(
+        "with _w as ({statement} returning *) select coalesce(json_agg(_r), '[]'::json)::text from (select {list} from _w as t0) _r"
+    );
+    Ok(Statement {
+        sql,
+        params: builder.sql.params,
+    })
+}
+
+/// The primary keys of the rows an insert wrote, as one JSON array text
+/// of objects.
+pub fn inserted_keys(write: Write, table: &TableInfo) -> Statement {
+    let Write {
+        mut builder,
+        statement,
+    } = write;
+    let pairs: Vec<String> = table
+        .primary_key
         .iter()
-        .filter(|k| k.referenced_table == target && matches_hint(k))
-    {
-        if let Some(t) = schema::table(&key.referenced_schema, &key.referenced_table) {
-            found.push(Relation {
-                target: t,
-                pairs: key
-                    .referenced_columns
-                    .iter()
-                    .cloned()
-                    .zip(key.columns.iter().cloned())
-                    .collect(),
-                to_many: false,
-            });
+        .map(|c| format!("{}::text, _w.{}", builder.sql.bind_text(c), ident(c)))
+        .collect();
+    let sql = format!(
+        "with _w as ({statement} returning *) select coalesce(json_agg(json_build_object({})), '[]'::json)::text from _w",
+        pairs.join(", ")
+    );
+    Statement {
+        sql,
+        params: builder.sql.params,
+    }
+}
+
+/// Whether the argument at `index` is the function's `variadic` one.
+pub fn is_variadic(function: &FunctionInfo, index: usize) -> bool {
+    function.variadic && index + 1 == function.args.len()
+}
+
+/// `schema.function(arg => $n, ...)`, binding the arguments into `sql`.
+/// `schema_name` is the schema the request addressed, for the error.
+pub fn invocation(
+    schema_name: &str,
+    function: &FunctionInfo,
+    args: &Map<String, Json>,
+    sql: &mut Sql,
+) -> Result<String, ApiError> {
+    let mut named = Vec::new();
+    for (index, arg) in function.args.iter().enumerate() {
+        let variadic = is_variadic(function, index);
+        let array = variadic || arg.type_name.ends_with("[]");
+        match args.get(&arg.name) {
+            Some(value) => {
+                let bound = match value {
+                    Json::Null => Value::Null,
+                    // An array argument binds as an array literal; a variadic
+                    // one given a single value takes it as its one element.
+                    Json::Array(items) if array => Value::Text(json_array_literal(items)),
+                    Json::String(s) => match variadic {
+                        true if !(s.starts_with('{') && s.ends_with('}')) => {
+                            Value::Text(json_array_literal(std::slice::from_ref(value)))
+                        }
+                        _ => Value::Text(s.clone()),
+                    },
+                    other if variadic => {
+                        Value::Text(json_array_literal(std::slice::from_ref(other)))
+                    }
+                    other => Value::Text(other.to_string()),
+                };
+                let keyword = if variadic { "variadic " } else { "" };
+                named.push(format!(
+                    "{keyword}{} => {}",
+                    ident(&arg.name),
+                    sql.bind(bound)
+                ));
+            }
+            None if arg.has_default => {}
+            None => {
+                return Err(ApiError::missing_argument(
+                    schema_name,
+                    &function.name,
+                    &arg.name,
+                ));
+            }
         }
     }
-    for from in parent
-        .referenced_by
-        .iter()
-        .filter(|f| f.table == target && matches_hint(&f.key))
-    {
-        if let Some(t) = schema::table(&from.schema, &from.table) {
-            found.push(Relation {
-                target: t,
-                pairs: from
-                    .key
-                    .columns
-                    .iter()
-                    .cloned()
-                    .zip(from.key.referenced_columns.iter().cloned())
-                    .collect(),
-                to_many: true,
-            });
-        }
+    Ok(format!(
+        "{}({})",
+        qualified(&function.schema, &function.name),
+        named.join(", ")
+    ))
+}
+
+/// A call of `function` whose result is not read like a table: nothing
+/// (`void`), a set as one JSON array text, one row or one value as JSON
+/// text.
+pub fn call(
+    schema_name: &str,
+    function: &FunctionInfo,
+    args: &Map<String, Json>,
+) -> Result<Statement, ApiError> {
+    let mut sql = Sql::default();
+    let invocation = invocation(schema_name, function, args, &mut sql)?;
+    let text = if function.return_type == "void" {
+        format!("select {invocation}")
+    } else if function.returns_set {
+        format!("select coalesce(json_agg(_r), '[]'::json)::text from {invocation} as _r")
+    } else if function.returns_rows {
+        format!("select row_to_json(_r)::text from {invocation} as _r")
+    } else {
+        format!("select to_json({invocation})::text")
+    };
+    Ok(Statement {
+        sql: text,
+        params: sql.params,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{parse_select, scopes};
+    use crate::plan::fixtures::{authors, catalog, function, posts};
+    use crate::plan::{self, Catalog};
+    use serde_json::json;
+
+    /// The query string of a request, as `Request::query_pairs` gives it.
+    fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
-    match found.len() {
-        1 => Ok(found.remove(0)),
-        0 => Err(ApiError::new(
-            400,
-            "PGRST200",
-            format!("Could not find a relationship between '{}' and '{target}' in the schema cache", parent.name),
-        )),
-        _ => Err(ApiError::new(
-            300,
-            "PGRST201",
-            format!("Could not embed because more than one relationship was found for '{}' and '{target}'", parent.name),
+
+    /// The parameters, each of which must be text.
+    fn texts(params: &[Value]) -> Vec<&str> {
+        params
+            .iter()
+            .map(|p| match p {
+                Value::Text(t) => t.as_str(),
+                _ => panic!("a text parameter"),
+            })
+            .collect()
+    }
+
+    /// The read `GET /rest/v1/{table}?{pairs}` makes, planned over the
+    /// fixtures.
+    fn read_of(table: &TableInfo, pairs: &[(&str, &str)]) -> Result<ReadQuery, ApiError> {
+        let pairs = query(pairs);
+        let scopes = scopes(&pairs)?;
+        let select = pairs
+            .iter()
+            .find(|(k, _)| k == "select")
+            .map_or("*", |(_, v)| v.as_str());
+        let items = parse_select(select)?;
+        let plan = plan::select(&catalog(), table, &items);
+        let from = qualified(&table.schema, &table.name);
+        read(Builder::new(&scopes), table, from, &plan, true)
+    }
+
+    #[test]
+    fn a_read_with_filters_order_and_paging() {
+        let read = read_of(
+            &posts(),
+            &[
+                ("select", "id,title,data->tags->>0"),
+                ("id", "gt.10"),
+                ("title", "like.*rust*"),
+                ("or", "(author_id.is.null,id.in.(1,2))"),
+                ("order", "id.desc.nullslast,title"),
+                ("limit", "5"),
+                ("offset", "10"),
+            ],
         )
-        .details("name the foreign key with !hint, e.g. target!fk_name(*)")),
+        .unwrap();
+        assert_eq!(
+            read.sql,
+            "select coalesce(json_agg(_r), '[]'::json)::text, count(*) from (select \
+             t0.\"id\" as \"id\", t0.\"title\" as \"title\", \
+             ((t0.\"data\"->($1::text))->>($2::int)) as \"0\" \
+             from \"public\".\"posts\" as t0 \
+             where t0.\"id\" > $3 and t0.\"title\" like $4 \
+             and (t0.\"author_id\" is null or t0.\"id\" = any($5)) \
+             order by t0.\"id\" desc nulls last, t0.\"title\" asc limit 5 offset 10) _r"
+        );
+        assert_eq!(
+            texts(&read.params),
+            ["tags", "0", "10", "%rust%", "{\"1\",\"2\"}"]
+        );
+        assert_eq!(
+            read.count_sql(),
+            "select count(*) from \"public\".\"posts\" as t0 \
+             where t0.\"id\" > $3 and t0.\"title\" like $4 \
+             and (t0.\"author_id\" is null or t0.\"id\" = any($5))"
+        );
+    }
+
+    #[test]
+    fn a_read_of_every_column_without_filters() {
+        let read = read_of(&posts(), &[]).unwrap();
+        assert_eq!(
+            read.sql,
+            "select coalesce(json_agg(_r), '[]'::json)::text, count(*) from \
+             (select t0.* from \"public\".\"posts\" as t0) _r"
+        );
+        assert!(read.params.is_empty());
+        assert_eq!(
+            read.count_sql(),
+            "select count(*) from \"public\".\"posts\" as t0"
+        );
+    }
+
+    #[test]
+    fn an_embed_through_a_foreign_key_to_one() {
+        let read = read_of(&posts(), &[("select", "title,author:authors(name)")]).unwrap();
+        assert_eq!(
+            read.sql,
+            "select coalesce(json_agg(_r), '[]'::json)::text, count(*) from (select \
+             t0.\"title\" as \"title\", \
+             (select row_to_json(_e) from (select t1.\"name\" as \"name\" \
+             from \"public\".\"authors\" as t1 where t1.\"id\" = t0.\"author_id\" limit 1) _e) \
+             as \"author\" \
+             from \"public\".\"posts\" as t0) _r"
+        );
+        assert!(read.params.is_empty());
+    }
+
+    #[test]
+    fn an_embed_through_a_foreign_key_to_many_with_its_own_scope() {
+        let read = read_of(
+            &authors(),
+            &[
+                ("select", "name,posts!inner(title)"),
+                ("posts.title", "ilike.*db*"),
+                ("posts.order", "id.desc"),
+                ("posts.limit", "2"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            read.sql,
+            "select coalesce(json_agg(_r), '[]'::json)::text, count(*) from (select \
+             t0.\"name\" as \"name\", \
+             (select coalesce(json_agg(_e), '[]'::json) from (select t1.\"title\" as \"title\" \
+             from \"public\".\"posts\" as t1 \
+             where t1.\"author_id\" = t0.\"id\" and t1.\"title\" ilike $1 \
+             order by t1.\"id\" desc limit 2) _e) as \"posts\" \
+             from \"public\".\"authors\" as t0 \
+             where exists (select 1 from \"public\".\"posts\" as t2 \
+             where t2.\"author_id\" = t0.\"id\" and t2.\"title\" ilike $2)) _r"
+        );
+        assert_eq!(texts(&read.params), ["%db%", "%db%"]);
+    }
+
+    #[test]
+    fn a_spread_embed_joins_the_parents_columns() {
+        let read = read_of(&posts(), &[("select", "title,...authors(name)")]).unwrap();
+        assert_eq!(
+            read.sql,
+            "select coalesce(json_agg(_r), '[]'::json)::text, count(*) from (select \
+             t0.\"title\" as \"title\", \
+             ((select row_to_json(_e) from (select t1.\"name\" as \"name\" \
+             from \"public\".\"authors\" as t1 where t1.\"id\" = t0.\"author_id\" limit 1) _e)) \
+             -> $1::text as \"name\" \
+             from \"public\".\"posts\" as t0) _r"
+        );
+        assert_eq!(texts(&read.params), ["name"]);
+        let err = read_of(&authors(), &[("select", "...posts(title)")]).unwrap_err();
+        assert_eq!((err.status, err.code.as_str()), (400, "PGRST119"));
+    }
+
+    #[test]
+    fn the_first_mistake_in_the_select_list_is_the_one_reported() {
+        let err = read_of(&posts(), &[("select", "nope,comments(*)")]).unwrap_err();
+        assert_eq!((err.status, err.code.as_str()), (400, "42703"));
+        assert_eq!(err.message, "column posts.nope does not exist");
+        let err = read_of(&posts(), &[("select", "comments(*),nope")]).unwrap_err();
+        assert_eq!((err.status, err.code.as_str()), (400, "PGRST200"));
+        let err = read_of(&posts(), &[("select", "authors(nope),comments(*)")]).unwrap_err();
+        assert_eq!(err.message, "column authors.nope does not exist");
+        let err = read_of(&posts(), &[("id", "is.maybe")]).unwrap_err();
+        assert_eq!((err.status, err.code.as_str()), (400, "PGRST100"));
+    }
+
+    #[test]
+    fn an_insert_and_an_upsert() {
+        let table = posts();
+        let empty = Scopes::new();
+        let columns = vec!["id".to_owned(), "title".to_owned()];
+        let rows = vec![
+            json!({"id": 1, "title": "a"}),
+            json!({"id": 2, "title": "b"}),
+        ];
+        let mut writes = insert(&table, vec![(columns.clone(), rows.clone())], None, &empty);
+        assert_eq!(writes.len(), 1);
+        let write = writes.remove(0);
+        assert_eq!(
+            write.statement,
+            "insert into \"public\".\"posts\" as t0 (\"id\", \"title\") \
+             select \"id\", \"title\" from json_populate_recordset(null::\"public\".\"posts\", $1::json)"
+        );
+        assert_eq!(
+            texts(&write.builder.sql.params),
+            [r#"[{"id":1,"title":"a"},{"id":2,"title":"b"}]"#]
+        );
+
+        let items = parse_select("id,title").unwrap();
+        let select = plan::select(&catalog(), &table, &items);
+        let returning = returning(write, &table, &select).unwrap();
+        assert_eq!(
+            returning.sql,
+            "with _w as (insert into \"public\".\"posts\" as t0 (\"id\", \"title\") \
+             select \"id\", \"title\" from json_populate_recordset(null::\"public\".\"posts\", $1::json) \
+             returning *) select coalesce(json_agg(_r), '[]'::json)::text from \
+             (select t0.\"id\" as \"id\", t0.\"title\" as \"title\" from _w as t0) _r"
+        );
+        assert_eq!(returning.params.len(), 1);
+
+        let conflict = vec!["id".to_owned()];
+        let merge = Upsert {
+            columns: &conflict,
+            ignore_duplicates: false,
+        };
+        let write = insert(
+            &table,
+            vec![(columns.clone(), rows.clone())],
+            Some(merge),
+            &empty,
+        )
+        .remove(0);
+        assert!(write.statement.ends_with(
+            "$1::json) on conflict (\"id\") do update set \"title\" = excluded.\"title\""
+        ));
+        let keys = inserted_keys(write, &table);
+        assert!(keys.sql.ends_with(
+            "returning *) select coalesce(json_agg(json_build_object($2::text, _w.\"id\")), '[]'::json)::text from _w"
+        ));
+        assert_eq!(texts(&keys.params)[1], "id");
+
+        let ignore = Upsert {
+            columns: &conflict,
+            ignore_duplicates: true,
+        };
+        let write = insert(&table, vec![(columns, rows)], Some(ignore), &empty).remove(0);
+        assert!(write
+            .statement
+            .ends_with("$1::json) on conflict (\"id\") do nothing"));
+    }
+
+    #[test]
+    fn rows_without_columns_insert_their_defaults_one_by_one() {
+        let empty = Scopes::new();
+        let writes = insert(
+            &posts(),
+            vec![(Vec::new(), vec![json!({}), json!({})])],
+            None,
+            &empty,
+        );
+        assert_eq!(writes.len(), 2);
+        for write in writes {
+            assert_eq!(
+                write.statement,
+                "insert into \"public\".\"posts\" as t0 default values"
+            );
+            assert!(write.builder.sql.params.is_empty());
+        }
+    }
+
+    #[test]
+    fn an_update_and_a_delete_with_a_filter() {
+        let table = posts();
+        let pairs = query(&[("id", "eq.1"), ("title", "neq.x")]);
+        let scopes = scopes(&pairs).unwrap();
+        let columns = vec!["title".to_owned()];
+        let write = update(&table, &columns, &json!({"title": "b"}), &scopes).unwrap();
+        assert_eq!(
+            write.statement,
+            "update \"public\".\"posts\" as t0 set (\"title\") = \
+             (select \"title\" from json_populate_record(null::\"public\".\"posts\", $1::json)) \
+             where t0.\"id\" = $2 and t0.\"title\" <> $3"
+        );
+        assert_eq!(
+            texts(&write.builder.sql.params),
+            [r#"{"title":"b"}"#, "1", "x"]
+        );
+
+        let write = delete(&table, &scopes).unwrap();
+        assert_eq!(
+            write.statement,
+            "delete from \"public\".\"posts\" as t0 where t0.\"id\" = $1 and t0.\"title\" <> $2"
+        );
+        assert_eq!(texts(&write.builder.sql.params), ["1", "x"]);
+
+        let pairs = query(&[("nope", "eq.1")]);
+        let scopes = crate::parse::scopes(&pairs).unwrap();
+        let err = delete(&table, &scopes).unwrap_err();
+        assert_eq!((err.status, err.code.as_str()), (400, "42703"));
+    }
+
+    #[test]
+    fn an_rpc_call() {
+        let catalog = catalog();
+        let add = catalog.function_overloads("public", "add").remove(0);
+        let args = json!({"b": 2, "a": 1});
+        let Json::Object(args) = args else {
+            unreachable!()
+        };
+        let statement = call("public", &add, &args).unwrap();
+        assert_eq!(
+            statement.sql,
+            "select to_json(\"public\".\"add\"(\"a\" => $1, \"b\" => $2))::text"
+        );
+        assert_eq!(texts(&statement.params), ["1", "2"]);
+
+        let mut only_a = args.clone();
+        only_a.remove("b");
+        let err = call("public", &add, &only_a).unwrap_err();
+        assert_eq!((err.status, err.code.as_str()), (404, "PGRST202"));
+        assert_eq!(err.details.as_deref(), Some("missing argument b"));
+
+        let mut void = function("touch", &[], "void");
+        assert_eq!(
+            call("public", &void, &Map::new()).unwrap().sql,
+            "select \"public\".\"touch\"()"
+        );
+        void.return_type = "record".into();
+        void.returns_rows = true;
+        assert_eq!(
+            call("public", &void, &Map::new()).unwrap().sql,
+            "select row_to_json(_r)::text from \"public\".\"touch\"() as _r"
+        );
+        void.returns_set = true;
+        assert_eq!(
+            call("public", &void, &Map::new()).unwrap().sql,
+            "select coalesce(json_agg(_r), '[]'::json)::text from \"public\".\"touch\"() as _r"
+        );
+    }
+
+    #[test]
+    fn variadic_and_array_arguments_bind_array_literals() {
+        let mut sum = function("sum_all", &[("vals", "integer[]", false)], "integer");
+        sum.variadic = true;
+        let Json::Object(args) = json!({"vals": [1, 2]}) else {
+            unreachable!()
+        };
+        let statement = call("public", &sum, &args).unwrap();
+        assert_eq!(
+            statement.sql,
+            "select to_json(\"public\".\"sum_all\"(variadic \"vals\" => $1))::text"
+        );
+        assert_eq!(texts(&statement.params), ["{\"1\",\"2\"}"]);
+        let Json::Object(args) = json!({"vals": "7"}) else {
+            unreachable!()
+        };
+        let statement = call("public", &sum, &args).unwrap();
+        assert_eq!(texts(&statement.params), ["{\"7\"}"]);
+    }
+
+    #[test]
+    fn a_set_returning_function_reads_like_its_table() {
+        let catalog = catalog();
+        let function = catalog.function_overloads("public", "posts_by").remove(0);
+        let table = plan::result_table(&catalog, &function).unwrap();
+        let pairs = query(&[("id", "gt.3"), ("order", "id")]);
+        let scopes = scopes(&pairs).unwrap();
+        let items = parse_select("title").unwrap();
+        let select = plan::select(&catalog, &table, &items);
+        let Json::Object(args) = json!({"author": 1}) else {
+            unreachable!()
+        };
+        let mut builder = Builder::new(&scopes);
+        let from = invocation("public", &function, &args, &mut builder.sql).unwrap();
+        let read = read(builder, &table, from, &select, false).unwrap();
+        assert_eq!(
+            read.sql,
+            "select coalesce(json_agg(_r), '[]'::json)::text from (select \
+             t0.\"title\" as \"title\" from \"public\".\"posts_by\"(\"author\" => $1) as t0 \
+             where t0.\"id\" > $2 order by t0.\"id\" asc) _r"
+        );
+        assert_eq!(texts(&read.params), ["1", "3"]);
     }
 }

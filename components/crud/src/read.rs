@@ -3,6 +3,7 @@
 
 use crate::error::ApiError;
 use crate::parse;
+use crate::plan::{self, Host};
 use crate::query::{self, Builder};
 use crate::sql::qualified;
 use crate::Call;
@@ -24,24 +25,17 @@ fn range(call: &Call) -> Result<(Option<i64>, Option<i64>), ApiError> {
         .unwrap_or(header.trim());
     let (from, to) = spec
         .split_once('-')
-        .ok_or_else(|| ApiError::new(416, "PGRST103", "Requested range not satisfiable"))?;
+        .ok_or_else(ApiError::range_not_satisfiable)?;
     let from: i64 = from
         .trim()
         .parse()
-        .map_err(|_| ApiError::new(416, "PGRST103", "Requested range not satisfiable"))?;
+        .map_err(|_| ApiError::range_not_satisfiable())?;
     let to: Option<i64> = match to.trim() {
         "" => None,
-        t => Some(
-            t.parse()
-                .map_err(|_| ApiError::new(416, "PGRST103", "Requested range not satisfiable"))?,
-        ),
+        t => Some(t.parse().map_err(|_| ApiError::range_not_satisfiable())?),
     };
     if to.is_some_and(|t| t < from) {
-        return Err(ApiError::new(
-            416,
-            "PGRST103",
-            "Requested range not satisfiable",
-        ));
+        return Err(ApiError::range_not_satisfiable());
     }
     Ok((Some(from), to.map(|t| t - from + 1)))
 }
@@ -59,11 +53,7 @@ pub fn json_rows(call: &Call, sql: &str, params: &[Value]) -> Result<Vec<Json>, 
 fn parse_array(text: &str) -> Result<Vec<Json>, ApiError> {
     match serde_json::from_str(text) {
         Ok(Json::Array(items)) => Ok(items),
-        _ => Err(ApiError::new(
-            500,
-            "PGRST000",
-            "the database returned no JSON array",
-        )),
+        _ => Err(ApiError::no_json_array()),
     }
 }
 
@@ -89,11 +79,7 @@ fn json_text(call: &Call, sql: &str, params: &[Value], alone: bool) -> Result<Js
             text: std::mem::take(text),
             count: usize::try_from(*count).unwrap_or(0),
         }),
-        _ => Err(ApiError::new(
-            500,
-            "PGRST000",
-            "the database returned no JSON array",
-        )),
+        _ => Err(ApiError::no_json_array()),
     }
 }
 
@@ -129,17 +115,12 @@ fn planned_count(call: &Call, count_sql: &str, params: &[Value]) -> Result<Optio
 pub fn single_object(rows: &[Json]) -> Result<&Json, ApiError> {
     match rows {
         [row] => Ok(row),
-        _ => Err(ApiError::new(
-            406,
-            "PGRST116",
-            "JSON object requested, multiple (or no) rows returned",
-        )
-        .details(format!("The result contains {} rows", rows.len()))),
+        _ => Err(ApiError::not_single_object(rows.len())),
     }
 }
 
 pub fn get(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
-    let mut scopes = query::scopes(&call.query)?;
+    let mut scopes = parse::scopes(&call.query)?;
     let (range_offset, range_limit) = range(call)?;
     let top = scopes.entry(String::new()).or_default();
     if top.offset.is_none() {
@@ -151,44 +132,20 @@ pub fn get(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
     };
     let offset = top.offset.unwrap_or(0);
     let items = parse::parse_select(call.param("select").unwrap_or("*"))?;
-    let mut builder = Builder::new(&scopes);
-    let (list, inner) = builder.select_list(table, "t0", &items, "")?;
-    let conds = builder.conditions(table, "t0", "", inner)?;
-    let filter = if conds.is_empty() {
-        String::new()
-    } else {
-        format!(" where {}", conds.join(" and "))
-    };
+    let select = plan::select(&Host, table, &items);
     let from = qualified(&table.schema, &table.name);
-    let order = builder.order(table, "t0", "")?;
-    let paging = builder.paging("");
-    let mut sql = String::with_capacity(128 + list.len() + filter.len());
-    for part in [
-        "select coalesce(json_agg(_r), '[]'::json)::text, count(*) from (select ",
-        &list,
-        " from ",
-        &from,
-        " as t0",
-        &filter,
-        &order,
-        &paging,
-        ") _r",
-    ] {
-        sql.push_str(part);
-    }
-    // Built only when asked for: most reads do not count.
-    let count_sql = || format!("select count(*) from {from} as t0{filter}");
-    let params = builder.sql.params;
+    let read = query::read(Builder::new(&scopes), table, from, &select, true)?;
+    let params = &read.params;
     let counting = matches!(
         call.prefers("count"),
         Some("exact" | "planned" | "estimated")
     );
     // Without a count, the rows are all the request reads.
-    let rows = json_text(call, &sql, &params, !counting)?;
+    let rows = json_text(call, &read.sql, params, !counting)?;
 
     let exact = |call: &Call| -> Result<Option<i64>, ApiError> {
         Ok(
-            match db::query(&count_sql(), &params)
+            match db::query(&read.count_sql(), params)
                 .map_err(|e| call.db_error(e))?
                 .rows
                 .first()
@@ -201,9 +158,9 @@ pub fn get(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
     };
     let total = match call.prefers("count") {
         Some("exact") => exact(call)?,
-        Some("planned") => planned_count(call, &count_sql(), &params)?,
+        Some("planned") => planned_count(call, &read.count_sql(), params)?,
         // Exact while counting is cheap, the planner's estimate past that.
-        Some("estimated") => match planned_count(call, &count_sql(), &params)? {
+        Some("estimated") => match planned_count(call, &read.count_sql(), params)? {
             Some(estimate) if estimate > ESTIMATE_THRESHOLD => Some(estimate),
             _ => exact(call)?,
         },

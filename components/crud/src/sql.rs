@@ -3,7 +3,7 @@
 
 use selfdb_sdk::db::Value;
 
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct Sql {
     pub params: Vec<Value>,
 }

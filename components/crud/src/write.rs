@@ -1,16 +1,15 @@
 //! `POST` (insert, upsert), `PUT` (single-row upsert), `PATCH` and `DELETE`.
 
 use crate::error::ApiError;
-use crate::parse;
-use crate::query::{self, check_column, Builder, Scope};
+use crate::parse::{self, Scopes};
+use crate::plan::{self, Host};
+use crate::query::{self, check_column, Upsert, Write};
 use crate::read::json_rows;
-use crate::sql::{column_list, ident, qualified};
 use crate::Call;
-use selfdb_sdk::db::{self, Value};
+use selfdb_sdk::db;
 use selfdb_sdk::schema::TableInfo;
 use selfdb_sdk::Response;
 use serde_json::Value as Json;
-use std::collections::HashMap;
 
 /// Columns named by `columns=`, else every key of the payload in order of
 /// first appearance; each must exist.
@@ -25,7 +24,7 @@ fn payload_columns(call: &Call, table: &TableInfo, rows: &[Json]) -> Result<Vec<
             let mut seen = Vec::new();
             for row in rows {
                 let Json::Object(map) = row else {
-                    return Err(ApiError::new(400, "PGRST102", "All object keys must match"));
+                    return Err(ApiError::keys_must_match());
                 };
                 for key in map.keys() {
                     if !seen.contains(key) {
@@ -37,16 +36,7 @@ fn payload_columns(call: &Call, table: &TableInfo, rows: &[Json]) -> Result<Vec<
         }
     };
     for column in &columns {
-        check_column(table, column).map_err(|_| {
-            ApiError::new(
-                400,
-                "PGRST204",
-                format!(
-                    "Could not find the '{column}' column of '{}' in the schema cache",
-                    table.name
-                ),
-            )
-        })?;
+        check_column(table, column).map_err(|_| ApiError::column_not_found(&table.name, column))?;
     }
     Ok(columns)
 }
@@ -59,35 +49,34 @@ fn payload_columns(call: &Call, table: &TableInfo, rows: &[Json]) -> Result<Vec<
 fn run_returning(
     call: &Call,
     table: &TableInfo,
-    statements: Vec<(Builder, String)>,
+    writes: Vec<Write>,
     status: u16,
 ) -> Result<Response, ApiError> {
     let wants = call.prefers("return");
     if wants == Some("headers-only") && status == 201 && !table.primary_key.is_empty() {
         let mut keys = Vec::new();
-        for (builder, statement) in statements {
-            keys.extend(inserted_keys(call, table, builder, statement)?);
+        for write in writes {
+            let statement = query::inserted_keys(write, table);
+            keys.extend(json_rows(call, &statement.sql, &statement.params)?);
         }
         return Ok(created_location(table, &keys));
     }
     if wants != Some("representation") {
         let mut affected = 0;
-        for (builder, statement) in statements {
-            affected +=
-                db::execute(&statement, &builder.sql.params).map_err(|e| call.db_error(e))?;
+        for write in writes {
+            affected += db::execute(&write.statement, &write.builder.sql.params)
+                .map_err(|e| call.db_error(e))?;
         }
         let code = if status == 201 { 201 } else { 204 };
         return Ok(Response::new(code, "text/plain", Vec::new())
             .with_header("content-range", &format!("*/{affected}")));
     }
     let items = parse::parse_select(call.param("select").unwrap_or("*"))?;
+    let select = plan::select(&Host, table, &items);
     let mut rows = Vec::new();
-    for (mut builder, statement) in statements {
-        let (list, _) = builder.select_list(table, "t0", &items, "")?;
-        let sql = format!(
-            "with _w as ({statement} returning *) select coalesce(json_agg(_r), '[]'::json)::text from (select {list} from _w as t0) _r"
-        );
-        rows.extend(json_rows(call, &sql, &builder.sql.params)?);
+    for write in writes {
+        let statement = query::returning(write, table, &select)?;
+        rows.extend(json_rows(call, &statement.sql, &statement.params)?);
     }
     let range = format!("*/{}", rows.len());
     let response = if call.accept().contains(crate::read::SINGLE_OBJECT) {
@@ -96,25 +85,6 @@ fn run_returning(
         Response::json(status, &Json::Array(rows))
     };
     Ok(response.with_header("content-range", &range))
-}
-
-/// Runs an insert, returning the primary keys of the rows it wrote.
-fn inserted_keys(
-    call: &Call,
-    table: &TableInfo,
-    mut builder: Builder,
-    statement: String,
-) -> Result<Vec<Json>, ApiError> {
-    let pairs: Vec<String> = table
-        .primary_key
-        .iter()
-        .map(|c| format!("{}::text, _w.{}", builder.sql.bind_text(c), ident(c)))
-        .collect();
-    let sql = format!(
-        "with _w as ({statement} returning *) select coalesce(json_agg(json_build_object({})), '[]'::json)::text from _w",
-        pairs.join(", ")
-    );
-    json_rows(call, &sql, &builder.sql.params)
 }
 
 /// `Prefer: return=headers-only`: no body, and a `Location` naming the
@@ -170,16 +140,14 @@ fn insert_with_status(
     let rows = match body {
         Json::Array(rows) => rows,
         object @ Json::Object(_) => vec![object],
-        _ => return Err(ApiError::new(400, "PGRST102", "Empty or invalid json")),
+        _ => return Err(ApiError::invalid_json()),
     };
     if rows.is_empty() {
         return Ok(Response::json(201, &Json::Array(Vec::new())));
     }
     let columns = payload_columns(call, table, &rows)?;
     if columns.is_empty() && call.prefers("missing") != Some("default") {
-        return Err(
-            ApiError::new(400, "PGRST102", "Empty or invalid json").details("no columns to insert")
-        );
+        return Err(ApiError::invalid_json().details("no columns to insert"));
     }
     let resolution = if force_merge {
         Some("merge-duplicates")
@@ -193,11 +161,7 @@ fn insert_with_status(
     };
     if resolution.is_some() {
         if conflict.is_empty() {
-            return Err(ApiError::new(
-                400,
-                "PGRST100",
-                "upsert needs on_conflict or a primary key",
-            ));
+            return Err(ApiError::upsert_without_target());
         }
         for column in &conflict {
             check_column(table, column)?;
@@ -211,47 +175,14 @@ fn insert_with_status(
     } else {
         vec![(columns, rows)]
     };
-    let empty: HashMap<String, Scope> = HashMap::new();
-    let target = qualified(&table.schema, &table.name);
-    let mut statements = Vec::new();
-    for (columns, rows) in groups {
-        let on_conflict = resolution.map(|resolution| {
-            let target_cols = column_list(&conflict);
-            let updates: Vec<String> = columns
-                .iter()
-                .filter(|c| !conflict.contains(c))
-                .map(|c| format!("{} = excluded.{}", ident(c), ident(c)))
-                .collect();
-            if resolution == "ignore-duplicates" || updates.is_empty() {
-                format!(" on conflict ({target_cols}) do nothing")
-            } else {
-                format!(
-                    " on conflict ({target_cols}) do update set {}",
-                    updates.join(", ")
-                )
-            }
-        });
-        let on_conflict = on_conflict.unwrap_or_default();
-        if columns.is_empty() {
-            for _ in &rows {
-                statements.push((
-                    Builder::new(&empty),
-                    format!("insert into {target} as t0 default values{on_conflict}"),
-                ));
-            }
-            continue;
-        }
-        let mut builder = Builder::new(&empty);
-        let cols = column_list(&columns);
-        let payload = builder.sql.bind(Value::Text(Json::Array(rows).to_string()));
-        statements.push((
-            builder,
-            format!(
-                "insert into {target} as t0 ({cols}) select {cols} from json_populate_recordset(null::{target}, {payload}::json){on_conflict}"
-            ),
-        ));
-    }
-    run_returning(call, table, statements, status)
+    let upsert = resolution.map(|resolution| Upsert {
+        columns: &conflict,
+        ignore_duplicates: resolution == "ignore-duplicates",
+    });
+    // An insert's `returning` select list sees no filters.
+    let empty = Scopes::new();
+    let writes = query::insert(table, groups, upsert, &empty);
+    run_returning(call, table, writes, status)
 }
 
 /// Rows grouped by which of `columns` they carry, groups in order of
@@ -275,55 +206,33 @@ fn group_by_present_keys(columns: &[String], rows: Vec<Json>) -> Vec<(Vec<String
 /// Top-level filters are required: a `PATCH` or `DELETE` without any would
 /// touch every row, which a request has to ask for with a filter that says
 /// so (e.g. `id=not.is.null`).
-fn filtered(scopes: &HashMap<String, Scope>, verb: &str) -> Result<(), ApiError> {
+fn filtered(scopes: &Scopes, verb: &str) -> Result<(), ApiError> {
     match scopes.get("") {
         Some(scope) if !scope.conds.is_empty() => Ok(()),
-        _ => Err(
-            ApiError::new(400, "21000", format!("{verb} requires a WHERE clause")).details(
-                format!(
-                    "add a filter; to {} every row, filter on a condition every row meets",
-                    verb.to_lowercase()
-                ),
-            ),
-        ),
+        _ => Err(ApiError::missing_where(verb)),
     }
 }
 
 pub fn update(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
     let body = call.body_json()?;
     let Json::Object(ref fields) = body else {
-        return Err(ApiError::new(400, "PGRST102", "Empty or invalid json"));
+        return Err(ApiError::invalid_json());
     };
-    let scopes = query::scopes(&call.query)?;
+    let scopes = parse::scopes(&call.query)?;
     filtered(&scopes, "UPDATE")?;
-    let rows = vec![body.clone()];
-    let columns = payload_columns(call, table, &rows)?;
+    let columns = payload_columns(call, table, std::slice::from_ref(&body))?;
     if columns.is_empty() || fields.is_empty() {
         return Ok(Response::json(200, &Json::Array(Vec::new())));
     }
-    let mut builder = Builder::new(&scopes);
-    let target = qualified(&table.schema, &table.name);
-    let cols = column_list(&columns);
-    let payload = builder.sql.bind(Value::Text(body.to_string()));
-    let conds = builder.conditions(table, "t0", "", Vec::new())?;
-    let statement = format!(
-        "update {target} as t0 set ({cols}) = (select {cols} from json_populate_record(null::{target}, {payload}::json)) where {}",
-        conds.join(" and ")
-    );
-    run_returning(call, table, vec![(builder, statement)], 200)
+    let write = query::update(table, &columns, &body, &scopes)?;
+    run_returning(call, table, vec![write], 200)
 }
 
 pub fn delete(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
-    let scopes = query::scopes(&call.query)?;
+    let scopes = parse::scopes(&call.query)?;
     filtered(&scopes, "DELETE")?;
-    let mut builder = Builder::new(&scopes);
-    let conds = builder.conditions(table, "t0", "", Vec::new())?;
-    let statement = format!(
-        "delete from {} as t0 where {}",
-        qualified(&table.schema, &table.name),
-        conds.join(" and ")
-    );
-    run_returning(call, table, vec![(builder, statement)], 200)
+    let write = query::delete(table, &scopes)?;
+    run_returning(call, table, vec![write], 200)
 }
 
 /// `PUT`: one row, addressed by `eq` filters on its whole primary key,
@@ -331,14 +240,10 @@ pub fn delete(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
 pub fn put(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
     let body = call.body_json()?;
     let Json::Object(fields) = &body else {
-        return Err(ApiError::new(400, "PGRST102", "Empty or invalid json"));
+        return Err(ApiError::invalid_json());
     };
     if table.primary_key.is_empty() {
-        return Err(ApiError::new(
-            405,
-            "PGRST105",
-            "PUT needs a table with a primary key",
-        ));
+        return Err(ApiError::put_without_primary_key());
     }
     for key in &table.primary_key {
         let filter = call.param(key).and_then(|v| v.strip_prefix("eq."));
@@ -348,13 +253,7 @@ pub fn put(call: &Call, table: &TableInfo) -> Result<Response, ApiError> {
         });
         match (filter, payload) {
             (Some(f), Some(p)) if f == p => {}
-            _ => {
-                return Err(ApiError::new(
-                    400,
-                    "PGRST105",
-                    "PUT requires eq filters on the whole primary key, matching the payload",
-                ))
-            }
+            _ => return Err(ApiError::put_mismatch()),
         }
     }
     insert_with_status(call, table, true, 200)

@@ -1,4 +1,5 @@
-//! `/admin/users`: user management for the service role.
+//! `/admin/users`: GoTrue's admin users API, user management for the
+//! service role (not the host's own admin routes).
 
 use crate::account::MERGE_METADATA;
 use crate::error::AuthError;
@@ -295,4 +296,32 @@ fn delete(id: &str) -> Result<Response, AuthError> {
     existing(id)?;
     store::execute("delete from auth.users where id = $1::uuid", &[text(id)])?;
     Ok(Response::json(200, &json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_uuid, parse_duration_seconds};
+
+    #[test]
+    fn user_ids_must_be_uuids() {
+        assert!(is_uuid("123e4567-e89b-12d3-a456-426614174000"));
+        assert!(is_uuid("123E4567-E89B-12D3-A456-426614174000"));
+        assert!(!is_uuid("123e4567e89b12d3a456426614174000"));
+        assert!(!is_uuid("123e4567-e89b-12d3-a456-42661417400g"));
+        assert!(!is_uuid("123e4567-e89b-12d3-a456-4266141740000"));
+        assert!(!is_uuid(""));
+    }
+
+    #[test]
+    fn ban_durations_read_like_go_durations() {
+        assert_eq!(parse_duration_seconds("24h"), Some(86_400.0));
+        assert_eq!(parse_duration_seconds("1h30m"), Some(5_400.0));
+        assert_eq!(parse_duration_seconds("1.5s"), Some(1.5));
+        assert_eq!(parse_duration_seconds("500ms"), Some(0.5));
+        assert_eq!(parse_duration_seconds(" 10m "), Some(600.0));
+        assert_eq!(parse_duration_seconds(""), None);
+        assert_eq!(parse_duration_seconds("10"), None, "a unit is required");
+        assert_eq!(parse_duration_seconds("1d"), None);
+        assert_eq!(parse_duration_seconds("h"), None);
+    }
 }
