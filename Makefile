@@ -13,10 +13,14 @@ USER_COMPONENTS := -p selfdb-sdk -p hello -p misbehave -p privileged
 
 .PHONY: run test bench bootstrap components lint js-deps
 
+# Each stage says what it does in one line; cargo's own output stays on
+# screen so a long first build shows progress.
 run: bootstrap components
+	@echo "make run: building the host (release profile, no LTO: a few minutes on a fresh clone)"
 	cargo build --release -p selfdb
-	mkdir -p target/functions
-	for f in $(EXAMPLES); do cp $(COMPONENTS_OUT)/$$f.wasm target/functions/; done
+	@mkdir -p target/functions
+	@for f in $(EXAMPLES); do cp $(COMPONENTS_OUT)/$$f.wasm target/functions/; done
+	@echo "make run: starting selfdb dev"
 	./target/release/selfdb dev --functions-dir target/functions $(ARGS)
 
 test: bootstrap components lint js-deps
@@ -24,20 +28,24 @@ test: bootstrap components lint js-deps
 	for f in $(FIXTURES); do cp $(COMPONENTS_OUT)/$$f.wasm target/test-functions/; done
 	cargo build -p selfdb
 	cargo test --workspace
-	# The components' own unit tests (parsers), on the native target.
-	cd components && cargo test -p crud
+	# The components' own unit tests (parsers, SQL from plans, auth's
+	# helpers), on the native target.
+	cd components && cargo test -p crud -p auth
 
 bench: components
 	./scripts/bootstrap.sh --bench
-	cargo build --release -p selfdb
+	@echo "make bench: building the host (dist profile: fat LTO, as release images are built)"
+	cargo build --profile dist -p selfdb
 	mkdir -p target/functions
 	for f in $(EXAMPLES); do cp $(COMPONENTS_OUT)/$$f.wasm target/functions/; done
 	./bench/run.sh
 
 bootstrap:
-	./scripts/bootstrap.sh
+	@echo "make: installing what is missing (Debian packages, the wasm32-wasip2 target)"
+	@./scripts/bootstrap.sh
 
 components:
+	@echo "make: building the system and example components (wasm32-wasip2)"
 	cd components && cargo build --release --target wasm32-wasip2 $(SYSTEM_COMPONENTS)
 	cd components && cargo build --release --target wasm32-wasip2 $(USER_COMPONENTS)
 

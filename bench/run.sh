@@ -9,13 +9,17 @@ DURATION=${BENCH_DURATION:-10s}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-2}
 out=bench/out
-rm -rf "$out/data"
-mkdir -p "$out/data"
-chmod 755 "$out" "$out/data"
+# A fresh data directory each run, never a deleted and re-created one: on
+# this machine's ext4 without a journal, file creation slows after large
+# deletes, which would land in the storage figures.
+mkdir -p "$out"
+chmod 755 "$out"
+data=$(mktemp -d "$out/data.XXXXXX")
+chmod 755 "$data"
 
 # A developer's RUST_BACKTRACE makes every internal error capture a
 # backtrace; production hosts do not run with it.
-env -u RUST_BACKTRACE ./target/release/selfdb dev --data-dir "$out/data" --port 0 --s3-port 0 \
+env -u RUST_BACKTRACE ./target/dist/selfdb dev --data-dir "$data" --port 0 --s3-port 0 \
   --functions-dir target/functions --bench-routes >"$out/selfdb.out" 2>"$out/selfdb.err" &
 host=$!
 trap 'kill -TERM $host 2>/dev/null; wait $host 2>/dev/null || true' EXIT
@@ -26,7 +30,7 @@ for _ in $(seq 1 600); do
 done
 # shellcheck disable=SC1091
 set -a
-source "$out/data/selfdb.env"
+source "$data/selfdb.env"
 set +a
 
 run() { # name path

@@ -37,17 +37,17 @@ while True:
         pass
 PY
 }
-rm -rf "$out/weed"
-mkdir -p "$out/weed"
-cat >"$out/weed/s3.json" <<'JSON'
+# A fresh directory each run, never a deleted one (see run.sh).
+weed_dir=$(mktemp -d "$out/weed.XXXXXX")
+cat >"$weed_dir/s3.json" <<'JSON'
 {"identities": [{"name": "bench",
   "credentials": [{"accessKey": "benchaccesskey", "secretKey": "benchsecretkey0123456789"}],
   "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
 JSON
 weed_s3=$(free_port)
-"$out/venv/bin/weed" server -ip=127.0.0.1 -dir="$out/weed" \
+"$out/venv/bin/weed" server -ip=127.0.0.1 -dir="$weed_dir" \
   -master.port="$(free_port)" -volume.port="$(free_port)" -filer.port="$(free_port)" \
-  -s3 -s3.port="$weed_s3" -s3.config="$out/weed/s3.json" >"$out/weed.log" 2>&1 &
+  -s3 -s3.port="$weed_s3" -s3.config="$weed_dir/s3.json" >"$out/weed.log" 2>&1 &
 weed=$!
 trap 'kill $weed 2>/dev/null || true; wait $weed 2>/dev/null || true' EXIT
 for _ in $(seq 1 300); do
