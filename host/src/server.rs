@@ -6,7 +6,7 @@ use crate::auth::mailer::Mailer;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::signing::SigningKey;
 use crate::auth::{JwtKeys, Role};
-use crate::capabilities::{self, Capabilities, Platform, Privileged};
+use crate::capabilities::{Capabilities, Services};
 use crate::config::{DatabaseSource, Settings};
 use crate::db::schema::{SchemaCache, SharedSchema};
 use crate::db::Database;
@@ -116,22 +116,13 @@ async fn serve(
         None => RateLimiter::default(),
     });
 
-    let capabilities = Capabilities {
-        platform: Platform {
-            db: capabilities::db::Db::new(db.clone()),
-            config: capabilities::config::Config,
-            log: capabilities::log::Log,
-            context: capabilities::context::Context,
-        },
-        privileged: Privileged {
-            tokens: capabilities::tokens::Tokens::new(opened.keys.clone()),
-            auth_db: capabilities::auth_db::AuthDb::new(db.clone()),
-            passwords: capabilities::passwords::Passwords,
-            rate_limit: capabilities::rate_limit::RateLimit::new(limiter),
-            mailer: capabilities::mailer::Mailer::new(mailer),
-            schema: capabilities::schema::Schema::new(schema.clone()),
-        },
-    };
+    let capabilities = Capabilities::new(&Services {
+        db: db.clone(),
+        keys: opened.keys.clone(),
+        limiter,
+        mailer,
+        schema: schema.clone(),
+    });
     let runtime =
         Runtime::new(settings.clone(), capabilities).context("start the component runtime")?;
     let deployed = runtime

@@ -6,8 +6,13 @@
 use super::wasi::WasiState;
 use super::{auth_db, config, context, db, log, mailer, passwords, rate_limit, schema, tokens};
 use super::{Capability, FinishError, Prepare};
+use crate::auth::rate_limit::RateLimiter;
+use crate::auth::JwtKeys;
+use crate::db::schema::SharedSchema;
+use crate::db::Database;
 use crate::runtime::limits::MemoryLimiter;
 use std::future::Future;
+use std::sync::Arc;
 use wasmtime::component::Linker;
 use wasmtime_wasi::{WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
@@ -16,7 +21,9 @@ use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 /// `SetState` (their per-invocation states) and how to link, prepare and
 /// finish them.
 macro_rules! capability_set {
-    ($(#[$doc:meta])* $set:ident, $state:ident { $($name:ident: $ty:ty,)* }) => {
+    ($(#[$doc:meta])* $set:ident, $state:ident, $services:ident {
+        $($name:ident: $ty:ty = $init:expr,)*
+    }) => {
         $(#[$doc])*
         pub struct $set {
             $(pub $name: $ty,)*
@@ -28,6 +35,13 @@ macro_rules! capability_set {
         }
 
         impl $set {
+            /// Builds every capability of the set from the host's services.
+            pub fn new($services: &Services) -> Self {
+                Self {
+                    $($name: $init,)*
+                }
+            }
+
             /// Links every interface of the set.
             pub fn link<T: HasSet<$state>>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
                 $(<$ty as Capability>::link(linker, |store: &mut T| &mut store.set().$name)?;)*
@@ -56,32 +70,53 @@ macro_rules! capability_set {
     };
 }
 
+// One line per capability: its field, its type, and how its per-process
+// value is built from the host's services.
 capability_set! {
     /// The capabilities every component links.
-    Platform, PlatformState {
-        db: db::Db,
-        config: config::Config,
-        log: log::Log,
-        context: context::Context,
+    Platform, PlatformState, services {
+        db: db::Db = db::Db::new(services.db.clone()),
+        config: config::Config = config::Config,
+        log: log::Log = log::Log,
+        context: context::Context = context::Context,
     }
 }
 
 capability_set! {
     /// The capabilities only system components (auth, crud) link.
-    Privileged, PrivilegedState {
-        tokens: tokens::Tokens,
-        auth_db: auth_db::AuthDb,
-        passwords: passwords::Passwords,
-        rate_limit: rate_limit::RateLimit,
-        mailer: mailer::Mailer,
-        schema: schema::Schema,
+    Privileged, PrivilegedState, services {
+        tokens: tokens::Tokens = tokens::Tokens::new(services.keys.clone()),
+        auth_db: auth_db::AuthDb = auth_db::AuthDb::new(services.db.clone()),
+        passwords: passwords::Passwords = passwords::Passwords,
+        rate_limit: rate_limit::RateLimit = rate_limit::RateLimit::new(services.limiter.clone()),
+        mailer: mailer::Mailer = mailer::Mailer::new(services.mailer.clone()),
+        schema: schema::Schema = schema::Schema::new(services.schema.clone()),
     }
+}
+
+/// The host's services the capabilities are built from, started by
+/// `server` in its phases.
+pub struct Services {
+    pub db: Database,
+    pub keys: JwtKeys,
+    pub limiter: Arc<RateLimiter>,
+    pub mailer: Arc<crate::auth::mailer::Mailer>,
+    pub schema: Arc<SharedSchema>,
 }
 
 /// Every capability's per-process value, owned by the runtime.
 pub struct Capabilities {
     pub platform: Platform,
     pub privileged: Privileged,
+}
+
+impl Capabilities {
+    pub fn new(services: &Services) -> Self {
+        Self {
+            platform: Platform::new(services),
+            privileged: Privileged::new(services),
+        }
+    }
 }
 
 /// What one invocation's `Store` holds: WASI with every capability denied,

@@ -21,7 +21,8 @@
 //! in `wit/worlds.wit`), create `capabilities/<name>/` with a `mod.rs`
 //! implementing [`Capability`] and a `host_impl.rs` implementing the
 //! generated `Host` trait on its state, and add one line to the set in
-//! [`compose`] that should link it.
+//! [`compose`] that should link it (its field, its type, and how it is built
+//! from the host's [`Services`]).
 
 pub mod bindings;
 pub mod compose;
@@ -45,7 +46,7 @@ use std::sync::Arc;
 use wasmtime::component::Linker;
 
 pub use compose::{
-    Capabilities, InvocationState, Platform, PlatformState, Privileged, PrivilegedState,
+    Capabilities, InvocationState, Platform, PlatformState, Privileged, PrivilegedState, Services,
     SystemState, UserState,
 };
 
