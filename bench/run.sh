@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # `make bench`: the wasm `hello` function against its native twin in the same
 # binary, with wrk on the same machine. Prints throughput, p50/p99 latency,
-# their ratio, and the per-invocation cost of the WebAssembly path.
+# their ratio, and the per-invocation cost of the WebAssembly path; then the
+# data API, storage and auth parts (BENCH_PARTS picks some; SELFDB_BIN runs
+# another build, for A/B comparisons).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${BENCH_DURATION:-10s}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-2}
+# The binary under test (an A/B run points it at another build) and the
+# parts to run: any of hello, crud, storage, auth.
+BIN=${SELFDB_BIN:-./target/dist/selfdb}
+PARTS=${BENCH_PARTS:-hello crud storage auth}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 out=bench/out
 # A fresh data directory each run, never a deleted and re-created one: on
 # this machine's ext4 without a journal, file creation slows after large
@@ -19,7 +26,7 @@ chmod 755 "$data"
 
 # A developer's RUST_BACKTRACE makes every internal error capture a
 # backtrace; production hosts do not run with it.
-env -u RUST_BACKTRACE ./target/dist/selfdb dev --data-dir "$data" --port 0 --s3-port 0 \
+env -u RUST_BACKTRACE "$BIN" dev --data-dir "$data" --port 0 --s3-port 0 \
   --functions-dir target/functions --bench-routes >"$out/selfdb.out" 2>"$out/selfdb.err" &
 host=$!
 trap 'kill -TERM $host 2>/dev/null; wait $host 2>/dev/null || true' EXIT
@@ -55,6 +62,7 @@ to_us() { # wrk latency (e.g. 1.23ms, 850.00us, 1.01s) -> microseconds
     if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000; else if (v ~ /s$/) print n * 1000000; else print n }'
 }
 
+if part hello; then
 echo "SelfDB /functions/v1/hello: wasm component vs native axum handler"
 echo "(same query, same per-request transaction as anon; wrk -t$THREADS -c$CONNECTIONS -d$DURATION; $(nproc) cores)"
 curl -sf "$SELFDB_URL/functions/v1/hello?name=bench" -H "apikey: $SELFDB_ANON_KEY" >/dev/null
@@ -87,12 +95,15 @@ awk -v w="$wasm_rps" -v n="$native_rps" -v c="$inst_count" -v s="$inst_secs" \
 }'
 peak_kb=$(awk '/VmHWM/ {print $2}' /proc/$host/status)
 echo "host peak RSS so far:       $((peak_kb / 1024)) MiB"
+fi
 
-./bench/crud.sh
+if part crud; then ./bench/crud.sh; fi
 
-HOST_PID=$host ./bench/storage.sh
+if part storage; then HOST_PID=$host ./bench/storage.sh; fi
 
-echo
-echo "Auth (/auth/v1, the auth component; argon2id m=19456 KiB, t=2, p=1)"
-node bench/auth.mjs
-cargo bench -q -p selfdb --bench token_verify 2>/dev/null | grep 'token verification'
+if part auth; then
+  echo
+  echo "Auth (/auth/v1, the auth component; argon2id m=19456 KiB, t=2, p=1)"
+  node bench/auth.mjs
+  cargo bench -q -p selfdb --bench token_verify 2>/dev/null | grep 'token verification'
+fi
