@@ -5,9 +5,19 @@
 //! `embedded_pg`, stopped by its watchdog when the binary exits) holds a
 //! migrated template database; each test gets a fresh database cloned from
 //! it and its own `selfdb serve` process.
+//!
+//! Anything that happens after an event (a log line, a file appearing or
+//! going, a process exiting) is waited for with a deadline: `wait_until`,
+//! `eventually`, `Host::wait_for_log`, `wait_for_exit`. A test never
+//! sleeps for a guessed time.
+
+mod api;
+
+pub use api::{error_code, misbehave, run_sql, run_sql_body, RequestExt};
 
 use selfdb::embedded_pg::EmbeddedPg;
 use std::collections::HashMap;
+use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -146,6 +156,7 @@ pub struct Host {
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     stderr_log: PathBuf,
+    http: reqwest::Client,
 }
 
 pub struct HostBuilder {
@@ -273,6 +284,7 @@ impl HostBuilder {
             data_dir,
             database_url: self.database_url,
             stderr_log,
+            http: api::client(),
         }
     }
 }
@@ -314,8 +326,32 @@ impl Host {
         &self.env["SELFDB_SERVICE_KEY"]
     }
 
+    /// Everything the host has logged so far. A line the host writes
+    /// after an event may land after the test sees the event: to assert
+    /// on one, use `wait_for_log`.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// Polls the host's log until it holds `needle` or `timeout` passes;
+    /// returns whether it did.
+    pub async fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        self.wait_for_log_where(timeout, |log| log.contains(needle))
+            .await
+    }
+
+    /// Polls the host's log until `check` holds for it or `timeout` passes;
+    /// returns whether it did.
+    pub async fn wait_for_log_where(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&str) -> bool,
+    ) -> bool {
+        eventually(timeout, || {
+            let held = check(&self.stderr());
+            async move { held }
+        })
+        .await
     }
 
     /// SIGTERM, then wait for the exit; returns whether it exited cleanly.
@@ -361,7 +397,9 @@ pub fn user_token(sub: &str, lifetime_seconds: i64) -> String {
     }))
 }
 
-/// Polls `check` until it holds or `timeout` passes; returns whether it held.
+/// Polls `check` until it holds or `timeout` passes; returns whether it
+/// held. Blocks the thread: in async code, `eventually` lets the runtime's
+/// other tasks run meanwhile.
 pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -371,6 +409,65 @@ pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     check()
+}
+
+/// Polls the async `check` until it holds or `timeout` passes; returns
+/// whether it held.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    check().await
+}
+
+/// Waits up to `timeout` for process `pid` to be gone (or a zombie);
+/// returns whether it went.
+pub fn wait_for_exit(pid: i32, timeout: Duration) -> bool {
+    wait_until(timeout, || !process_alive(pid))
+}
+
+/// The number of files below `dir`, recursively (0 when it is missing).
+pub fn files_below(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                files_below(&path)
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+/// A private key made by openssl in `dir`: `ec` (P-256, PKCS#8) or `rsa`.
+pub fn signing_key(dir: &Path, kind: &str) -> PathBuf {
+    let path = dir.join(format!("{kind}.pem"));
+    let options: &[&str] = match kind {
+        "ec" => &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        _ => &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+    };
+    let status = Command::new("openssl")
+        .arg("genpkey")
+        .args(options)
+        .arg("-out")
+        .arg(&path)
+        .status()
+        .expect("run openssl");
+    assert!(status.success(), "openssl genpkey failed");
+    path
 }
 
 pub fn process_alive(pid: i32) -> bool {

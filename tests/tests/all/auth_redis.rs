@@ -1,7 +1,7 @@
 //! With Redis configured, hosts behind one balancer share the failed
 //! sign-in counts: the limit holds across nodes.
 
-use selfdb_tests::{Host, HostBuilder, Redis};
+use selfdb_tests::{Host, HostBuilder, Redis, RequestExt};
 use serde_json::json;
 
 #[tokio::test]
@@ -20,28 +20,26 @@ async fn failed_sign_ins_are_counted_across_hosts_in_redis() {
         .arg("--auth-failed-sign-ins-per-email")
         .arg("3")
         .start();
-    let http = reqwest::Client::new();
     let email = "shared-limit@example.com";
-    let signup = http
-        .post(format!("{}/auth/v1/signup", a.url))
-        .header("apikey", a.anon_key())
+    let signup = a
+        .post("/auth/v1/signup")
+        .apikey(a.anon_key())
         .json(&json!({"email": email, "password": "the-right-one"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signup.status(), 200);
+        .fetch_status()
+        .await;
+    assert_eq!(signup, 200);
 
     let attempt = |host: &Host, password: &str| {
-        http.post(format!("{}/auth/v1/token?grant_type=password", host.url))
-            .header("apikey", host.anon_key())
+        host.post("/auth/v1/token?grant_type=password")
+            .apikey(host.anon_key())
             .json(&json!({"email": email, "password": password}))
-            .send()
+            .fetch()
     };
     for (host, password) in [(&a, "wrong-1"), (&b, "wrong-2"), (&a, "wrong-3")] {
-        assert_eq!(attempt(host, password).await.unwrap().status(), 400);
+        assert_eq!(attempt(host, password).await.status(), 400);
     }
     // The fourth try reaches the other host: it knows of all three.
-    let limited = attempt(&b, "the-right-one").await.unwrap();
+    let limited = attempt(&b, "the-right-one").await;
     assert_eq!(limited.status(), 429);
     let retry_after: u64 = limited.headers()["retry-after"]
         .to_str()

@@ -1,8 +1,13 @@
 //! `selfdb dev`: the embedded cluster's life across restarts, clean stops
 //! and crashes.
 
-use selfdb_tests::{dev_data_dir, postmaster_pid, process_alive, psql, wait_until, Host};
+use selfdb_tests::{dev_data_dir, postmaster_pid, process_alive, psql, wait_for_exit, Host};
 use std::time::Duration;
+
+/// How long a stopped process may take to be gone: `pg_ctl stop -w`
+/// returns once `postmaster.pid` is removed, which PostgreSQL does just
+/// before its process exits.
+const EXIT_WAIT: Duration = Duration::from_secs(10);
 
 async fn count_rows(url: &str) -> i64 {
     psql(url)
@@ -82,7 +87,7 @@ async fn dev_prints_keys_keeps_data_across_restarts_and_stops_its_cluster() {
         "selfdb dev did not exit cleanly on SIGTERM"
     );
     assert!(
-        !process_alive(pid),
+        wait_for_exit(pid, EXIT_WAIT),
         "PostgreSQL still running after a clean stop"
     );
     assert!(postmaster_pid(&pgdata).is_none());
@@ -126,6 +131,12 @@ async fn a_cluster_left_by_a_killed_host_is_taken_over_without_losing_data() {
         nix::unistd::Pid::from_raw(watchdog),
         nix::sys::signal::Signal::SIGKILL,
     );
+    // A signal is delivered asynchronously: the watchdog must be gone
+    // before the host dies, or it would still stop the cluster.
+    assert!(
+        wait_for_exit(watchdog, EXIT_WAIT),
+        "the watchdog survived SIGKILL"
+    );
     first.kill();
     assert!(
         process_alive(postmaster),
@@ -133,11 +144,14 @@ async fn a_cluster_left_by_a_killed_host_is_taken_over_without_losing_data() {
     );
 
     let mut second = Host::dev(&dir).start();
-    assert!(!process_alive(postmaster), "the orphan was not stopped");
+    assert!(
+        wait_for_exit(postmaster, EXIT_WAIT),
+        "the orphan was not stopped"
+    );
     assert_eq!(count_rows(&second.env["DATABASE_URL"]).await, 1);
     let pid = postmaster_pid(&pgdata).unwrap();
     assert!(second.terminate());
-    assert!(!process_alive(pid));
+    assert!(wait_for_exit(pid, EXIT_WAIT));
 }
 
 #[tokio::test]
@@ -147,7 +161,7 @@ async fn the_watchdog_stops_the_cluster_when_the_host_is_killed() {
     let postmaster = postmaster_pid(&dir.join("pg")).unwrap();
     host.kill();
     assert!(
-        wait_until(Duration::from_secs(30), || !process_alive(postmaster)),
+        wait_for_exit(postmaster, Duration::from_secs(30)),
         "PostgreSQL outlived its killed host"
     );
 }

@@ -1,6 +1,7 @@
-//! Auth mail through a real SMTP conversation when SMTP is configured.
+//! Auth mail through a real SMTP conversation when SMTP is configured, and
+//! nothing in the dev outbox then.
 
-use selfdb_tests::{psql, Host, SmtpSink};
+use selfdb_tests::{Host, RequestExt, SmtpSink};
 use serde_json::json;
 use std::time::Duration;
 
@@ -14,25 +15,23 @@ async fn recovery_mail_goes_through_smtp_not_the_outbox() {
         .arg("--smtp-from")
         .arg("Auth <auth@selfdb.test>")
         .start();
-    let http = reqwest::Client::new();
     let email = "smtp-user@example.com";
-    let signup = http
-        .post(format!("{}/auth/v1/signup", host.url))
-        .header("apikey", host.anon_key())
+    let signup = host
+        .post("/auth/v1/signup")
+        .apikey(host.anon_key())
         .json(&json!({"email": email, "password": "smtp-pass-1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signup.status(), 200);
-    let recover = http
-        .post(format!("{}/auth/v1/recover", host.url))
-        .header("apikey", host.anon_key())
+        .fetch_status()
+        .await;
+    assert_eq!(signup, 200);
+    let recover = host
+        .post("/auth/v1/recover")
+        .apikey(host.anon_key())
         .json(&json!({"email": email}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(recover.status(), 200);
+        .fetch_status()
+        .await;
+    assert_eq!(recover, 200);
 
+    // The sink's `next` waits (with its deadline) for the message to arrive.
     let message = tokio::task::spawn_blocking(move || sink.next(Duration::from_secs(30)))
         .await
         .unwrap()
@@ -48,7 +47,8 @@ async fn recovery_mail_goes_through_smtp_not_the_outbox() {
     );
     assert!(message.contains("/auth/v1/verify?token="), "{message}");
 
-    let outbox: i64 = psql(host.database_url.as_deref().unwrap())
+    let outbox: i64 = host
+        .db()
         .await
         .query_one("select count(*) from selfdb.mail_outbox", &[])
         .await

@@ -1,0 +1,21 @@
+//! Every end-to-end test, in one binary so it links once; a module per
+//! feature. The harness (a host per test, a shared test cluster, the
+//! request and wait helpers) is the `selfdb_tests` library in `tests/src`.
+
+mod auth_keys;
+mod auth_mail;
+mod auth_redis;
+mod credentials;
+mod deploy;
+mod dev;
+mod functions;
+mod health;
+mod limits;
+mod rls;
+mod routing;
+mod storage_files;
+mod storage_inline;
+mod storage_keys;
+mod storage_s3;
+mod supabase_js;
+mod transactions;
