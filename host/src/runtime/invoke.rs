@@ -4,7 +4,7 @@
 //! collected, and the transaction committed or rolled back by how the
 //! invocation ended.
 
-use super::engine::{Runtime, RuntimeMetrics, EPOCH_TICK};
+use super::engine::{Runtime, RuntimeMetrics};
 use super::limits::MemoryLimiter;
 use super::registry::{Deployed, Entry};
 use crate::auth::Principal;
@@ -388,16 +388,17 @@ fn handler_response(response: HandlerResponse) -> Result<http::Response<Bytes>, 
 /// tokio worker for its whole time limit: tasks queued behind it on that
 /// worker (which other workers cannot steal from its LIFO slot) would stall,
 /// and the wall-clock backstop could not fire. So each epoch tick hands the
-/// worker back once, and the tick after the limit interrupts the guest.
+/// worker back once, and the first tick past the limit interrupts the guest.
+/// The limit is measured from the start, not counted in ticks: on a busy
+/// machine a yielded guest may wait many tick periods to run again, and a
+/// count of callbacks would leave the backstop, a second later, to end it.
 fn yield_every_tick_until<P>(store: &mut Store<InvocationState<P>>, time_ms: u64) {
-    // The same budget as a plain deadline of `time_ms / tick + 1` ticks.
-    let mut ticks_left = time_ms.div_ceil(EPOCH_TICK.as_millis() as u64);
+    let deadline = Instant::now() + Duration::from_millis(time_ms);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
-        if ticks_left == 0 {
+        if Instant::now() >= deadline {
             return Ok(wasmtime::UpdateDeadline::Interrupt);
         }
-        ticks_left -= 1;
         // tokio's own yield puts the task behind the others; a plain
         // self-wake would put it in the LIFO slot and run it again first.
         Ok(wasmtime::UpdateDeadline::YieldCustom(
