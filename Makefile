@@ -24,6 +24,7 @@ run: bootstrap components
 	./target/release/selfdb dev --functions-dir target/functions $(ARGS)
 
 test: bootstrap components lint js-deps
+	@echo "make test: building the host and running every test"
 	mkdir -p target/test-functions
 	for f in $(FIXTURES); do cp $(COMPONENTS_OUT)/$$f.wasm target/test-functions/; done
 	cargo build -p selfdb
@@ -51,9 +52,11 @@ components:
 
 # The real Supabase client the compatibility tests drive (pinned by the lockfile).
 js-deps:
+	@echo "make: installing the test clients from npm (tests/js, pinned by its lockfile)"
 	cd tests/js && npm ci --no-audit --no-fund
 
 lint:
+	@echo "make: checking formatting and lints (both workspaces)"
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cd components && cargo fmt --all -- --check
