@@ -6,6 +6,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Replaces `path` with `bytes`, readable as the umask allows.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -25,12 +26,15 @@ fn write(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-    // Dot-prefixed and tagged with the process id, so a concurrent writer
-    // in another process never shares it and directory scans skip it.
+    // Dot-prefixed (directory scans skip it) and unique to this write, so
+    // two writers of the same file, in this process or another, never
+    // share a temp file.
+    static WRITES: AtomicU64 = AtomicU64::new(0);
     let tmp = dir.join(format!(
-        ".{}.tmp{}",
+        ".{}.tmp{}-{}",
         name.to_string_lossy(),
-        std::process::id()
+        std::process::id(),
+        WRITES.fetch_add(1, Ordering::Relaxed)
     ));
     let written = (|| {
         let mut file = fs::OpenOptions::new()

@@ -67,13 +67,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 }
 
 /// The platform database, opened and made ready: pools, the request roles
-/// restricted, the keys, and the first admin.
+/// restricted, and the keys.
 struct Opened {
     db: Database,
     keys: JwtKeys,
     anon_key: String,
     service_key: String,
-    first_admin: FirstAdmin,
 }
 
 /// `database` is what the host connects with; `database_url` is what it
@@ -81,8 +80,10 @@ struct Opened {
 ///
 /// Start-up runs in phases, each failing with its cause: open the
 /// database, load the schema, connect the mailer and Redis, start the
-/// runtime and storage, bind. Only then does the host announce itself and
-/// write `selfdb.env`, so nothing reads "serving" from a host that is not.
+/// runtime and storage, bind, create the first admin. Only then does the
+/// host announce itself and write `selfdb.env`, so nothing reads "serving"
+/// from a host that is not, and a generated admin password is never created
+/// by a start-up that then fails before printing it.
 async fn serve(
     settings: Arc<Settings>,
     database: tokio_postgres::Config,
@@ -145,6 +146,7 @@ async fn serve(
     deploy_crud(&runtime, &settings)?;
 
     schema.spawn_refresher(db.clone());
+    let db_for_admin = db.clone();
     let app = Arc::new(App {
         settings: settings.clone(),
         db,
@@ -155,7 +157,24 @@ async fn serve(
     });
     let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
 
-    announce(&settings, &opened, &storage, &url, database_url)?;
+    // Last before announcing: a generated password is shown only once, so
+    // nothing that can still fail may come between creating it and
+    // printing it.
+    let first_admin = ensure_first_admin(
+        &db_for_admin,
+        &settings.admin_email,
+        settings.admin_password.as_deref(),
+    )
+    .await
+    .context("create the first admin")?;
+    announce(
+        &settings,
+        &opened,
+        &first_admin,
+        &storage,
+        &url,
+        database_url,
+    )?;
     tracing::info!(%url, startup_ms = started.elapsed().as_millis() as u64, "SelfDB is serving");
     axum::serve(listener, service)
         .with_graceful_shutdown(signals.wait())
@@ -166,7 +185,7 @@ async fn serve(
 }
 
 /// Connects the pools, restricts the request roles, and reads (or makes)
-/// the keys and the first admin.
+/// the keys.
 async fn open_database(
     settings: &Settings,
     database: tokio_postgres::Config,
@@ -195,20 +214,11 @@ async fn open_database(
     let anon = keys.verify(&anon_key).context("verify the anon key")?;
     db.serve_anon_reads(anon.claims_text.clone());
     let service_key = api_key(&db, &keys, Role::ServiceRole).await?;
-
-    let first_admin = ensure_first_admin(
-        &db,
-        &settings.admin_email,
-        settings.admin_password.as_deref(),
-    )
-    .await
-    .context("create the first admin")?;
     Ok(Opened {
         db,
         keys,
         anon_key,
         service_key,
-        first_admin,
     })
 }
 
@@ -217,6 +227,7 @@ async fn open_database(
 fn announce(
     settings: &Settings,
     opened: &Opened,
+    first_admin: &FirstAdmin,
     storage: &crate::storage::Storage,
     url: &str,
     database_url: &str,
@@ -237,7 +248,7 @@ fn announce(
     for line in &lines {
         writeln!(out, "{line}")?;
     }
-    match &opened.first_admin {
+    match first_admin {
         FirstAdmin::Generated { email, password } => {
             writeln!(out, "SELFDB_ADMIN_EMAIL={email}")?;
             writeln!(out, "SELFDB_ADMIN_PASSWORD={password}")?;

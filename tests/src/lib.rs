@@ -28,6 +28,11 @@ use std::time::{Duration, Instant};
 /// The JWT secret the test hosts use, so tests can mint their own tokens.
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
+/// How long a host may take from spawn to its `KEY=value` lines: generous,
+/// since a first start compiles the system components, on a debug build,
+/// possibly beside two busy processes.
+const START_TIMEOUT: Duration = Duration::from_secs(180);
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -252,30 +257,53 @@ impl HostBuilder {
             .stderr(stderr);
         let mut child = cmd.spawn().expect("spawn selfdb");
         let stdout = child.stdout.take().expect("stdout");
-        let mut env = HashMap::new();
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = reader.read_line(&mut line).expect("read selfdb stdout");
-            if n == 0 {
-                let log = std::fs::read_to_string(&stderr_log).unwrap_or_default();
-                panic!("selfdb exited before it was ready; stderr:\n{log}");
+        // The `KEY=value` lines arrive on a thread that keeps draining stdout
+        // afterwards (so the host never blocks on a full pipe); start-up is
+        // waited for with a deadline, so a host stuck in a phase fails the
+        // test with its log instead of hanging it.
+        let (lines, announced) = std::sync::mpsc::channel::<Option<String>>();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(n) if n > 0 => {
+                        let _ = lines.send(Some(line.trim_end().to_owned()));
+                    }
+                    _ => {
+                        let _ = lines.send(None);
+                        return;
+                    }
+                }
             }
-            if let Some((key, value)) = line.trim_end().split_once('=') {
-                env.insert(key.to_owned(), value.to_owned());
-                if key == "SELFDB_ENV_FILE" {
-                    break;
+        });
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut env = HashMap::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match announced.recv_timeout(left) {
+                Ok(Some(line)) => {
+                    if let Some((key, value)) = line.split_once('=') {
+                        env.insert(key.to_owned(), value.to_owned());
+                        if key == "SELFDB_ENV_FILE" {
+                            break;
+                        }
+                    }
+                }
+                Ok(None) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    let log = std::fs::read_to_string(&stderr_log).unwrap_or_default();
+                    panic!("selfdb exited before it was ready; stderr:\n{log}");
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    let log = std::fs::read_to_string(&stderr_log).unwrap_or_default();
+                    panic!("selfdb was not ready within {START_TIMEOUT:?}; stderr:\n{log}");
                 }
             }
         }
-        // Keep draining stdout so the host never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-                sink.clear();
-            }
-        });
+        // Later lines (none are expected) are drained by the thread.
+        drop(announced);
         let url = env["SELFDB_URL"].clone();
         Host {
             child,

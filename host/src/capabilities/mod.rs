@@ -42,6 +42,7 @@ pub mod tokens;
 use crate::auth::Principal;
 use crate::runtime::Deployed;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use wasmtime::component::Linker;
 
@@ -59,7 +60,7 @@ pub struct Prepare<'a> {
     /// The host's id for this request, as it appears in the logs.
     pub request_id: &'a Arc<str>,
     /// The client's address as the host saw it.
-    pub client_ip: Option<&'a Arc<str>>,
+    pub client_ip: Option<IpAddr>,
 }
 
 /// Why ending an invocation's state failed (a commit that did not succeed).

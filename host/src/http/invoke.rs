@@ -11,7 +11,7 @@ use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::Full;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// Which error shape the route's clients expect.
@@ -35,11 +35,11 @@ impl ErrorStyle {
     }
 }
 
-pub fn client_ip(request: &Request) -> Option<Arc<str>> {
+pub fn client_ip(request: &Request) -> Option<IpAddr> {
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string().into())
+        .map(|ConnectInfo(addr)| addr.ip())
 }
 
 pub async fn invoke_component(
@@ -77,7 +77,11 @@ pub async fn invoke_component(
         Ok(bytes) => bytes,
         Err(_) => return too_large(),
     };
-    let request_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+    let mut id = uuid::Uuid::encode_buffer();
+    let request_id: Arc<str> = uuid::Uuid::new_v4()
+        .hyphenated()
+        .encode_lower(&mut id)
+        .into();
     let request = http::Request::from_parts(parts, Full::new(bytes));
     let name = function.name.clone();
     let invocation = Invocation {

@@ -78,7 +78,7 @@ pub struct Invocation {
     pub function: Arc<Deployed>,
     pub principal: Arc<Principal>,
     pub request_id: Arc<str>,
-    pub client_ip: Option<Arc<str>>,
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 /// The export to call, in a store of state `InvocationState<P>`.
@@ -117,7 +117,7 @@ impl Runtime {
             function,
             principal: &invocation.principal,
             request_id: &invocation.request_id,
-            client_ip: invocation.client_ip.as_ref(),
+            client_ip: invocation.client_ip,
         };
         let platform = self.capabilities.platform.prepare(&cx);
         match &function.entry {

@@ -17,6 +17,6 @@ impl Host for ContextState {
     }
 
     fn client_ip(&mut self) -> wasmtime::Result<Option<String>> {
-        Ok(self.client_ip.as_deref().map(str::to_owned))
+        Ok(self.client_ip.map(|ip| ip.to_string()))
     }
 }

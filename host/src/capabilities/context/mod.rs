@@ -5,6 +5,7 @@ mod host_impl;
 
 use super::{Capability, Prepare};
 use crate::auth::Principal;
+use std::net::IpAddr;
 use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker};
 
@@ -15,7 +16,7 @@ pub struct Context;
 pub struct ContextState {
     principal: Arc<Principal>,
     request_id: Arc<str>,
-    client_ip: Option<Arc<str>>,
+    client_ip: Option<IpAddr>,
 }
 
 impl Capability for Context {
@@ -32,7 +33,7 @@ impl Capability for Context {
         ContextState {
             principal: cx.principal.clone(),
             request_id: cx.request_id.clone(),
-            client_ip: cx.client_ip.cloned(),
+            client_ip: cx.client_ip,
         }
     }
 }
