@@ -16,12 +16,12 @@ USER_COMPONENTS := -p selfdb-sdk -p hello -p misbehave -p privileged
 # Each stage says what it does in one line; cargo's own output stays on
 # screen so a long first build shows progress.
 run: bootstrap components
-	@echo "make run: building the host (dev profile, the build make test uses too)"
-	cargo build -p selfdb
+	@echo "make run: building the host (release profile, no LTO: about ten minutes on a fresh clone)"
+	cargo build --release -p selfdb
 	@mkdir -p target/functions
 	@for f in $(EXAMPLES); do cp $(COMPONENTS_OUT)/$$f.wasm target/functions/; done
 	@echo "make run: starting selfdb dev"
-	./target/debug/selfdb dev --functions-dir target/functions $(ARGS)
+	./target/release/selfdb dev --functions-dir target/functions $(ARGS)
 
 test: bootstrap components lint js-deps
 	@echo "make test: building the host and running every test"
