@@ -164,6 +164,12 @@ test('order, limit, offset, range and counts', async () => {
   assert.equal(head.count, 3);
   assert.equal(head.data, null);
 
+  // The select list binds parameters of its own (the JSON path's keys); the
+  // count binds only the filter's.
+  const pathCount = await anon.from('posts').select('id, lang:data->meta->>lang', { count: 'exact' }).gt('rating', 2);
+  assert.equal(pathCount.error, null);
+  assert.equal(pathCount.count, 3);
+
   await sql('analyze authors');
   for (const count of ['planned', 'estimated']) {
     const c = await anon.from('authors').select('id', { count });

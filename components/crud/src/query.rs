@@ -408,15 +408,23 @@ pub struct Statement {
 pub struct ReadQuery {
     pub sql: String,
     pub params: Vec<Value>,
+    list: String,
     from: String,
     filter: String,
 }
 
 impl ReadQuery {
     /// How many rows the filters keep, before paging. It binds `params`
-    /// too; built only when a count is asked for, as most reads do not.
+    /// too, so it keeps the select list: its parameters (a JSON path's keys)
+    /// come first, and Postgres refuses a statement that leaves a bound
+    /// parameter unused ("could not determine data type of parameter $1").
+    /// The planner drops the list's unused columns, so they cost nothing.
+    /// Built only when a count is asked for, as most reads do not.
     pub fn count_sql(&self) -> String {
-        format!("select count(*) from {} as t0{}", self.from, self.filter)
+        format!(
+            "select count(*) from (select {} from {} as t0{}) _c",
+            self.list, self.from, self.filter
+        )
     }
 }
 
@@ -454,6 +462,7 @@ pub fn read(
     Ok(ReadQuery {
         sql,
         params: builder.sql.params,
+        list,
         from,
         filter,
     })
@@ -754,9 +763,12 @@ mod tests {
         );
         assert_eq!(
             read.count_sql(),
-            "select count(*) from \"public\".\"posts\" as t0 \
+            "select count(*) from (select \
+             t0.\"id\" as \"id\", t0.\"title\" as \"title\", \
+             ((t0.\"data\"->($1::text))->>($2::int)) as \"0\" \
+             from \"public\".\"posts\" as t0 \
              where t0.\"id\" > $3 and t0.\"title\" like $4 \
-             and (t0.\"author_id\" is null or t0.\"id\" = any($5))"
+             and (t0.\"author_id\" is null or t0.\"id\" = any($5))) _c"
         );
     }
 
@@ -771,7 +783,7 @@ mod tests {
         assert!(read.params.is_empty());
         assert_eq!(
             read.count_sql(),
-            "select count(*) from \"public\".\"posts\" as t0"
+            "select count(*) from (select t0.* from \"public\".\"posts\" as t0) _c"
         );
     }
 
