@@ -11,7 +11,7 @@ FIXTURES := hello misbehave privileged
 SYSTEM_COMPONENTS := -p auth -p crud
 USER_COMPONENTS := -p selfdb-sdk -p hello -p misbehave -p privileged
 
-.PHONY: run test bench bootstrap components lint lint-components js-deps
+.PHONY: run test bench bootstrap components lint lint-components js-deps js-toolchain
 
 # `make test` lints the host workspace inside its own build: clippy-driver
 # (what `cargo clippy` runs) compiles the workspace's crates with code
@@ -23,7 +23,7 @@ LINTED := RUSTC_WORKSPACE_WRAPPER="$$(rustup which clippy-driver)" CLIPPY_ARGS=-
 
 # Each stage says what it does in one line; cargo's own output stays on
 # screen so a long first build shows progress.
-run: bootstrap components
+run: bootstrap components js-toolchain
 	@echo "make run: building the host (release profile, no LTO: about ten minutes on a fresh clone)"
 	cargo build --release -p selfdb
 	@mkdir -p target/functions
@@ -31,7 +31,7 @@ run: bootstrap components
 	@echo "make run: starting selfdb dev"
 	./target/release/selfdb dev --functions-dir target/functions $(ARGS)
 
-test: bootstrap components lint-components js-deps
+test: bootstrap components lint-components js-deps js-toolchain
 	@echo "make test: building the host with its lints, then running every test"
 	mkdir -p target/test-functions
 	for f in $(FIXTURES); do cp $(COMPONENTS_OUT)/$$f.wasm target/test-functions/; done
@@ -59,6 +59,12 @@ components:
 	@echo "make: building the system and example components (wasm32-wasip2)"
 	cd components && cargo build --release --target wasm32-wasip2 $(SYSTEM_COMPONENTS)
 	cd components && cargo build --release --target wasm32-wasip2 $(USER_COMPONENTS)
+
+# What builds TypeScript/JavaScript functions (esbuild, tsc, ComponentizeJS),
+# pinned by its lockfile; the host runs it at deploy time.
+js-toolchain:
+	@echo "make: installing the JavaScript function toolchain from npm (toolchain/js)"
+	cd toolchain/js && npm ci --no-audit --no-fund
 
 # The real Supabase client the compatibility tests drive (pinned by the lockfile).
 js-deps:

@@ -120,6 +120,7 @@ pub struct FileConfig {
     pub storage_dir: Option<PathBuf>,
     pub s3_port: Option<u16>,
     pub storage_max_object_bytes: Option<u64>,
+    pub js_toolchain: Option<PathBuf>,
     #[serde(default)]
     pub functions: BTreeMap<String, FunctionSettings>,
 }
@@ -184,6 +185,15 @@ pub struct Settings {
     /// Where the S3 endpoint listens.
     pub s3_listen: SocketAddr,
     pub storage_max_object_bytes: u64,
+    /// Compiled components and the built JavaScript engine; hosts of one
+    /// machine may share it.
+    pub cache_dir: PathBuf,
+    /// Where the JavaScript toolchain is (`toolchain/js`).
+    pub js_toolchain: Option<PathBuf>,
+    /// Whether JavaScript versions get their own component built.
+    pub js_own_components: bool,
+    /// Encrypts functions' secrets; `<data dir>/secrets.key` when unset.
+    pub secrets_key: Option<String>,
 }
 
 impl Settings {

@@ -16,6 +16,7 @@ pub mod config;
 pub mod db;
 pub mod embedded_pg;
 pub mod files;
+pub mod functions;
 pub mod http;
 pub mod runtime;
 pub mod secrets;

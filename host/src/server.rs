@@ -11,12 +11,13 @@ use crate::config::{DatabaseSource, Settings};
 use crate::db::schema::{SchemaCache, SharedSchema};
 use crate::db::Database;
 use crate::embedded_pg::EmbeddedPg;
+use crate::functions::Functions;
 use crate::http::auth::AUTH_COMPONENT;
 use crate::http::rest::CRUD_COMPONENT;
 use crate::http::{router, App};
 use crate::runtime::embedded;
 use crate::runtime::Runtime;
-use crate::secrets::random_token;
+use crate::secrets::{random_token, read_or_create_secret};
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -126,10 +127,31 @@ async fn serve(
     });
     let runtime =
         Runtime::new(settings.clone(), capabilities).context("start the component runtime")?;
-    let deployed = runtime
-        .deploy_dir(&settings.functions_dir)
-        .context("deploy functions")?;
-    tracing::info!(functions = ?deployed, dir = %settings.functions_dir.display(), "functions deployed");
+    let secrets_key = match &settings.secrets_key {
+        Some(key) => key.clone(),
+        None => read_or_create_secret(&settings.data_dir.join("secrets.key"))
+            .context("read or create the secrets key")?,
+    };
+    let functions = Functions::new(
+        db.owner().clone(),
+        runtime.clone(),
+        settings.clone(),
+        &secrets_key,
+    );
+    let served = functions.load_all().await.context("load functions")?;
+    let deployed = functions.deploy_dir(&settings.functions_dir).await;
+    tracing::info!(served, functions = ?deployed, dir = %settings.functions_dir.display(), "functions deployed");
+    tokio::spawn(crate::functions::follow_changes(
+        functions.clone(),
+        db.owner_config().clone(),
+    ));
+    functions.warm_up();
+    if matches!(settings.database, DatabaseSource::Embedded) {
+        tokio::spawn(crate::functions::watch::watch(
+            functions.clone(),
+            settings.functions_dir.clone(),
+        ));
+    }
 
     let storage = Arc::new(
         crate::storage::Storage::start(&settings, &db)
@@ -154,6 +176,7 @@ async fn serve(
         keys: opened.keys.clone(),
         started,
         storage: storage.clone(),
+        functions,
     });
     let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
 

@@ -133,6 +133,10 @@ impl Host {
         self.http.put(self.url_of(path))
     }
 
+    pub fn patch(&self, path: &str) -> RequestBuilder {
+        self.http.patch(self.url_of(path))
+    }
+
     pub fn delete(&self, path: &str) -> RequestBuilder {
         self.http.delete(self.url_of(path))
     }

@@ -59,6 +59,13 @@ pub fn selfdb_binary() -> PathBuf {
 }
 
 /// The components the tests deploy (copied there by `make test`).
+/// Compiled components and the JavaScript engine, shared by every host a
+/// test run starts: each compiles the system components and builds the
+/// engine once, not once per host.
+pub fn test_cache_dir() -> PathBuf {
+    workspace_root().join("target").join("test-cache")
+}
+
 pub fn functions_dir() -> PathBuf {
     let dir = target_dir().join("test-functions");
     assert!(
@@ -195,8 +202,13 @@ impl HostBuilder {
                 database_url.to_owned(),
                 "--functions-dir".into(),
                 functions.display().to_string(),
+                "--cache-dir".into(),
+                test_cache_dir().display().to_string(),
                 "--jwt-secret".into(),
                 JWT_SECRET.into(),
+                // One key for every host of a database, as operators must.
+                "--secrets-key".into(),
+                "test secrets key of the selfdb test suite".into(),
                 "--s3-port".into(),
                 "0".into(),
             ],
@@ -223,6 +235,18 @@ impl HostBuilder {
     /// `selfdb serve` again on a stopped host's data dir and database.
     pub fn for_restart(previous: &Host, database_url: &str) -> HostBuilder {
         Self::serve_with(database_url, previous.data_dir.clone())
+    }
+
+    /// Keeps compiled components in the host's own data dir instead of the
+    /// run's shared cache, and builds no JavaScript engine there, for tests
+    /// of the cache itself.
+    pub fn own_cache(mut self) -> Self {
+        if let Some(i) = self.args.iter().position(|a| a == "--cache-dir") {
+            self.args.drain(i..i + 2);
+        }
+        self.args.push("--js-toolchain".into());
+        self.args.push("/nonexistent/toolchain".into());
+        self
     }
 
     pub fn arg(mut self, arg: impl Into<String>) -> Self {

@@ -4,7 +4,9 @@
 //! code that links, prepares and finishes them all.
 
 use super::wasi::WasiState;
-use super::{auth_db, config, context, db, log, mailer, passwords, rate_limit, schema, tokens};
+use super::{
+    auth_db, config, context, db, log, mailer, passwords, rate_limit, schema, script, tokens,
+};
 use super::{Capability, FinishError, Prepare};
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::JwtKeys;
@@ -79,6 +81,7 @@ capability_set! {
         config: config::Config = config::Config,
         log: log::Log = log::Log,
         context: context::Context = context::Context,
+        script: script::Script = script::Script,
     }
 }
 

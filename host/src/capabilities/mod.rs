@@ -37,6 +37,7 @@ pub mod mailer;
 pub mod passwords;
 pub mod rate_limit;
 pub mod schema;
+pub mod script;
 pub mod tokens;
 
 use crate::auth::Principal;

@@ -31,6 +31,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "storage_version_unique",
         include_str!("../../migrations/0006_storage_version_unique.sql"),
     ),
+    (
+        7,
+        "functions",
+        include_str!("../../migrations/0007_functions.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming SelfDB's migration lock.

@@ -5,7 +5,7 @@
 use super::error::ApiError;
 use super::AppState;
 use crate::auth::Principal;
-use crate::runtime::{Deployed, Invocation, InvokeError};
+use crate::runtime::{Deployed, Invocation, InvokeError, Report};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -49,6 +49,29 @@ pub async fn invoke_component(
     request: Request,
     style: ErrorStyle,
 ) -> Response {
+    invoke_reporting(app, function, principal, request, style)
+        .await
+        .response
+}
+
+/// An invocation's response, with what the function's logs record.
+pub struct Answered {
+    pub response: Response,
+    /// None when the request never reached the function (body too large).
+    pub report: Option<Report>,
+    pub request_id: Arc<str>,
+    /// The status the function answered with, or the error's.
+    pub status: StatusCode,
+}
+
+/// As [`invoke_component`], keeping the invocation's report.
+pub async fn invoke_reporting(
+    app: &AppState,
+    function: Arc<Deployed>,
+    principal: Arc<Principal>,
+    request: Request,
+    style: ErrorStyle,
+) -> Answered {
     let client_ip = client_ip(&request);
     let limit = app.settings.max_body_bytes;
     let (parts, body) = request.into_parts();
@@ -70,18 +93,24 @@ pub async fn invoke_component(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         response
     };
-    if declared.is_some_and(|len| len > limit as u64) {
-        return too_large();
-    }
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => bytes,
-        Err(_) => return too_large(),
-    };
     let mut id = uuid::Uuid::encode_buffer();
     let request_id: Arc<str> = uuid::Uuid::new_v4()
         .hyphenated()
         .encode_lower(&mut id)
         .into();
+    let refused = |response: Response| Answered {
+        status: response.status(),
+        response,
+        report: None,
+        request_id: request_id.clone(),
+    };
+    if declared.is_some_and(|len| len > limit as u64) {
+        return refused(too_large());
+    }
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => return refused(too_large()),
+    };
     let request = http::Request::from_parts(parts, Full::new(bytes));
     let name = function.name.clone();
     let invocation = Invocation {
@@ -90,7 +119,8 @@ pub async fn invoke_component(
         request_id: request_id.clone(),
         client_ip,
     };
-    let mut response = match app.runtime.invoke_http(invocation, request).await {
+    let (result, report) = app.runtime.invoke_http(invocation, request).await;
+    let mut response = match result {
         Ok(response) => {
             let (parts, body) = response.into_parts();
             Response::from_parts(parts, Body::new(body))
@@ -100,7 +130,12 @@ pub async fn invoke_component(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
-    response
+    Answered {
+        status: response.status(),
+        response,
+        report: Some(report),
+        request_id,
+    }
 }
 
 fn invoke_error(

@@ -4,7 +4,7 @@
 pub mod auth;
 mod bench;
 pub mod error;
-mod function_deploys;
+mod function_api;
 mod functions;
 mod health;
 mod invoke;
@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::db::Database;
 use crate::runtime::Runtime;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{any, delete, get, put};
+use axum::routing::{any, delete, get, post, put};
 use axum::Router;
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,6 +31,7 @@ pub struct App {
     pub keys: JwtKeys,
     pub started: Instant,
     pub storage: Arc<crate::storage::Storage>,
+    pub functions: Arc<crate::functions::Functions>,
 }
 
 pub type AppState = Arc<App>;
@@ -52,12 +53,32 @@ pub fn router(app: AppState) -> Router {
         .route("/storage/v1/{*path}", any(storage::route))
         .route("/api/v1/s3/keys", get(s3_keys::list).post(s3_keys::create))
         .route("/api/v1/s3/keys/{id}", delete(s3_keys::revoke))
-        .route("/api/v1/functions", get(function_deploys::list))
+        .route("/api/v1/functions", get(function_api::list))
         .route(
             "/api/v1/functions/{name}",
-            put(function_deploys::deploy)
-                .layer(DefaultBodyLimit::max(function_deploys::MAX_COMPONENT_BYTES)),
-        );
+            put(function_api::deploy)
+                .layer(DefaultBodyLimit::max(function_api::MAX_UPLOAD_BYTES))
+                .get(function_api::details)
+                .patch(function_api::configure)
+                .delete(function_api::remove),
+        )
+        .route(
+            "/api/v1/functions/{name}/versions",
+            get(function_api::versions),
+        )
+        .route(
+            "/api/v1/functions/{name}/rollback",
+            post(function_api::rollback),
+        )
+        .route(
+            "/api/v1/functions/{name}/secrets",
+            get(function_api::secrets).put(function_api::set_secrets),
+        )
+        .route(
+            "/api/v1/functions/{name}/secrets/{key}",
+            delete(function_api::unset_secret),
+        )
+        .route("/api/v1/functions/{name}/logs", get(function_api::logs));
     if app.settings.bench_routes {
         router = router.route("/bench/native/hello", get(bench::native_hello));
     }

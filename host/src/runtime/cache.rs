@@ -39,6 +39,11 @@ impl ComponentCache {
         self.dir.join(format!("{digest}-{}.cwasm", self.engine_key))
     }
 
+    /// Whether the compiled form of `bytes` is in the cache.
+    pub fn contains(&self, bytes: &[u8]) -> bool {
+        self.path_for(&Self::digest(bytes)).exists()
+    }
+
     /// The compiled form of `bytes`, from the cache when present.
     pub fn load(
         &self,

@@ -6,7 +6,6 @@ use crate::capabilities::bindings::RecordHandlerPre;
 use crate::capabilities::{self, Capabilities, Platform, Privileged, SystemState, UserState};
 use crate::config::Settings;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,12 +91,12 @@ impl Runtime {
         Platform::link(&mut system_linker)?;
         Privileged::link(&mut system_linker)?;
 
-        let cache =
-            ComponentCache::new(&engine, settings.data_dir.join("cache").join("components"))
-                .map_err(|source| RuntimeError::Io {
-                    action: "create the component cache".into(),
-                    source,
-                })?;
+        let cache = ComponentCache::new(&engine, settings.cache_dir.join("components")).map_err(
+            |source| RuntimeError::Io {
+                action: "create the component cache".into(),
+                source,
+            },
+        )?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
         Ok(Arc::new(Runtime {
@@ -140,6 +139,33 @@ impl Runtime {
         system: bool,
         config: BTreeMap<String, String>,
     ) -> Result<Arc<Deployed>, RuntimeError> {
+        let compiled = self.compile(name, bytes, system)?;
+        let own = self.settings.functions.get(name);
+        let deployed = Arc::new(Deployed {
+            name: name.into(),
+            digest: compiled.digest,
+            version: None,
+            entry: compiled.entry,
+            limits: self.settings.limits_for(name),
+            config: Arc::new(config),
+            allowed_hosts: Arc::new(own.map(|f| f.allowed_hosts.clone()).unwrap_or_default()),
+            system,
+            script: None,
+            verify_jwt: true,
+            slots: None,
+        });
+        self.registry.insert(deployed.clone());
+        Ok(deployed)
+    }
+
+    /// Compiles (or loads from cache) and links a component, without
+    /// registering it.
+    pub fn compile(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        system: bool,
+    ) -> Result<Compiled, RuntimeError> {
         if !valid_name(name) {
             return Err(RuntimeError::InvalidName(name.to_owned()));
         }
@@ -167,68 +193,35 @@ impl Runtime {
                 .map_err(link_error)?;
             Entry::Http(ProxyPre::new(pre).map_err(link_error)?)
         };
-        let own = self.settings.functions.get(name);
-        let deployed = Arc::new(Deployed {
-            name: name.into(),
-            digest: digest.clone(),
-            entry,
-            limits: self.settings.limits_for(name),
-            config: Arc::new(config),
-            allowed_hosts: Arc::new(own.map(|f| f.allowed_hosts.clone()).unwrap_or_default()),
-            system,
-        });
-        self.registry.insert(deployed.clone());
         tracing::info!(
             function = name,
             version = &digest[..12],
             cached = loaded == Loaded::Cached,
             system,
-            record_handler = matches!(deployed.entry, Entry::Record(_)),
-            "deployed component"
+            record_handler = matches!(entry, Entry::Record(_)),
+            "compiled component"
         );
-        Ok(deployed)
+        Ok(Compiled {
+            entry,
+            digest,
+            cached: loaded == Loaded::Cached,
+        })
     }
 
-    /// Deploys every `NAME.wasm` in `dir` as user function NAME. A component
-    /// that fails to load is reported and skipped: one bad file must not
-    /// keep the others from serving.
-    pub fn deploy_dir(&self, dir: &Path) -> Result<Vec<String>, RuntimeError> {
-        let entries = match std::fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(RuntimeError::Io {
-                    action: format!("read {}", dir.display()),
-                    source,
-                })
-            }
-        };
-        let mut deployed = Vec::new();
-        let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-        paths.sort();
-        for path in paths {
-            if path.extension().and_then(|e| e.to_str()) != Some("wasm") {
-                continue;
-            }
-            let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
-                continue;
-            };
-            let bytes = match std::fs::read(&path) {
-                Ok(bytes) => bytes,
-                Err(err) => {
-                    tracing::error!(path = %path.display(), %err, "cannot read component");
-                    continue;
-                }
-            };
-            match self.deploy(&name, &bytes, false) {
-                Ok(_) => deployed.push(name),
-                Err(err) => {
-                    tracing::error!(path = %path.display(), %err, "cannot deploy component")
-                }
-            }
-        }
-        Ok(deployed)
+    /// Whether `bytes` are compiled in the on-disk cache already (loading
+    /// them is then a matter of milliseconds).
+    pub fn is_compiled(&self, bytes: &[u8]) -> bool {
+        self.cache.contains(bytes)
     }
+}
+
+/// A compiled, linked component.
+pub struct Compiled {
+    pub entry: Entry,
+    /// SHA-256 of the component's bytes.
+    pub digest: String,
+    /// Loaded from the on-disk cache rather than compiled now.
+    pub cached: bool,
 }
 
 impl Drop for Runtime {

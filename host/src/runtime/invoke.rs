@@ -10,7 +10,7 @@ use super::registry::{Deployed, Entry};
 use crate::auth::Principal;
 use crate::capabilities::bindings::{HandlerRequest, HandlerResponse, RecordHandlerPre};
 use crate::capabilities::compose::FinishSet;
-use crate::capabilities::wasi::WasiState;
+use crate::capabilities::wasi::{CapturedOutput, WasiState};
 use crate::capabilities::{InvocationState, PlatformState, Prepare};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -81,6 +81,17 @@ pub struct Invocation {
     pub client_ip: Option<std::net::IpAddr>,
 }
 
+/// What an invocation left besides its response, for the function's logs.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// (level, message): lines from the `log` interface, then stdout
+    /// (`info`) and stderr (`error`).
+    pub lines: Vec<(&'static str, String)>,
+    /// The largest linear memory it used, in bytes.
+    pub memory_peak: u64,
+    pub duration: Duration,
+}
+
 /// The export to call, in a store of state `InvocationState<P>`.
 enum Call<'a, P: 'static> {
     Http(&'a ProxyPre<InvocationState<P>>),
@@ -96,21 +107,25 @@ impl Runtime {
         &self,
         invocation: Invocation,
         request: http::Request<Full<Bytes>>,
-    ) -> Result<CollectedResponse, InvokeError> {
+    ) -> (Result<CollectedResponse, InvokeError>, Report) {
         self.metrics.invocations.fetch_add(1, Ordering::Relaxed);
         self.metrics.active.fetch_add(1, Ordering::Relaxed);
-        let result = self.run(invocation, request).await;
+        let started = Instant::now();
+        let mut report = Report::default();
+        let result = self.run(invocation, request, &mut report).await;
+        report.duration = started.elapsed();
         self.metrics.active.fetch_sub(1, Ordering::Relaxed);
         if result.is_err() {
             self.metrics.failures.fetch_add(1, Ordering::Relaxed);
         }
-        result
+        (result, report)
     }
 
     async fn run(
         &self,
         invocation: Invocation,
         request: http::Request<Full<Bytes>>,
+        report: &mut Report,
     ) -> Result<CollectedResponse, InvokeError> {
         let function = &*invocation.function;
         let cx = Prepare {
@@ -122,18 +137,32 @@ impl Runtime {
         let platform = self.capabilities.platform.prepare(&cx);
         match &function.entry {
             Entry::Http(pre) => {
-                self.run_in(function, platform, (), Call::Http(pre), request)
+                self.run_in(function, platform, (), Call::Http(pre), request, report)
                     .await
             }
             Entry::SystemHttp(pre) => {
                 let privileged = self.capabilities.privileged.prepare(&cx);
-                self.run_in(function, platform, privileged, Call::Http(pre), request)
-                    .await
+                self.run_in(
+                    function,
+                    platform,
+                    privileged,
+                    Call::Http(pre),
+                    request,
+                    report,
+                )
+                .await
             }
             Entry::Record(pre) => {
                 let privileged = self.capabilities.privileged.prepare(&cx);
-                self.run_in(function, platform, privileged, Call::Record(pre), request)
-                    .await
+                self.run_in(
+                    function,
+                    platform,
+                    privileged,
+                    Call::Record(pre),
+                    request,
+                    report,
+                )
+                .await
             }
         }
     }
@@ -148,10 +177,18 @@ impl Runtime {
         privileged: P,
         call: Call<'_, P>,
         request: http::Request<Full<Bytes>>,
+        report: &mut Report,
     ) -> Result<CollectedResponse, InvokeError> {
         let limits = function.limits;
+        // A user function's stdout and stderr go to its logs.
+        let (wasi, output) = if function.system {
+            (WasiState::sealed(function.allowed_hosts.clone()), None)
+        } else {
+            let (wasi, stdout, stderr) = WasiState::capturing(function.allowed_hosts.clone());
+            (wasi, Some((stdout, stderr)))
+        };
         let state = InvocationState {
-            wasi: WasiState::sealed(function.allowed_hosts.clone()),
+            wasi,
             limiter: MemoryLimiter::new(limits.memory_bytes),
             platform,
             privileged,
@@ -175,6 +212,7 @@ impl Runtime {
         let (called, collected) = match outcome {
             Ok(pair) => pair,
             Err(_) => {
+                report_from(&mut store, output, report);
                 drop(store);
                 let err = InvokeError::TimeLimit(limits.time_ms);
                 // The same line as a limit met by epoch interruption, so
@@ -201,6 +239,7 @@ impl Runtime {
         let success = response
             .as_ref()
             .is_ok_and(|r| !r.status().is_server_error());
+        report_from(&mut store, output, report);
         let state = store.data_mut();
         let mut failures = state.platform.finish(success).await;
         failures.extend(state.privileged.finish(success).await);
@@ -225,6 +264,25 @@ impl Runtime {
             Ok(_) => {}
         }
         response.map(|r| r.map(Full::new))
+    }
+}
+
+/// Moves what the invocation wrote and used into `report`.
+fn report_from<P>(
+    store: &mut Store<InvocationState<P>>,
+    output: Option<(CapturedOutput, CapturedOutput)>,
+    report: &mut Report,
+) {
+    let state = store.data_mut();
+    report.memory_peak = state.limiter.peak as u64;
+    report.lines = state.platform.log.take_lines();
+    if let Some((stdout, stderr)) = output {
+        report
+            .lines
+            .extend(stdout.lines().into_iter().map(|l| ("info", l)));
+        report
+            .lines
+            .extend(stderr.lines().into_iter().map(|l| ("error", l)));
     }
 }
 

@@ -5,6 +5,8 @@
 pub struct MemoryLimiter {
     cap_bytes: usize,
     pub exceeded: bool,
+    /// The largest linear memory the invocation asked for.
+    pub peak: usize,
 }
 
 /// Tables hold function references; this bound is generous for real code
@@ -16,6 +18,7 @@ impl MemoryLimiter {
         Self {
             cap_bytes: usize::try_from(cap_bytes).unwrap_or(usize::MAX),
             exceeded: false,
+            peak: 0,
         }
     }
 
@@ -48,6 +51,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
             }
             .into());
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
 

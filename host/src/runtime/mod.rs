@@ -14,6 +14,6 @@ pub mod embedded {
     include!(concat!(env!("OUT_DIR"), "/system_components.rs"));
 }
 
-pub use engine::{Runtime, RuntimeError};
-pub use invoke::{Invocation, InvokeError};
+pub use engine::{Compiled, Runtime, RuntimeError};
+pub use invoke::{Invocation, InvokeError, Report};
 pub use registry::Deployed;

@@ -24,14 +24,23 @@ pub enum Entry {
 
 pub struct Deployed {
     pub name: Arc<str>,
-    /// SHA-256 of the component's bytes: the version.
+    /// SHA-256 of the component's bytes.
     pub digest: String,
+    /// The function's version in `selfdb.function_versions`; none for
+    /// system components.
+    pub version: Option<i32>,
     pub entry: Entry,
     pub limits: FunctionLimits,
     pub config: Arc<BTreeMap<String, String>>,
     pub allowed_hosts: Arc<Vec<String>>,
     /// System components (crud, auth) link the privileged interfaces.
     pub system: bool,
+    /// The bundled script a JavaScript version runs on the shared engine.
+    pub script: Option<Arc<str>>,
+    /// Callers need a valid JWT (the anon key is one), as on Supabase.
+    pub verify_jwt: bool,
+    /// Invocations allowed at once on this host, when capped.
+    pub slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 #[derive(Default)]
@@ -61,6 +70,13 @@ impl Registry {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(deployed.name.to_string(), deployed)
+    }
+
+    pub fn remove(&self, name: &str) -> Option<Arc<Deployed>> {
+        self.functions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
     }
 
     pub fn names(&self) -> Vec<String> {

@@ -12,7 +12,7 @@ const LOG_WAIT: Duration = Duration::from_secs(10);
 
 #[tokio::test]
 async fn compiled_components_are_cached_across_restarts() {
-    let mut first = Host::serve().await.start();
+    let mut first = Host::serve().await.own_cache().start();
     let cache = first.data_dir.join("cache").join("components");
     let files = |dir: &std::path::Path| -> Vec<(String, std::time::SystemTime)> {
         let mut v: Vec<_> = std::fs::read_dir(dir)
@@ -40,7 +40,9 @@ async fn compiled_components_are_cached_across_restarts() {
     assert!(first.terminate());
 
     let database_url = first.database_url.clone().unwrap();
-    let second = HostBuilder::for_restart(&first, &database_url).start();
+    let second = HostBuilder::for_restart(&first, &database_url)
+        .own_cache()
+        .start();
     assert_eq!(files(&cache), before, "the cache was rewritten");
     let reused = second
         .wait_for_log_where(LOG_WAIT, |log| log.matches("cached=true").count() >= 4)

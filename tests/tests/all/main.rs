@@ -9,6 +9,8 @@ mod credentials;
 mod deploy;
 mod dev;
 mod functions;
+mod functions_cli;
+mod functions_js;
 mod health;
 mod limits;
 mod rls;

@@ -70,6 +70,16 @@ async fn supabase_js_email_confirmation() {
 }
 
 #[tokio::test]
+async fn supabase_js_functions() {
+    let host = Host::serve()
+        .await
+        .arg("--js-own-components")
+        .arg("false")
+        .start();
+    run_suite(host, "functions.test.mjs").await;
+}
+
+#[tokio::test]
 async fn supabase_js_data_api() {
     let host = Host::serve().await.start();
     run_suite(host, "rest.test.mjs").await;

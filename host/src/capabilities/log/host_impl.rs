@@ -6,6 +6,8 @@ use crate::capabilities::bindings::log::{Host, Level};
 /// Longest message kept; longer ones are cut so a component cannot flood
 /// the log pipeline with one call.
 const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+/// Lines kept per invocation for the function's logs.
+const MAX_LINES: usize = 1_000;
 
 impl Host for LogState {
     fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
@@ -17,6 +19,16 @@ impl Host for LogState {
             }
             message.truncate(end);
             message.push('…');
+        }
+        if self.lines.len() < MAX_LINES {
+            let name = match level {
+                Level::Trace => "trace",
+                Level::Debug => "debug",
+                Level::Info => "info",
+                Level::Warn => "warn",
+                Level::Error => "error",
+            };
+            self.lines.push((name, message.clone()));
         }
         let function = &*self.function;
         let request_id = &*self.request_id;

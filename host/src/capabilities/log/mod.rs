@@ -14,6 +14,15 @@ pub struct Log;
 pub struct LogState {
     function: Arc<str>,
     request_id: Arc<str>,
+    /// The invocation's lines, for the function's logs.
+    lines: Vec<(&'static str, String)>,
+}
+
+impl LogState {
+    /// The lines written so far, as (level, message).
+    pub fn take_lines(&mut self) -> Vec<(&'static str, String)> {
+        std::mem::take(&mut self.lines)
+    }
 }
 
 impl Capability for Log {
@@ -30,6 +39,7 @@ impl Capability for Log {
         LogState {
             function: cx.function.name.clone(),
             request_id: cx.request_id.clone(),
+            lines: Vec::new(),
         }
     }
 }

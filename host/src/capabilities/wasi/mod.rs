@@ -7,8 +7,10 @@
 //! runtime links this one directly and `InvocationState` implements those
 //! traits by handing out [`WasiState`].
 
+mod captured;
 mod outbound;
 
+pub use captured::CapturedOutput;
 pub use outbound::OutboundPolicy;
 
 use std::sync::Arc;
@@ -25,14 +27,33 @@ pub struct WasiState {
 }
 
 impl WasiState {
-    /// Nothing granted; stdout and stderr are discarded (components log
-    /// through the `log` interface). Outbound HTTP reaches `allowed_hosts`.
+    /// Nothing granted; stdout and stderr are discarded (system components
+    /// log through the `log` interface). Outbound HTTP reaches
+    /// `allowed_hosts`.
     pub fn sealed(allowed_hosts: Arc<Vec<String>>) -> Self {
+        Self::build(allowed_hosts, None)
+    }
+
+    /// As [`WasiState::sealed`], with stdout and stderr kept (what a
+    /// JavaScript function's `console` writes) for the function's logs.
+    pub fn capturing(allowed_hosts: Arc<Vec<String>>) -> (Self, CapturedOutput, CapturedOutput) {
+        let (stdout, stderr) = (CapturedOutput::default(), CapturedOutput::default());
+        let state = Self::build(allowed_hosts, Some((stdout.clone(), stderr.clone())));
+        (state, stdout, stderr)
+    }
+
+    fn build(
+        allowed_hosts: Arc<Vec<String>>,
+        output: Option<(CapturedOutput, CapturedOutput)>,
+    ) -> Self {
         let mut builder = WasiCtx::builder();
         builder
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        if let Some((stdout, stderr)) = output {
+            builder.stdout(stdout).stderr(stderr);
+        }
         Self {
             ctx: builder.build(),
             http: WasiHttpCtx::new(),

@@ -1,4 +1,7 @@
-//! The `selfdb` command line: `selfdb dev` and `selfdb serve`.
+//! The `selfdb` command line: `selfdb dev` and `selfdb serve` start the
+//! host; `selfdb functions ...` is a client of a running one.
+
+pub mod functions;
 
 use crate::config::{DatabaseSource, FileConfig, FunctionLimits, Settings};
 use clap::{Args, Parser, Subcommand};
@@ -23,6 +26,9 @@ pub enum Command {
     /// Run the host against an existing PostgreSQL (`DATABASE_URL`); hosts
     /// are stateless, so several can serve one database behind a balancer.
     Serve(ServeArgs),
+    /// Write, deploy, version, roll back, configure and watch functions on a
+    /// running instance.
+    Functions(functions::FunctionsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +147,25 @@ pub struct CommonArgs {
     /// bucket allows (default 50 GiB).
     #[arg(long, env = "SELFDB_STORAGE_MAX_OBJECT_BYTES")]
     pub storage_max_object_bytes: Option<u64>,
+    /// Where compiled components and the built JavaScript engine are kept
+    /// (default `<data dir>/cache`); hosts on one machine may share it.
+    #[arg(long, env = "SELFDB_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// The JavaScript toolchain (`toolchain/js` with its npm packages, which
+    /// `make run` installs) that builds TypeScript/JavaScript functions.
+    /// Defaults to the one beside the binary's source tree when installed.
+    #[arg(long, env = "SELFDB_JS_TOOLCHAIN")]
+    pub js_toolchain: Option<PathBuf>,
+    /// Build each JavaScript version's own pre-initialized component in the
+    /// background (default true); without, JavaScript runs on the shared
+    /// engine only, which evaluates the script on every request.
+    #[arg(long, env = "SELFDB_JS_OWN_COMPONENTS")]
+    pub js_own_components: Option<bool>,
+    /// Key that encrypts functions' secrets in the database. Hosts serving
+    /// one database need the same key; defaults to `<data dir>/secrets.key`,
+    /// generated on first start.
+    #[arg(long, env = "SELFDB_SECRETS_KEY", hide_env_values = true)]
+    pub secrets_key: Option<String>,
     /// Serve `/bench/native/hello` (used by `make bench`).
     #[arg(long, env = "SELFDB_BENCH_ROUTES", hide = true)]
     pub bench_routes: bool,
@@ -250,6 +275,17 @@ impl CommonArgs {
                 .storage_max_object_bytes
                 .or(file.storage_max_object_bytes)
                 .unwrap_or(50 << 30),
+            js_toolchain: self
+                .js_toolchain
+                .or(file.js_toolchain)
+                .or_else(default_js_toolchain)
+                .map(std::path::absolute)
+                .transpose()?,
+            secrets_key: self.secrets_key,
+            js_own_components: self.js_own_components.unwrap_or(true),
+            cache_dir: std::path::absolute(
+                self.cache_dir.unwrap_or_else(|| data_dir.join("cache")),
+            )?,
             data_dir,
         };
         settings.validate()?;
@@ -257,8 +293,18 @@ impl CommonArgs {
     }
 }
 
+/// `toolchain/js` of the source tree the binary was built in
+/// (`target/<profile>/selfdb` sits two levels below it), when present.
+fn default_js_toolchain() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let root = exe.parent()?.parent()?.parent()?;
+    let dir = root.join("toolchain").join("js");
+    dir.join("build.mjs").is_file().then_some(dir)
+}
+
 fn settings_for(command: Command) -> anyhow::Result<Settings> {
     match command {
+        Command::Functions(_) => anyhow::bail!("`selfdb functions` starts no host"),
         Command::Dev(args) => {
             let file = args.common.file_config()?;
             let listen = SocketAddr::new(IpAddr::from([127, 0, 0, 1]), args.port);
@@ -287,6 +333,27 @@ fn settings_for(command: Command) -> anyhow::Result<Settings> {
     }
 }
 
+/// Runs a client command on a small async runtime.
+fn run_client(command: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("selfdb: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("selfdb: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Entry point of the binary: parses flags, starts the runtime, maps errors
 /// to an exit code.
 pub fn main() -> ExitCode {
@@ -299,6 +366,9 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Command::Functions(args) = cli.command {
+        return run_client(functions::run(args));
+    }
     let settings = match settings_for(cli.command) {
         Ok(settings) => settings,
         Err(err) => {

@@ -1,0 +1,340 @@
+//! `/api/v1/functions`: deploy, list, inspect, roll back, configure and
+//! delete functions, set their secrets and read their logs. The service
+//! key only; the CLI and the dashboard both use it.
+//!
+//! A deploy is `PUT /api/v1/functions/NAME` with the upload as the body:
+//! a component (`content-type: application/wasm`) or one TypeScript or
+//! JavaScript entry file (`application/typescript`, `text/javascript`, ...,
+//! named by `?entry=index.ts`). It answers once the new version serves, or
+//! with what refused it (a build error's file, line and column, a missing
+//! import's name) while the previous version keeps serving.
+
+use super::error::ApiError;
+use super::principal::require_service_role;
+use super::AppState;
+use crate::functions::js::BuildError;
+use crate::functions::store::SettingsPatch;
+use crate::functions::{FunctionError, Upload};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Largest upload accepted by the deploy endpoint.
+pub const MAX_UPLOAD_BYTES: usize = 64 << 20;
+
+impl From<FunctionError> for ApiError {
+    fn from(err: FunctionError) -> Self {
+        let message = err.to_string();
+        match err {
+            FunctionError::NotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "function_not_found", message)
+            }
+            FunctionError::VersionNotFound(..) => {
+                ApiError::new(StatusCode::NOT_FOUND, "version_not_found", message)
+            }
+            FunctionError::NoPrevious(_) => {
+                ApiError::new(StatusCode::CONFLICT, "no_previous_version", message)
+            }
+            FunctionError::InvalidName(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", message)
+            }
+            FunctionError::Invalid(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+            }
+            FunctionError::Component(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_component", message)
+            }
+            FunctionError::Build(BuildError::Refused(errors)) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "build_failed", message)
+                    .with_details(json!({ "errors": errors }))
+            }
+            FunctionError::Build(BuildError::Tool(_)) => {
+                tracing::error!(%message, "JavaScript toolchain");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "toolchain_failed",
+                    message,
+                )
+            }
+            FunctionError::NoToolchain => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "toolchain_missing",
+                message,
+            ),
+            FunctionError::Secret(_) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "secret_unreadable",
+                message,
+            ),
+            FunctionError::Db(_) | FunctionError::Pool(_) => {
+                tracing::error!(%message, "function store");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database", message)
+            }
+        }
+    }
+}
+
+fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        let status = rejection.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "body_too_large"
+        } else {
+            "invalid_body"
+        };
+        ApiError::new(status, code, rejection.body_text())
+    })
+}
+
+fn json_body<T: for<'de> Deserialize<'de>>(bytes: &[u8], shape: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body must be {shape}: {e}"),
+        )
+    })
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_service_role(&headers, &app)?;
+    let functions: Vec<Value> = app
+        .functions
+        .list()
+        .await?
+        .into_iter()
+        .map(|f| {
+            let mut value = json!(f);
+            // `version`: the version requests run on.
+            value["version"] = json!(f.active_version);
+            value
+        })
+        .collect();
+    Ok(Json(json!({ "functions": functions })))
+}
+
+#[derive(Deserialize)]
+pub struct DeployQuery {
+    /// The entry file's name for a TypeScript/JavaScript upload.
+    entry: Option<String>,
+}
+
+pub async fn deploy(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<DeployQuery>,
+    headers: HeaderMap,
+    upload: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    require_service_role(&headers, &app)?;
+    let bytes = body(upload)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let is_wasm = bytes.starts_with(b"\0asm");
+    let upload = match (content_type.as_str(), query.entry) {
+        (_, Some(entry)) if !is_wasm => Upload::Source {
+            entry,
+            source: bytes.to_vec(),
+        },
+        ("application/typescript" | "text/typescript" | "application/x-typescript", None) => {
+            Upload::Source {
+                entry: "index.ts".into(),
+                source: bytes.to_vec(),
+            }
+        }
+        ("application/javascript" | "text/javascript" | "application/x-javascript", None) => {
+            Upload::Source {
+                entry: "index.js".into(),
+                source: bytes.to_vec(),
+            }
+        }
+        _ => Upload::Component(bytes.to_vec()),
+    };
+    let deployed = app.functions.deploy(&name, upload, "service_role").await?;
+    Ok(Json(json!(deployed)))
+}
+
+pub async fn details(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_service_role(&headers, &app)?;
+    Ok(Json(json!(app.functions.details(&name).await?)))
+}
+
+pub async fn remove(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    require_service_role(&headers, &app)?;
+    if app.functions.delete(&name).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(FunctionError::NotFound(name).into())
+    }
+}
+
+pub async fn configure(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    patch: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    require_service_role(&headers, &app)?;
+    let patch: SettingsPatch = json_body(
+        &body(patch)?,
+        "{\"verify_jwt\"?, \"memory_mb\"?, \"time_ms\"?, \"concurrency\"?, \"allowed_hosts\"?, \"env\"?}",
+    )?;
+    Ok(Json(json!(app.functions.set_settings(&name, patch).await?)))
+}
+
+pub async fn versions(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_service_role(&headers, &app)?;
+    Ok(Json(
+        json!({ "versions": app.functions.versions(&name).await? }),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Rollback {
+    version: Option<i32>,
+}
+
+pub async fn rollback(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    request: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    require_service_role(&headers, &app)?;
+    let bytes = body(request)?;
+    let request: Rollback = if bytes.is_empty() {
+        Rollback::default()
+    } else {
+        json_body(&bytes, "{\"version\"?: number}")?
+    };
+    let version = app.functions.rollback(&name, request.version).await?;
+    Ok(Json(json!({ "name": name, "version": version })))
+}
+
+pub async fn secrets(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_service_role(&headers, &app)?;
+    Ok(Json(
+        json!({ "secrets": app.functions.secret_names(&name).await? }),
+    ))
+}
+
+pub async fn set_secrets(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    request: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    require_service_role(&headers, &app)?;
+    let set: BTreeMap<String, String> = json_body(
+        &body(request)?,
+        "an object of secret names to string values",
+    )?;
+    let names = app.functions.change_secrets(&name, set, Vec::new()).await?;
+    Ok(Json(json!({ "secrets": names })))
+}
+
+pub async fn unset_secret(
+    State(app): State<AppState>,
+    Path((name, key)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_service_role(&headers, &app)?;
+    let names = app
+        .functions
+        .change_secrets(&name, BTreeMap::new(), vec![key])
+        .await?;
+    Ok(Json(json!({ "secrets": names })))
+}
+
+#[derive(Deserialize)]
+pub struct LogQuery {
+    /// Only records after this id (the `next` of a previous answer).
+    #[serde(default)]
+    after: i64,
+    /// Only records at or after this time (RFC 3339).
+    since: Option<String>,
+    limit: Option<i64>,
+    /// Wait up to this many seconds for a record when there is none yet
+    /// (a live tail).
+    wait: Option<u64>,
+}
+
+/// The longest a log request waits for new records.
+const MAX_LOG_WAIT: Duration = Duration::from_secs(30);
+
+pub async fn logs(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<LogQuery>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_service_role(&headers, &app)?;
+    if let Some(since) = &query.since {
+        if chrono_like(since).is_none() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_since",
+                "since must be an RFC 3339 time, e.g. 2026-12-05T10:00:00Z",
+            ));
+        }
+    }
+    let limit = query.limit.unwrap_or(200).clamp(1, 1000);
+    let deadline = Instant::now() + Duration::from_secs(query.wait.unwrap_or(0)).min(MAX_LOG_WAIT);
+    loop {
+        let logs = app
+            .functions
+            .logs(&name, query.after, query.since.as_deref(), limit)
+            .await?;
+        if !logs.is_empty() || Instant::now() >= deadline {
+            let next = logs.last().map(|l| l.id).unwrap_or(query.after);
+            return Ok(Json(json!({ "logs": logs, "next": next })));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A cheap shape check of an RFC 3339 time; Postgres parses it for real.
+fn chrono_like(text: &str) -> Option<()> {
+    let ok = text.len() >= 10
+        && text.len() <= 40
+        && text.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"-:T.Z+ ".contains(&b));
+    ok.then_some(())
+}
