@@ -19,7 +19,6 @@
 // StarlingMonkey), which the host swaps in once built.
 
 import { build } from 'esbuild';
-import { componentize } from '@bytecodealliance/componentize-js';
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -181,6 +180,9 @@ async function toComponent(source, worldName, out) {
   try {
     const sourcePath = join(dir, 'function.js');
     writeFileSync(sourcePath, source);
+    // Loaded only here: importing ComponentizeJS costs more than a whole
+    // bundle does.
+    const { componentize } = await import('@bytecodealliance/componentize-js');
     const { component } = await componentize({
       sourcePath,
       witPath: assembleWit(dir),
