@@ -295,8 +295,7 @@ async fn remote(target: Target, command: FunctionsCommand) -> anyhow::Result<()>
                     v["kind"].as_str().unwrap_or(""),
                     v["created_at"].as_str().unwrap_or(""),
                     v["created_by"].as_str().unwrap_or(""),
-                    &v["sha256"].as_str().unwrap_or("")
-                        [..12.min(v["sha256"].as_str().unwrap_or("").len())]
+                    v["sha256"].as_str().and_then(|h| h.get(..12)).unwrap_or("")
                 );
             }
         }
