@@ -2,14 +2,14 @@
 SHELL := /bin/bash
 COMPONENTS_OUT := components/target/wasm32-wasip2/release
 # Functions `make run` serves: the examples only, not the test fixtures.
-EXAMPLES := hello
+EXAMPLES := hello greet
 # Functions the tests deploy: examples and fixtures.
 FIXTURES := hello misbehave privileged
 # Built apart: Cargo unifies the SDK's `system` feature across the packages
 # of one build, and a user function built with it exports the system
 # handler instead of `wasi:http`.
 SYSTEM_COMPONENTS := -p auth -p crud
-USER_COMPONENTS := -p selfdb-sdk -p hello -p misbehave -p privileged
+USER_COMPONENTS := -p selfdb-sdk -p greet -p hello -p misbehave -p privileged
 
 .PHONY: run test bench bootstrap components lint lint-components js-deps js-toolchain
 

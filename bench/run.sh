@@ -11,9 +11,9 @@ DURATION=${BENCH_DURATION:-10s}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-2}
 # The binary under test (an A/B run points it at another build) and the
-# parts to run: any of hello, crud, storage, auth.
+# parts to run: any of hello, functions, crud, storage, auth.
 BIN=${SELFDB_BIN:-./target/dist/selfdb}
-PARTS=${BENCH_PARTS:-hello crud storage auth}
+PARTS=${BENCH_PARTS:-hello functions crud storage auth}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 out=bench/out
 # A fresh data directory each run, never a deleted and re-created one: on
@@ -96,6 +96,8 @@ awk -v w="$wasm_rps" -v n="$native_rps" -v c="$inst_count" -v s="$inst_secs" \
 peak_kb=$(awk '/VmHWM/ {print $2}' /proc/$host/status)
 echo "host peak RSS so far:       $((peak_kb / 1024)) MiB"
 fi
+
+if part functions; then ./bench/functions.sh; fi
 
 if part crud; then ./bench/crud.sh; fi
 

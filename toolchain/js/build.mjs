@@ -3,6 +3,8 @@
 //   node build.mjs bundle <entry> <out.js>         check and bundle one entry file
 //   node build.mjs componentize <bundle.js> <out>  the function's own component
 //   node build.mjs loader <out.wasm>               the shared engine component
+//   node build.mjs plain <script.js> <out.wasm>    a fetch-event script alone
+//                                                  (no platform imports: for make bench)
 //
 // Each prints one JSON line on stdout: {"ok":true,...} or
 // {"ok":false,"errors":[{"file","line","column","message"}]}; the host
@@ -212,7 +214,10 @@ ${script}
   case 'loader':
     await toComponent(LOADER, 'js-loader', args[0]);
     break;
+  case 'plain':
+    await toComponent(readFileSync(args[0], 'utf8'), 'js-plain', args[1]);
+    break;
   default:
-    process.stderr.write(`usage: node ${basename(process.argv[1])} bundle|componentize|loader ...\n`);
+    process.stderr.write(`usage: node ${basename(process.argv[1])} bundle|componentize|loader|plain ...\n`);
     process.exit(2);
 }

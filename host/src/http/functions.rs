@@ -54,7 +54,7 @@ async fn run(app: AppState, name: String, request: Request) -> Result<Response, 
         )),
         Err(err) => return Err(err),
     };
-    let _slot = match &function.slots {
+    let slot = match &function.slots {
         Some(slots) => Some(wait_for_slot(&function, slots).await?),
         None => None,
     };
@@ -66,14 +66,17 @@ async fn run(app: AppState, name: String, request: Request) -> Result<Response, 
         ErrorStyle::SelfDb,
     )
     .await;
+    // The invocation may still be streaming its body: its place under the
+    // concurrency cap and its log records wait for its end.
     if let Some(report) = answered.report {
-        record(
-            &app,
-            &function,
-            &answered.request_id,
-            answered.status,
-            report,
-        );
+        let request_id = answered.request_id.clone();
+        let status = answered.status;
+        tokio::spawn(async move {
+            if let Ok(report) = report.await {
+                record(&app, &function, &request_id, status, report);
+            }
+            drop(slot);
+        });
     }
     Ok(answered.response)
 }

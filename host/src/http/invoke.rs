@@ -1,18 +1,22 @@
-//! Hands an HTTP request to a component and its answer back: reads the body
-//! within the size limit, runs the invocation, and turns a failed one into
-//! an error in the style the route's clients parse.
+//! Hands an HTTP request to a component and its answer back: streams the
+//! body (within the size limit) to a `wasi:http` function, or reads it
+//! first for a record handler, runs the invocation, and turns a failed one
+//! into an error in the style the route's clients parse.
 
 use super::error::ApiError;
 use super::AppState;
 use crate::auth::Principal;
-use crate::runtime::{Deployed, Invocation, InvokeError, Report};
+use crate::runtime::{Deployed, Invocation, InvokeError, Invoked, Report, RequestBody};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use tokio::sync::oneshot;
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 
 /// Which error shape the route's clients expect.
 #[derive(Clone, Copy)]
@@ -57,8 +61,9 @@ pub async fn invoke_component(
 /// An invocation's response, with what the function's logs record.
 pub struct Answered {
     pub response: Response,
-    /// None when the request never reached the function (body too large).
-    pub report: Option<Report>,
+    /// None when the request never reached the function (body too large);
+    /// otherwise resolves when the invocation ends (after a streamed body).
+    pub report: Option<oneshot::Receiver<Report>>,
     pub request_id: Arc<str>,
     /// The status the function answered with, or the error's.
     pub status: StatusCode,
@@ -107,11 +112,30 @@ pub async fn invoke_reporting(
     if declared.is_some_and(|len| len > limit as u64) {
         return refused(too_large());
     }
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => bytes,
-        Err(_) => return refused(too_large()),
+    // Set when a streamed body passes the limit: the guest's read fails,
+    // and its answer (if it has not answered yet) becomes the host's 413.
+    let overflowed = Arc::new(AtomicBool::new(false));
+    let body: RequestBody = if function.streams_request() {
+        let overflowed = overflowed.clone();
+        Limited::new(body, limit)
+            .map_err(move |e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    overflowed.store(true, Ordering::Relaxed);
+                    ErrorCode::HttpRequestBodySize(Some(limit as u64))
+                } else {
+                    ErrorCode::HttpProtocolError
+                }
+            })
+            .boxed_unsync()
+    } else {
+        match axum::body::to_bytes(body, limit).await {
+            Ok(bytes) => Full::new(bytes)
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+            Err(_) => return refused(too_large()),
+        }
     };
-    let request = http::Request::from_parts(parts, Full::new(bytes));
+    let request = http::Request::from_parts(parts, body);
     let name = function.name.clone();
     let invocation = Invocation {
         function,
@@ -119,8 +143,9 @@ pub async fn invoke_reporting(
         request_id: request_id.clone(),
         client_ip,
     };
-    let (result, report) = app.runtime.invoke_http(invocation, request).await;
-    let mut response = match result {
+    let Invoked { response, report } = app.runtime.invoke_http(invocation, request).await;
+    let mut response = match response {
+        _ if overflowed.load(Ordering::Relaxed) => too_large(),
         Ok(response) => {
             let (parts, body) = response.into_parts();
             Response::from_parts(parts, Body::new(body))

@@ -1,8 +1,16 @@
 //! One HTTP invocation of a component: a fresh `Store`, the request handed
 //! over as `wasi:http/incoming-handler` (or, to a system component that
-//! exports it, as a `selfdb:platform/handler` record), the response
-//! collected, and the transaction committed or rolled back by how the
-//! invocation ended.
+//! exports it, as a `selfdb:platform/handler` record), and the transaction
+//! committed or rolled back by how the invocation ended.
+//!
+//! A `wasi:http` guest's bodies stream both ways: it reads the request body
+//! as it arrives, and its response goes out as soon as it sets one, its
+//! body as it writes it. So the invocation runs in its own task, which
+//! outlives the handler's return: it keeps driving the guest while the body
+//! streams, then commits. The body's end is held back until the commit
+//! succeeded; if it failed, or the guest trapped after answering, the body
+//! ends in an error instead, so a client that read a whole response knows
+//! its writes were committed.
 
 use super::engine::{Runtime, RuntimeMetrics};
 use super::limits::MemoryLimiter;
@@ -13,12 +21,18 @@ use crate::capabilities::compose::FinishSet;
 use crate::capabilities::wasi::{CapturedOutput, WasiState};
 use crate::capabilities::{InvocationState, PlatformState, Prepare};
 use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Frame};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 use wasmtime::Store;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpView, DEFAULT_FORBIDDEN_HEADERS};
 
@@ -44,6 +58,8 @@ pub enum InvokeError {
     ResponseBody(String),
     #[error("the function's transaction failed to commit: {0}")]
     Commit(String),
+    #[error("the request body could not be read: {0}")]
+    RequestBody(String),
 }
 
 impl InvokeError {
@@ -57,12 +73,14 @@ impl InvokeError {
             InvokeError::ResponseTooLarge => "function_response_too_large",
             InvokeError::ResponseBody(_) => "function_response_failed",
             InvokeError::Commit(_) => "function_commit_failed",
+            InvokeError::RequestBody(_) => "request_body_failed",
         }
     }
 
     pub fn status(&self) -> http::StatusCode {
         match self {
             InvokeError::TimeLimit(_) => http::StatusCode::GATEWAY_TIMEOUT,
+            InvokeError::RequestBody(_) => http::StatusCode::BAD_REQUEST,
             InvokeError::Busy(_) => http::StatusCode::SERVICE_UNAVAILABLE,
             InvokeError::NoResponse
             | InvokeError::ResponseTooLarge
@@ -92,41 +110,123 @@ pub struct Report {
     pub duration: Duration,
 }
 
+/// A request body as the runtime takes it: a `wasi:http` guest reads it as
+/// it arrives; a record handler's is collected first.
+pub type RequestBody = UnsyncBoxBody<Bytes, ErrorCode>;
+
+/// A response body: what a `wasi:http` guest writes, as it writes it.
+pub type ResponseBody = UnsyncBoxBody<Bytes, BodyError>;
+
+/// Why a response body ended early (the client sees a broken response).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BodyError(String);
+
+/// A started invocation: its response (head, and a body that may still be
+/// streaming) and, once it has ended, its report.
+pub struct Invoked {
+    pub response: Result<http::Response<ResponseBody>, InvokeError>,
+    pub report: oneshot::Receiver<Report>,
+}
+
+/// Where the invocation's task sends the response head.
+type Head = oneshot::Sender<Result<http::Response<ResponseBody>, InvokeError>>;
+
+fn full_body(bytes: Bytes) -> ResponseBody {
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// The guest's response body, capped at [`MAX_RESPONSE_BYTES`], whose end
+/// waits for the invocation's outcome (`done`): a clean end once it
+/// committed, an error otherwise.
+struct Gated {
+    body: Limited<wasmtime_wasi_http::p2::body::HyperOutgoingBody>,
+    done: Option<oneshot::Receiver<Result<(), String>>>,
+}
+
+impl Body for Gated {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        if let Some(frame) = std::task::ready!(Pin::new(&mut this.body).poll_frame(cx)) {
+            return Poll::Ready(Some(frame.map_err(|e| {
+                BodyError(if e.is::<http_body_util::LengthLimitError>() {
+                    format!("the function's response is larger than {MAX_RESPONSE_BYTES} bytes")
+                } else {
+                    format!("the function's response body failed: {e}")
+                })
+            })));
+        }
+        let Some(done) = this.done.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let outcome = std::task::ready!(Pin::new(done).poll(cx));
+        this.done = None;
+        Poll::Ready(match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(why)) => Some(Err(BodyError(why))),
+            Err(_) => Some(Err(BodyError(
+                "the invocation ended without an outcome".into(),
+            ))),
+        })
+    }
+}
+
 /// The export to call, in a store of state `InvocationState<P>`.
 enum Call<'a, P: 'static> {
     Http(&'a ProxyPre<InvocationState<P>>),
     Record(&'a RecordHandlerPre<InvocationState<P>>),
 }
 
-type CollectedResponse = http::Response<Full<Bytes>>;
-
 impl Runtime {
-    /// Runs the component on `request` (whose body the host has already
-    /// read within its size limit).
+    /// Starts the component on `request` in a task of its own and returns
+    /// once it has answered (see the module's documentation): the body may
+    /// still be streaming, and the report arrives when the invocation ends.
     pub async fn invoke_http(
-        &self,
+        self: &Arc<Self>,
         invocation: Invocation,
-        request: http::Request<Full<Bytes>>,
-    ) -> (Result<CollectedResponse, InvokeError>, Report) {
-        self.metrics.invocations.fetch_add(1, Ordering::Relaxed);
-        self.metrics.active.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let mut report = Report::default();
-        let result = self.run(invocation, request, &mut report).await;
-        report.duration = started.elapsed();
-        self.metrics.active.fetch_sub(1, Ordering::Relaxed);
-        if result.is_err() {
-            self.metrics.failures.fetch_add(1, Ordering::Relaxed);
+        request: http::Request<RequestBody>,
+    ) -> Invoked {
+        let (head_tx, head_rx) = oneshot::channel();
+        let (report_tx, report_rx) = oneshot::channel();
+        let runtime = self.clone();
+        tokio::spawn(async move {
+            let metrics = &runtime.metrics;
+            metrics.invocations.fetch_add(1, Ordering::Relaxed);
+            metrics.active.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
+            let mut report = Report::default();
+            let ok = runtime.run(invocation, request, &mut report, head_tx).await;
+            report.duration = started.elapsed();
+            metrics.active.fetch_sub(1, Ordering::Relaxed);
+            if !ok {
+                metrics.failures.fetch_add(1, Ordering::Relaxed);
+            }
+            let _ = report_tx.send(report);
+        });
+        let response = head_rx.await.unwrap_or(Err(InvokeError::NoResponse));
+        Invoked {
+            response,
+            report: report_rx,
         }
-        (result, report)
     }
 
+    /// Whether the invocation succeeded (answered without a server error
+    /// and committed).
     async fn run(
         &self,
         invocation: Invocation,
-        request: http::Request<Full<Bytes>>,
+        request: http::Request<RequestBody>,
         report: &mut Report,
-    ) -> Result<CollectedResponse, InvokeError> {
+        head: Head,
+    ) -> bool {
         let function = &*invocation.function;
         let cx = Prepare {
             function,
@@ -137,8 +237,16 @@ impl Runtime {
         let platform = self.capabilities.platform.prepare(&cx);
         match &function.entry {
             Entry::Http(pre) => {
-                self.run_in(function, platform, (), Call::Http(pre), request, report)
-                    .await
+                self.run_in(
+                    function,
+                    platform,
+                    (),
+                    Call::Http(pre),
+                    request,
+                    report,
+                    head,
+                )
+                .await
             }
             Entry::SystemHttp(pre) => {
                 let privileged = self.capabilities.privileged.prepare(&cx);
@@ -149,6 +257,7 @@ impl Runtime {
                     Call::Http(pre),
                     request,
                     report,
+                    head,
                 )
                 .await
             }
@@ -161,24 +270,28 @@ impl Runtime {
                     Call::Record(pre),
                     request,
                     report,
+                    head,
                 )
                 .await
             }
         }
     }
 
-    /// Runs `call` in a fresh store holding the invocation's states, then
-    /// ends them: committed when the response is not a server error,
-    /// rolled back otherwise.
+    /// Runs `call` in a fresh store holding the invocation's states, sends
+    /// the response head as soon as there is one, then ends the states:
+    /// committed when the guest answered without a server error and did not
+    /// fail, rolled back otherwise. Returns whether it committed.
+    #[allow(clippy::too_many_arguments)]
     async fn run_in<P: FinishSet>(
         &self,
         function: &Deployed,
         platform: PlatformState,
         privileged: P,
         call: Call<'_, P>,
-        request: http::Request<Full<Bytes>>,
+        request: http::Request<RequestBody>,
         report: &mut Report,
-    ) -> Result<CollectedResponse, InvokeError> {
+        head: Head,
+    ) -> bool {
         let limits = function.limits;
         // A user function's stdout and stderr go to its logs.
         let (wasi, output) = if function.system {
@@ -200,70 +313,126 @@ impl Runtime {
         // A wall-clock backstop for time spent in host calls, where epoch
         // interruption cannot reach.
         let wall = Duration::from_millis(limits.time_ms) + Duration::from_secs(1);
+        let deadline = tokio::time::Instant::now() + wall;
         let metrics = &self.metrics;
-        let outcome = match call {
+        let mut answer = Answer {
+            head: Some(head),
+            status: None,
+            done: None,
+        };
+        let mut pending = None;
+        let called = match call {
             Call::Http(pre) => {
-                tokio::time::timeout(wall, call_http(&mut store, pre, request, metrics)).await
+                call_http(&mut store, pre, request, metrics, deadline, &mut answer).await
             }
             Call::Record(pre) => {
-                tokio::time::timeout(wall, call_record(&mut store, pre, request, metrics)).await
-            }
-        };
-        let (called, collected) = match outcome {
-            Ok(pair) => pair,
-            Err(_) => {
-                report_from(&mut store, output, report);
-                drop(store);
-                let err = InvokeError::TimeLimit(limits.time_ms);
-                // The same line as a limit met by epoch interruption, so
-                // logs (and tests) see one code whichever backstop fired.
-                tracing::warn!(
-                    function = &*function.name,
-                    code = err.code(),
-                    error = %err,
-                    "invocation failed: passed its wall-clock limit"
-                );
-                return Err(err);
+                match tokio::time::timeout_at(
+                    deadline,
+                    call_record(&mut store, pre, request, metrics),
+                )
+                .await
+                {
+                    Err(_) => Err(None),
+                    Ok((called, response)) => {
+                        // Sent once committed: a record handler's answer
+                        // is whole, so a failed commit can still replace it.
+                        if let Some(response) = response {
+                            answer.status = response.as_ref().ok().map(|r| r.status());
+                            pending = Some(response.map(|r| r.map(full_body)));
+                        }
+                        called.map_err(Some)
+                    }
+                }
             }
         };
         let failure = match called {
             Ok(()) => None,
-            Err((instantiating, err)) => Some(classify(&store, limits.time_ms, instantiating, err)),
+            Err(None) => Some(InvokeError::TimeLimit(limits.time_ms)),
+            Err(Some((instantiating, err))) => {
+                Some(classify(&store, limits.time_ms, instantiating, err))
+            }
         };
-        let response = match (failure, collected) {
-            (Some(err), _) => Err(err),
-            (None, Some(Ok(response))) => Ok(response),
-            (None, Some(Err(err))) => Err(err),
-            (None, None) => Err(InvokeError::NoResponse),
-        };
-        let success = response
-            .as_ref()
-            .is_ok_and(|r| !r.status().is_server_error());
+        let success = failure.is_none() && answer.status.is_some_and(|s| !s.is_server_error());
         report_from(&mut store, output, report);
         let state = store.data_mut();
         let mut failures = state.platform.finish(success).await;
         failures.extend(state.privileged.finish(success).await);
+        drop(store);
+        let mut commit_failed = None;
         for err in failures {
-            if success {
-                return Err(InvokeError::Commit(err.0));
+            if success && commit_failed.is_none() {
+                commit_failed = Some(InvokeError::Commit(err.0));
+            } else {
+                tracing::warn!(error = %err, "rollback failed; connection discarded");
             }
-            tracing::warn!(error = %err, "rollback failed; connection discarded");
         }
-        match &response {
-            Err(err) => {
-                tracing::warn!(function = &*function.name, code = err.code(), error = %err, "invocation failed")
+        let error = failure.or(commit_failed);
+        match &error {
+            Some(err) => {
+                tracing::warn!(function = &*function.name, code = err.code(), error = %err, "invocation failed");
+                if answer.head.is_none() {
+                    report
+                        .lines
+                        .push(("error", format!("after the response was sent: {err}")));
+                }
             }
-            Ok(r) if r.status().is_server_error() => {
-                tracing::warn!(
-                    function = &*function.name,
-                    status = r.status().as_u16(),
-                    body = %String::from_utf8_lossy(&r.body()[..r.body().len().min(300)]),
-                    "function answered with a server error; its transaction was rolled back"
-                )
-            }
-            Ok(_) => {}
+            None if !success && answer.status.is_some() => tracing::warn!(
+                function = &*function.name,
+                status = answer.status.map(|s| s.as_u16()),
+                "function answered with a server error; its transaction was rolled back"
+            ),
+            None => {}
         }
-        response.map(|r| r.map(Full::new))
+        let committed = error.is_none() && success;
+        match (error, pending) {
+            // Not answered yet: the error is the answer.
+            (Some(err), _) if answer.head.is_some() => answer.send(Err(err)),
+            // Answered: the body ends in the error.
+            (Some(err), _) => answer.finish(Err(err.to_string())),
+            (None, Some(response)) => answer.send(response),
+            (None, None) if answer.head.is_some() => answer.send(Err(InvokeError::NoResponse)),
+            (None, None) => answer.finish(Ok(())),
+        }
+        committed
+    }
+}
+
+/// The response side of one invocation: the head not sent yet, the status
+/// sent, and how to end the body once the invocation's outcome is known.
+struct Answer {
+    head: Option<Head>,
+    status: Option<http::StatusCode>,
+    done: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+impl Answer {
+    fn send(&mut self, response: Result<http::Response<ResponseBody>, InvokeError>) {
+        let Some(head) = self.head.take() else { return };
+        if let Ok(r) = &response {
+            self.status = Some(r.status());
+        }
+        let _ = head.send(response);
+    }
+
+    /// Sends the guest's response with its body gated on the outcome.
+    fn stream(
+        &mut self,
+        response: http::Response<wasmtime_wasi_http::p2::body::HyperOutgoingBody>,
+    ) {
+        let (done, gate) = oneshot::channel();
+        self.done = Some(done);
+        let (parts, body) = response.into_parts();
+        let body = Gated {
+            body: Limited::new(body, MAX_RESPONSE_BYTES),
+            done: Some(gate),
+        };
+        self.send(Ok(http::Response::from_parts(parts, body.boxed_unsync())));
+    }
+
+    fn finish(&mut self, outcome: Result<(), String>) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(outcome);
+        }
     }
 }
 
@@ -286,12 +455,9 @@ fn report_from<P>(
     }
 }
 
-/// How the guest call ended (`true` with the error when it failed while
-/// instantiating), and the response it produced, if it got that far.
-type Called = (
-    Result<(), (bool, wasmtime::Error)>,
-    Option<Result<http::Response<Bytes>, InvokeError>>,
-);
+/// How the guest call ended: `Err(None)` past the deadline, `Err(Some((true,
+/// err)))` when it failed while instantiating.
+type Called = Result<(), Option<(bool, wasmtime::Error)>>;
 
 fn note_instantiation(metrics: &RuntimeMetrics, started: Instant) {
     metrics.instantiations.fetch_add(1, Ordering::Relaxed);
@@ -300,15 +466,18 @@ fn note_instantiation(metrics: &RuntimeMetrics, started: Instant) {
         .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
 }
 
-/// Calls `wasi:http/incoming-handler.handle` and collects the response the
-/// guest streams back.
+/// Calls `wasi:http/incoming-handler.handle`, sending the response through
+/// `answer` the moment the guest sets it, and keeps driving the guest (which
+/// writes the body) until it returns or the deadline passes.
 async fn call_http<P: Send + 'static>(
     store: &mut Store<InvocationState<P>>,
     pre: &ProxyPre<InvocationState<P>>,
-    request: http::Request<Full<Bytes>>,
+    request: http::Request<RequestBody>,
     metrics: &RuntimeMetrics,
+    deadline: tokio::time::Instant,
+    answer: &mut Answer,
 ) -> Called {
-    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let (sender, receiver) = oneshot::channel();
     let setup = (|| {
         let req = store
             .data_mut()
@@ -319,7 +488,10 @@ async fn call_http<P: Send + 'static>(
     })();
     let (req, out) = match setup {
         Ok(pair) => pair,
-        Err(e) => return (Ok(()), Some(Err(InvokeError::Trap(format!("{e:#}"))))),
+        Err(e) => {
+            answer.send(Err(InvokeError::Trap(format!("{e:#}"))));
+            return Ok(());
+        }
     };
     let call = async {
         let started = Instant::now();
@@ -334,35 +506,45 @@ async fn call_http<P: Send + 'static>(
             .await
             .map_err(|e| (false, e))
     };
-    let collect = async {
-        let response = receiver.await.map_err(|_| InvokeError::NoResponse)?;
-        let response = response.map_err(|code| InvokeError::ResponseBody(format!("{code:?}")))?;
-        let (parts, body) = response.into_parts();
-        let bytes = Limited::new(body, MAX_RESPONSE_BYTES)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    InvokeError::ResponseTooLarge
-                } else {
-                    InvokeError::ResponseBody(e.to_string())
-                }
-            })?
-            .to_bytes();
-        Ok::<_, InvokeError>(http::Response::from_parts(parts, bytes))
+    let guest = tokio::time::timeout_at(deadline, call);
+    tokio::pin!(guest);
+    let mut receiver = Some(receiver);
+    let called = loop {
+        tokio::select! {
+            called = &mut guest => break called,
+            set = async { receiver.as_mut().expect("guarded").await }, if receiver.is_some() => {
+                receiver = None;
+                answer_with(answer, set);
+            }
+        }
     };
-    tokio::pin!(call);
-    tokio::pin!(collect);
-    tokio::select! {
-        called = &mut call => match called {
-            Ok(()) => (Ok(()), Some(collect.await)),
-            // The guest failed: whatever it sent is not to be trusted.
-            Err(err) => (Err(err), None),
-        },
-        collected = &mut collect => match collected {
-            Ok(response) => (call.await, Some(Ok(response))),
-            Err(err) => (call.await, Some(Err(err))),
-        },
+    let called = match called {
+        Err(_) => Err(None),
+        Ok(Err(err)) => Err(Some(err)),
+        Ok(Ok(())) => Ok(()),
+    };
+    // The guest returned before its answer was taken: take it now (a failed
+    // guest's is not to be trusted).
+    if let (Ok(()), Some(mut receiver)) = (&called, receiver) {
+        if let Ok(set) = receiver.try_recv() {
+            answer_with(answer, Ok(set));
+        }
+    }
+    called
+}
+
+type OutparamSet = Result<
+    Result<http::Response<wasmtime_wasi_http::p2::body::HyperOutgoingBody>, ErrorCode>,
+    oneshot::error::RecvError,
+>;
+
+fn answer_with(answer: &mut Answer, set: OutparamSet) {
+    match set {
+        Ok(Ok(response)) => answer.stream(response),
+        Ok(Err(code)) => answer.send(Err(InvokeError::ResponseBody(format!("{code:?}")))),
+        // The guest dropped its response-outparam without setting it: the
+        // outcome says what happened once it returns.
+        Err(_) => {}
     }
 }
 
@@ -371,10 +553,13 @@ async fn call_http<P: Send + 'static>(
 async fn call_record<P: Send + 'static>(
     store: &mut Store<InvocationState<P>>,
     pre: &RecordHandlerPre<InvocationState<P>>,
-    request: http::Request<Full<Bytes>>,
+    request: http::Request<RequestBody>,
     metrics: &RuntimeMetrics,
-) -> Called {
-    let request = handler_request(request).await;
+) -> RecordCalled {
+    let request = match handler_request(request).await {
+        Ok(request) => request,
+        Err(err) => return (Ok(()), Some(Err(err))),
+    };
     let started = Instant::now();
     let handler = match pre.instantiate_async(&mut *store).await {
         Ok(handler) => handler,
@@ -391,16 +576,27 @@ async fn call_record<P: Send + 'static>(
     }
 }
 
+/// How a record handler's call ended, and its response if it made one.
+type RecordCalled = (
+    Result<(), (bool, wasmtime::Error)>,
+    Option<Result<http::Response<Bytes>, InvokeError>>,
+);
+
 /// The request as the `handler` record. Headers `wasi:http` keeps from
 /// guests (hop-by-hop ones, `host`) are left out here too, so a component
 /// sees the same request through either export.
-async fn handler_request(request: http::Request<Full<Bytes>>) -> HandlerRequest {
+async fn handler_request<B>(request: http::Request<B>) -> Result<HandlerRequest, InvokeError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
     let (parts, body) = request.into_parts();
-    let body = match body.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(never) => match never {},
-    };
-    HandlerRequest {
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| InvokeError::RequestBody(format!("{e:?}")))?
+        .to_bytes();
+    Ok(HandlerRequest {
         method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().unwrap_or_default().to_owned(),
@@ -411,7 +607,7 @@ async fn handler_request(request: http::Request<Full<Bytes>>) -> HandlerRequest 
             .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
             .collect(),
         body: body.to_vec(),
-    }
+    })
 }
 
 /// The `handler` record as an HTTP response. As with `wasi:http` fields, a
@@ -520,7 +716,7 @@ mod tests {
             .header("prefer", "b")
             .body(Full::new(Bytes::from_static(b"{\"x\":1}")))
             .unwrap();
-        let record = handler_request(request).await;
+        let record = handler_request(request).await.unwrap();
         assert_eq!(record.method, "PATCH");
         assert_eq!(record.path, "/rest/v1/items");
         assert_eq!(record.query, "id=eq.1&select=*");
@@ -533,7 +729,7 @@ mod tests {
             .uri("/rest/v1/items")
             .body(Full::new(Bytes::new()))
             .unwrap();
-        assert_eq!(handler_request(bare).await.query, "");
+        assert_eq!(handler_request(bare).await.unwrap().query, "");
     }
 
     #[test]

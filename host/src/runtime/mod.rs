@@ -15,5 +15,5 @@ pub mod embedded {
 }
 
 pub use engine::{Compiled, Runtime, RuntimeError};
-pub use invoke::{Invocation, InvokeError, Report};
+pub use invoke::{Invocation, InvokeError, Invoked, Report, RequestBody};
 pub use registry::Deployed;

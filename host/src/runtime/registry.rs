@@ -43,6 +43,14 @@ pub struct Deployed {
     pub slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
+impl Deployed {
+    /// Whether it reads its request body as a stream (`wasi:http`), rather
+    /// than as one value the host collects first.
+    pub fn streams_request(&self) -> bool {
+        !matches!(self.entry, Entry::Record(_))
+    }
+}
+
 #[derive(Default)]
 pub struct Registry {
     functions: RwLock<HashMap<String, Arc<Deployed>>>,

@@ -417,3 +417,72 @@ async fn selfdb_dev_redeploys_a_function_when_its_file_changes() {
     assert!(reported, "{}", host.stderr());
     assert_eq!(answer(&host).await.1, b"two");
 }
+
+/// Echoes each chunk of the request body as it arrives, as a line of the
+/// response body.
+const ECHO: &str = r#"import { serve } from "selfdb";
+serve((req: Request) => {
+  const reader = req.body!.getReader();
+  const encoder = new TextEncoder();
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { value, done } = await reader.read();
+      if (done) {
+        controller.enqueue(encoder.encode("end\n"));
+        controller.close();
+        return;
+      }
+      controller.enqueue(encoder.encode(`got ${value.length}\n`));
+    },
+  });
+  return new Response(stream, { headers: { "content-type": "text/plain" } });
+});
+"#;
+
+/// Both bodies stream: the client sends its second chunk only after it has
+/// read the function's answer to the first, which a host that collected
+/// either body before passing it on could never deliver.
+#[tokio::test]
+async fn request_and_response_bodies_stream_through_a_function() {
+    use futures::{SinkExt, StreamExt};
+    let host = Host::serve()
+        .await
+        .arg("--js-own-components")
+        .arg("false")
+        .start();
+    let (status, deployed) = deploy_ts(&host, "echo", ECHO).await;
+    assert_eq!(status, StatusCode::OK, "{deployed}\n{}", host.stderr());
+
+    let (mut chunks, receiver) =
+        futures::channel::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    chunks.send(Ok(b"aaaa".to_vec())).await.unwrap();
+    let response = tokio::time::timeout(
+        WAIT,
+        host.post("/functions/v1/echo")
+            .apikey(host.anon_key())
+            .body(reqwest::Body::wrap_stream(receiver))
+            .send(),
+    )
+    .await
+    .expect("the response head arrives while the request body is still open")
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.bytes_stream();
+    let mut read = String::new();
+    let mut read_until = async |want: &str, read: &mut String| {
+        tokio::time::timeout(WAIT, async {
+            while !read.contains(want) {
+                let chunk = body.next().await.expect("the body ended early").unwrap();
+                read.push_str(std::str::from_utf8(&chunk).unwrap());
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {want:?} in {read:?}"));
+    };
+    read_until("got 4\n", &mut read).await;
+    chunks.send(Ok(b"bbbbbb".to_vec())).await.unwrap();
+    read_until("got 6\n", &mut read).await;
+    drop(chunks);
+    read_until("end\n", &mut read).await;
+    assert_eq!(read, "got 4\ngot 6\nend\n");
+}
