@@ -199,6 +199,14 @@ async fn serve(
         database_url,
     )?;
     tracing::info!(%url, startup_ms = started.elapsed().as_millis() as u64, "SelfDB is serving");
+    // Nagle's algorithm would hold a response's last bytes (a function's
+    // body ends only after its commit, a write of its own) until the
+    // client's delayed ACK: 40 ms a request.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "TCP_NODELAY");
+        }
+    });
     axum::serve(listener, service)
         .with_graceful_shutdown(signals.wait())
         .await

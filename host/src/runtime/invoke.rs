@@ -144,6 +144,12 @@ fn full_body(bytes: Bytes) -> ResponseBody {
 struct Gated {
     body: Limited<wasmtime_wasi_http::p2::body::HyperOutgoingBody>,
     done: Option<oneshot::Receiver<Result<(), String>>>,
+    /// Bytes still to come when the guest declared a `content-length`:
+    /// the frame that completes it is held until the outcome, since with a
+    /// length the client sees the end in the last byte, not in a
+    /// terminating chunk.
+    remaining: Option<u64>,
+    held: Option<Frame<Bytes>>,
 }
 
 impl Body for Gated {
@@ -155,22 +161,37 @@ impl Body for Gated {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
-        if let Some(frame) = std::task::ready!(Pin::new(&mut this.body).poll_frame(cx)) {
-            return Poll::Ready(Some(frame.map_err(|e| {
+        while this.held.is_none() {
+            let Some(frame) = std::task::ready!(Pin::new(&mut this.body).poll_frame(cx)) else {
+                break;
+            };
+            let frame = frame.map_err(|e| {
                 BodyError(if e.is::<http_body_util::LengthLimitError>() {
                     format!("the function's response is larger than {MAX_RESPONSE_BYTES} bytes")
                 } else {
                     format!("the function's response body failed: {e}")
                 })
-            })));
+            })?;
+            match (this.remaining.as_mut(), frame.data_ref()) {
+                (Some(remaining), Some(data)) if this.done.is_some() => {
+                    *remaining = remaining.saturating_sub(data.len() as u64);
+                    if *remaining == 0 {
+                        this.held = Some(frame);
+                        continue;
+                    }
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                _ => return Poll::Ready(Some(Ok(frame))),
+            }
         }
         let Some(done) = this.done.as_mut() else {
-            return Poll::Ready(None);
+            return Poll::Ready(this.held.take().map(Ok));
         };
         let outcome = std::task::ready!(Pin::new(done).poll(cx));
         this.done = None;
+        let held = this.held.take();
         Poll::Ready(match outcome {
-            Ok(Ok(())) => None,
+            Ok(Ok(())) => held.map(Ok),
             Ok(Err(why)) => Some(Err(BodyError(why))),
             Err(_) => Some(Err(BodyError(
                 "the invocation ended without an outcome".into(),
@@ -194,28 +215,45 @@ impl Runtime {
         invocation: Invocation,
         request: http::Request<RequestBody>,
     ) -> Invoked {
+        let streams = invocation.function.streams_request();
         let (head_tx, head_rx) = oneshot::channel();
         let (report_tx, report_rx) = oneshot::channel();
-        let runtime = self.clone();
-        tokio::spawn(async move {
-            let metrics = &runtime.metrics;
-            metrics.invocations.fetch_add(1, Ordering::Relaxed);
-            metrics.active.fetch_add(1, Ordering::Relaxed);
-            let started = Instant::now();
-            let mut report = Report::default();
-            let ok = runtime.run(invocation, request, &mut report, head_tx).await;
-            report.duration = started.elapsed();
-            metrics.active.fetch_sub(1, Ordering::Relaxed);
-            if !ok {
-                metrics.failures.fetch_add(1, Ordering::Relaxed);
-            }
-            let _ = report_tx.send(report);
-        });
+        let task = self
+            .clone()
+            .invocation_task(invocation, request, head_tx, report_tx);
+        // A record handler answers only once it has ended: no task of its
+        // own to pay for (the data API's path).
+        if streams {
+            tokio::spawn(task);
+        } else {
+            task.await;
+        }
         let response = head_rx.await.unwrap_or(Err(InvokeError::NoResponse));
         Invoked {
             response,
             report: report_rx,
         }
+    }
+
+    async fn invocation_task(
+        self: Arc<Self>,
+        invocation: Invocation,
+        request: http::Request<RequestBody>,
+        head: Head,
+        report_tx: oneshot::Sender<Report>,
+    ) {
+        let metrics = &self.metrics;
+        metrics.invocations.fetch_add(1, Ordering::Relaxed);
+        metrics.active.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let mut report = Report::default();
+        let ok = self.run(invocation, request, &mut report, head).await;
+        report.duration = started.elapsed();
+        metrics.active.fetch_sub(1, Ordering::Relaxed);
+        if !ok {
+            metrics.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        let _ = report_tx.send(report);
     }
 
     /// Whether the invocation succeeded (answered without a server error
@@ -422,9 +460,17 @@ impl Answer {
         let (done, gate) = oneshot::channel();
         self.done = Some(done);
         let (parts, body) = response.into_parts();
+        let remaining = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|&len| len > 0);
         let body = Gated {
             body: Limited::new(body, MAX_RESPONSE_BYTES),
             done: Some(gate),
+            remaining,
+            held: None,
         };
         self.send(Ok(http::Response::from_parts(parts, body.boxed_unsync())));
     }
