@@ -261,8 +261,14 @@ impl EmbeddedPg {
     }
 
     fn start_server(&self) -> Result<(), PgError> {
+        // wal_level=logical: realtime captures changes through logical
+        // replication, one slot per database (hence the slot count); the cap
+        // on WAL a slot may hold back keeps an abandoned slot (a database
+        // whose hosts are gone) from filling the disk.
         let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{}'",
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{}' \
+             -c wal_level=logical -c max_replication_slots=200 -c max_wal_senders=200 \
+             -c max_slot_wal_keep_size=1024",
             self.port,
             self.pgdata.display()
         );

@@ -5,7 +5,8 @@
 //! Modules by layer: `http` (routes, credentials, errors) hands requests to
 //! `runtime` (engine, compiled-component cache, registry, invocation), whose
 //! components reach the host only through `capabilities` (one folder per WIT
-//! interface); `db`, `auth` and `storage` are the services those use, and
+//! interface); `db`, `auth` and `storage` are the services those use, `realtime`
+//! the WebSocket broker (broadcast, presence, database changes), and
 //! `server` starts them in phases. The README's "Design decisions" section
 //! and `docs/architecture.md` give the reasons.
 
@@ -18,6 +19,7 @@ pub mod embedded_pg;
 pub mod files;
 pub mod functions;
 pub mod http;
+pub mod realtime;
 pub mod runtime;
 pub mod secrets;
 pub mod server;

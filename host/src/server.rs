@@ -168,6 +168,14 @@ async fn serve(
     deploy_crud(&runtime, &settings)?;
 
     schema.spawn_refresher(db.clone());
+    let realtime = crate::realtime::Realtime::start(
+        opened.keys.clone(),
+        db.clone(),
+        crate::realtime::Limits::default(),
+        settings.redis_url.as_deref(),
+    )
+    .await
+    .context("start realtime")?;
     let db_for_admin = db.clone();
     let app = Arc::new(App {
         settings: settings.clone(),
@@ -177,6 +185,7 @@ async fn serve(
         started,
         storage: storage.clone(),
         functions,
+        realtime,
     });
     let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
 

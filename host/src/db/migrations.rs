@@ -36,6 +36,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "functions",
         include_str!("../../migrations/0007_functions.sql"),
     ),
+    (
+        8,
+        "realtime",
+        include_str!("../../migrations/0008_realtime.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming SelfDB's migration lock.

@@ -138,8 +138,14 @@ fn anon_reader_pool(
 /// The login role request transactions connect as, one per database so that
 /// several SelfDB instances can share a cluster.
 pub fn authenticator_role(database: &str) -> String {
-    let clean: String = database
-        .chars()
+    let clean: String = plain_name(database).chars().take(40).collect();
+    format!("authenticator_{clean}")
+}
+
+/// `text` with only `[a-z0-9_]`: a name usable unquoted where PostgreSQL
+/// allows no quoting (role names built here, replication slots).
+pub fn plain_name(text: &str) -> String {
+    text.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
                 c.to_ascii_lowercase()
@@ -147,9 +153,7 @@ pub fn authenticator_role(database: &str) -> String {
                 '_'
             }
         })
-        .take(40)
-        .collect();
-    format!("authenticator_{clean}")
+        .collect()
 }
 
 /// A SQL string literal. Only for utility statements that cannot take bound

@@ -34,6 +34,7 @@ pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
             "active_invocations": metrics.active.load(Ordering::Relaxed),
             "max_instances": app.settings.max_instances,
         },
+        "realtime": app.realtime.health(),
     });
     let status = if reachable {
         StatusCode::OK

@@ -9,6 +9,7 @@ mod functions;
 mod health;
 mod invoke;
 pub mod principal;
+mod realtime;
 pub mod rest;
 mod s3_keys;
 pub mod storage;
@@ -32,6 +33,7 @@ pub struct App {
     pub started: Instant,
     pub storage: Arc<crate::storage::Storage>,
     pub functions: Arc<crate::functions::Functions>,
+    pub realtime: Arc<crate::realtime::Realtime>,
 }
 
 pub type AppState = Arc<App>;
@@ -51,6 +53,8 @@ pub fn router(app: AppState) -> Router {
         .route("/auth/v1", any(auth::route))
         .route("/auth/v1/{*path}", any(auth::route))
         .route("/storage/v1/{*path}", any(storage::route))
+        .route("/realtime/v1/websocket", get(realtime::websocket))
+        .route("/realtime/v1/api/broadcast", post(realtime::broadcast))
         .route("/api/v1/s3/keys", get(s3_keys::list).post(s3_keys::create))
         .route("/api/v1/s3/keys/{id}", delete(s3_keys::revoke))
         .route("/api/v1/functions", get(function_api::list))

@@ -13,6 +13,7 @@ mod functions_cli;
 mod functions_js;
 mod health;
 mod limits;
+mod realtime;
 mod rls;
 mod routing;
 mod storage_files;

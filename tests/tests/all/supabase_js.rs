@@ -2,10 +2,14 @@
 //! runner) against a host this harness starts, so the real client, not our
 //! reading of its protocol, decides whether SelfDB is compatible.
 
-use selfdb_tests::{signing_key, workspace_root, Host};
+use selfdb_tests::{signing_key, workspace_root, Host, HostBuilder, Redis};
 use std::process::Command;
 
 fn run_node_suite(host: &Host, file: &str) {
+    run_node_suite_with(host, file, &[]);
+}
+
+fn run_node_suite_with(host: &Host, file: &str, extra: &[(&str, &str)]) {
     let js = workspace_root().join("tests").join("js");
     assert!(
         js.join("node_modules")
@@ -22,6 +26,7 @@ fn run_node_suite(host: &Host, file: &str) {
         .env("SELFDB_URL", &host.url)
         .env("SELFDB_ANON_KEY", host.anon_key())
         .env("SELFDB_SERVICE_KEY", host.service_key())
+        .env("SELFDB_JWT_SECRET", selfdb_tests::JWT_SECRET)
         .env(
             "SELFDB_DATABASE_URL",
             host.database_url.as_deref().unwrap_or_default(),
@@ -29,6 +34,7 @@ fn run_node_suite(host: &Host, file: &str) {
         .env("S3_ENDPOINT", &host.env["S3_ENDPOINT"])
         .env("S3_ACCESS_KEY_ID", &host.env["S3_ACCESS_KEY_ID"])
         .env("S3_SECRET_ACCESS_KEY", &host.env["S3_SECRET_ACCESS_KEY"])
+        .envs(extra.iter().copied())
         .output()
         .expect("run node");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -101,4 +107,35 @@ async fn supabase_js_es256_tokens() {
 async fn supabase_js_storage() {
     let host = Host::serve().await.start();
     run_suite(host, "storage.test.mjs").await;
+}
+
+#[tokio::test]
+async fn supabase_js_realtime() {
+    let host = Host::serve().await.start();
+    run_suite(host, "realtime.test.mjs").await;
+}
+
+#[tokio::test]
+async fn supabase_js_realtime_across_two_hosts() {
+    let redis = Redis::start();
+    let a = Host::serve()
+        .await
+        .arg("--redis-url")
+        .arg(redis.url.clone())
+        .start();
+    let b = HostBuilder::alongside(&a)
+        .arg("--redis-url")
+        .arg(redis.url.clone())
+        .start();
+    tokio::task::spawn_blocking(move || {
+        run_node_suite_with(
+            &a,
+            "realtime_hosts.test.mjs",
+            &[("SELFDB_URL_B", b.url.as_str())],
+        );
+        drop(b);
+        drop(redis);
+    })
+    .await
+    .unwrap();
 }
