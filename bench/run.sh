@@ -11,9 +11,9 @@ DURATION=${BENCH_DURATION:-10s}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-2}
 # The binary under test (an A/B run points it at another build) and the
-# parts to run: any of hello, functions, crud, storage, auth.
+# parts to run: any of hello, functions, crud, storage, auth, realtime.
 BIN=${SELFDB_BIN:-./target/dist/selfdb}
-PARTS=${BENCH_PARTS:-hello functions crud storage auth}
+PARTS=${BENCH_PARTS:-hello functions crud storage auth realtime}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 out=bench/out
 # A fresh data directory each run, never a deleted and re-created one: on
@@ -120,4 +120,12 @@ if part auth; then
   echo "Auth (/auth/v1, the auth component; argon2id m=19456 KiB, t=2, p=1)"
   node bench/auth.mjs
   cargo bench -q -p selfdb --bench token_verify 2>/dev/null | grep 'token verification'
+fi
+
+# Its own host (a known JWT secret, raised file limits), after this one's
+# measurements.
+if part realtime; then
+  echo
+  echo "Realtime (/realtime/v1; load generator tests/benches/realtime_load.rs)"
+  SELFDB_BIN=$BIN ./bench/realtime.sh
 fi

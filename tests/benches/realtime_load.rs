@@ -122,11 +122,21 @@ fn kind3(topic: &str, event: &str, payload: &[u8]) -> Vec<u8> {
 async fn broadcast(n: usize) -> anyhow::Result<()> {
     let anon = env("SELFDB_ANON_KEY");
     let topic = "realtime:bench-broadcast";
+    let opening = Instant::now();
     let subscribers = open_many(n, |_| {
         (anon.clone(), topic.to_owned(), json!({ "config": {} }))
     })
     .await;
-    let rate = 10u64;
+    eprintln!(
+        "{n} subscribers joined in {:.1} s",
+        opening.elapsed().as_secs_f64()
+    );
+    // Broadcasts per second (BENCH_BROADCAST_RATE, default 10).
+    let rate = std::env::var("BENCH_BROADCAST_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10u64)
+        .max(1);
     let count = (seconds() * rate) as usize;
     let start = Instant::now();
     let sent: Arc<Vec<AtomicU64>> = Arc::new((0..count).map(|_| AtomicU64::new(0)).collect());
@@ -175,7 +185,7 @@ async fn broadcast(n: usize) -> anyhow::Result<()> {
     all.sort_unstable();
     let expected = n * count;
     println!(
-        "realtime broadcast subscribers={n} messages={count} delivered={}/{expected} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+        "realtime broadcast subscribers={n} rate={rate}/s messages={count} delivered={}/{expected} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
         all.len(),
         percentile(&all, 0.50),
         percentile(&all, 0.99),

@@ -10,6 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createClient } from '@supabase/supabase-js';
 import crypto from 'node:crypto';
+import net from 'node:net';
 import pg from 'pg';
 import ws from 'ws';
 import { until, subscribed } from './realtime_helpers.mjs';
@@ -266,6 +267,28 @@ test('realtime.send broadcasts from SQL to public and private channels', async (
   await sql(`select realtime.send('{"t": 1}', 'note', 'vip')`);
   assert.equal((await secret.next('the private SQL broadcast')).payload.t, 1);
 
+  // A member may send on it (the insert policy); an outsider's REST
+  // broadcast to it is accepted and dropped, as on Supabase.
+  const own = collector();
+  const sender = client();
+  sender.realtime.setAuth(userToken(member, 3600));
+  const chan = sender
+    .channel('vip', { config: { private: true, broadcast: { self: true, ack: true } } })
+    .on('broadcast', { event: 'chat' }, own.push);
+  await subscribed(chan);
+  assert.equal(await chan.send({ type: 'broadcast', event: 'chat', payload: { n: 1 } }), 'ok');
+  assert.equal((await own.next('the member own private broadcast')).payload.n, 1);
+  for (const [sub, n] of [['00000000-0000-0000-0000-00000000000b', 2], [member, 3]]) {
+    const res = await fetch(`${url}/realtime/v1/api/broadcast`, {
+      method: 'POST',
+      headers: { apikey: anonKey, authorization: `Bearer ${userToken(sub, 3600)}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ topic: 'vip', event: 'chat', payload: { n }, private: true }] }),
+    });
+    assert.equal(res.status, 202);
+  }
+  assert.equal((await own.next('the member REST broadcast')).payload.n, 3);
+  assert.deepEqual(own.seen, []);
+
   // Someone the policy does not name cannot join.
   const outsider = client();
   outsider.realtime.setAuth(userToken('00000000-0000-0000-0000-00000000000b', 3600));
@@ -273,6 +296,26 @@ test('realtime.send broadcasts from SQL to public and private channels', async (
     subscribed(outsider.channel('vip', { config: { private: true } })),
     /permissions to read/,
   );
+});
+
+test('realtime.broadcast_changes from a trigger reaches a private channel', async () => {
+  await sql(`
+    create table feed (id serial primary key, body text);
+    create function feed_changes() returns trigger language plpgsql as $$
+    begin
+      perform realtime.broadcast_changes('feed', TG_OP, TG_OP, TG_TABLE_NAME, TG_TABLE_SCHEMA, NEW, OLD);
+      return null;
+    end $$;
+    create trigger feed_changes after insert or update on feed for each row execute function feed_changes();
+  `);
+  const got = collector();
+  await subscribed(client(serviceKey).channel('feed', { config: { private: true } }).on('broadcast', { event: 'INSERT' }, got.push));
+  await sql(`insert into feed (body) values ('hello')`);
+  const message = await got.next('the trigger broadcast');
+  assert.equal(message.payload.operation, 'INSERT');
+  assert.equal(message.payload.table, 'feed');
+  assert.equal(message.payload.record.body, 'hello');
+  assert.equal(message.payload.old_record, null);
 });
 
 test('presence: joins, updates and leaves reach every member', async () => {
@@ -328,4 +371,48 @@ test('a refreshed token keeps a channel; an expired one closes it', async () => 
   const forged = client();
   forged.realtime.setAuth(userToken(user, 3600).slice(0, -4) + 'AAAA');
   await assert.rejects(subscribed(forged.channel('forged')), /JWT|signature|token/i);
+});
+
+test('a client whose connection drops reconnects, rejoins and gets later changes', async () => {
+  // A TCP proxy in front of the host, whose connections the test cuts.
+  const target = new URL(url);
+  const open = new Set();
+  const proxy = net.createServer((inbound) => {
+    const outbound = net.connect(Number(target.port), target.hostname);
+    inbound.pipe(outbound).pipe(inbound);
+    const pair = { inbound, outbound };
+    open.add(pair);
+    const close = () => {
+      inbound.destroy();
+      outbound.destroy();
+      open.delete(pair);
+    };
+    inbound.on('error', close).on('close', close);
+    outbound.on('error', close).on('close', close);
+  });
+  await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+  try {
+    const c = createClient(`http://127.0.0.1:${proxy.address().port}`, serviceKey, options);
+    clients.push(c);
+    const events = collector();
+    const statuses = collector();
+    const channel = c
+      .channel('items-reconnect')
+      .on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'items' }, events.push);
+    channel.subscribe((s) => statuses.push(s));
+    assert.equal(await statuses.next('SUBSCRIBED'), 'SUBSCRIBED');
+    await sql(`insert into items (name) values ('before the drop')`);
+    assert.equal((await events.next('the first insert')).new.name, 'before the drop');
+
+    for (const { inbound, outbound } of open) {
+      inbound.destroy();
+      outbound.destroy();
+    }
+    // realtime-js reconnects (1 s backoff) and rejoins: SUBSCRIBED again.
+    assert.equal(await until(() => statuses.seen.find((s) => s === 'SUBSCRIBED'), 'the rejoin', 20_000), 'SUBSCRIBED');
+    await sql(`insert into items (name) values ('after the drop')`);
+    assert.equal((await events.next('the insert after reconnecting')).new.name, 'after the drop');
+  } finally {
+    proxy.close();
+  }
 });

@@ -62,6 +62,8 @@ impl Kind {
 /// A changed row of a published table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Change {
+    /// The table's OID (names a per-table visibility function).
+    pub relation: u32,
     pub schema: String,
     pub table: String,
     pub kind: Kind,
@@ -250,6 +252,7 @@ fn replication_config(config: &CaptureConfig) -> anyhow::Result<ReplicationConfi
 }
 
 struct RelationInfo {
+    oid: u32,
     schema: String,
     table: String,
     names: Vec<String>,
@@ -350,6 +353,7 @@ impl<'a> Decoder<'a> {
                 self.relations.insert(
                     relation.oid,
                     Arc::new(RelationInfo {
+                        oid: relation.oid,
                         names: relation.columns.iter().map(|c| c.name.clone()).collect(),
                         schema: relation.schema,
                         table: relation.table,
@@ -430,6 +434,7 @@ impl<'a> Decoder<'a> {
     ) {
         if let Some(pending) = &mut self.pending {
             pending.changes.push(Change {
+                relation: info.oid,
                 schema: info.schema.clone(),
                 table: info.table.clone(),
                 kind,

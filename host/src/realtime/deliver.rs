@@ -123,7 +123,9 @@ async fn deliver_changes(realtime: &Realtime, batch: &[Captured]) -> anyhow::Res
     }
     let mut sights: HashMap<(usize, Viewer), bool> = HashMap::new();
     let mut rls_tables: HashMap<(String, String), bool> = HashMap::new();
-    for ((schema, table), (rows, viewers)) in tables {
+    for ((schema, table), (rows, mut viewers)) in tables {
+        // Viewers of one role together: a role switch re-plans the query.
+        viewers.sort_by_key(|v| v.role.as_str());
         let (rls, per_viewer) =
             visibility(realtime, schema, table, &changes, &rows, &viewers).await?;
         rls_tables.insert((schema.to_owned(), table.to_owned()), rls);
@@ -273,23 +275,45 @@ async fn visibility(
     let roles: Vec<&str> = viewers.iter().map(|v| v.role.as_str()).collect();
     let claims: Vec<&str> = viewers.iter().map(|v| v.claims.as_str()).collect();
     let relation = format!("{}.{}", quote_ident(schema), quote_ident(table));
+    let keys = Value::Array(keys);
     let mut client = realtime.db.owner().get().await?;
-    let tx = client.build_transaction().read_only(true).start().await?;
-    let result = tx
-        .query(
-            "select subscriber, visible, rls, allowed \
-               from selfdb.realtime_visible($1::text::regclass, $2, $3, $4, $5)",
-            &[
-                &relation,
-                &key_columns,
-                &Value::Array(keys),
-                &roles,
-                &claims,
-            ],
+    let mut answer = None;
+    if !key_columns.is_empty() {
+        let name = function_name(changes[rows[0]].1, &key_columns);
+        match ask_table_function(
+            realtime,
+            &mut client,
+            &name,
+            &relation,
+            &key_columns,
+            &keys,
+            &roles,
+            &claims,
         )
-        .await;
-    tx.rollback().await?;
-    let rows_out = result?;
+        .await
+        {
+            Ok(rows) => answer = Some(rows),
+            Err(err) => {
+                forget(realtime, &name);
+                tracing::warn!(error = %err, "realtime: the per-table visibility function failed; asking the general one");
+            }
+        }
+    }
+    let rows_out = match answer {
+        Some(rows) => rows,
+        None => {
+            let tx = client.build_transaction().read_only(true).start().await?;
+            let result = tx
+                .query(
+                    "select subscriber, visible, rls, allowed \
+                       from selfdb.realtime_visible($1::text::regclass, $2, $3, $4, $5)",
+                    &[&relation, &key_columns, &keys, &roles, &claims],
+                )
+                .await;
+            tx.rollback().await?;
+            result?
+        }
+    };
     let mut rls = false;
     let mut sights = vec![Sight::default(); viewers.len()];
     for row in rows_out {
@@ -314,6 +338,73 @@ async fn visibility(
             .collect();
     }
     Ok((rls, sights))
+}
+
+/// `realtime_visible_<oid>_<hash of name and key>`: a new table name or
+/// key makes a new function.
+fn function_name(change: &Change, key_columns: &[String]) -> String {
+    let mut hash: u32 = 0x811c_9dc5;
+    let text = format!(
+        "{}.{}:{}",
+        change.schema,
+        change.table,
+        key_columns.join(",")
+    );
+    for byte in text.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("realtime_visible_{}_{hash:08x}", change.relation)
+}
+
+fn forget(realtime: &Realtime, name: &str) {
+    realtime
+        .visibility_functions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(name);
+}
+
+/// Asks the table's own visibility function, defining it on first use.
+#[allow(clippy::too_many_arguments)]
+async fn ask_table_function(
+    realtime: &Realtime,
+    client: &mut deadpool_postgres::Object,
+    name: &str,
+    relation: &str,
+    key_columns: &[String],
+    keys: &Value,
+    roles: &[&str],
+    claims: &[&str],
+) -> anyhow::Result<Vec<tokio_postgres::Row>> {
+    let defined = realtime
+        .visibility_functions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(name);
+    if !defined {
+        client
+            .execute(
+                "select selfdb.realtime_visible_define($1::text::regclass, $2, $3)",
+                &[&relation, &key_columns, &name],
+            )
+            .await?;
+        realtime
+            .visibility_functions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned());
+    }
+    // `name` is built by `function_name` from [a-z0-9_] only.
+    let tx = client.build_transaction().read_only(true).start().await?;
+    let result = tx
+        .query(
+            &format!("select subscriber, visible, rls, allowed from selfdb.{name}($1, $2, $3)"),
+            &[keys, &roles, &claims],
+        )
+        .await;
+    tx.rollback().await?;
+    Ok(result?)
 }
 
 /// The `data` of a `postgres_changes` frame, as Supabase's server sends it

@@ -167,6 +167,8 @@ pub struct Realtime {
     delivered_lsn: AtomicU64,
     /// The other hosts, with `--redis-url`.
     bus: Option<Arc<bus::RedisBus>>,
+    /// Per-table visibility functions this host has defined.
+    visibility_functions: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Realtime {
@@ -204,6 +206,7 @@ impl Realtime {
             connections: AtomicUsize::new(0),
             delivered_lsn: AtomicU64::new(0),
             bus: bus.as_ref().map(|(bus, _)| bus.clone()),
+            visibility_functions: Mutex::default(),
         });
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(deliver::run(realtime.clone(), rx));
