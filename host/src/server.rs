@@ -171,7 +171,11 @@ async fn serve(
     let realtime = crate::realtime::Realtime::start(
         opened.keys.clone(),
         db.clone(),
-        crate::realtime::Limits::default(),
+        crate::realtime::Limits {
+            connections: settings.realtime_max_connections,
+            channels_per_connection: settings.realtime_max_channels,
+            ..crate::realtime::Limits::default()
+        },
         settings.redis_url.as_deref(),
     )
     .await

@@ -243,6 +243,8 @@ test('broadcast reaches other clients, with self and ack', async () => {
   const unjoined = client().channel('room1');
   assert.equal(await unjoined.send({ type: 'broadcast', event: 'msg', payload: { via: 'fallback' } }), 'ok');
   assert.deepEqual((await fromB.next('the fallback broadcast')).payload, { via: 'fallback' });
+  assert.deepEqual(await client().channel('room1').httpSend('msg', { via: 'httpSend' }), { success: true });
+  assert.deepEqual((await fromB.next('the httpSend broadcast')).payload, { via: 'httpSend' });
   const refused = await fetch(`${url}/realtime/v1/api/broadcast`, {
     method: 'POST',
     headers: { apikey: 'not-a-token', 'content-type': 'application/json' },
@@ -348,7 +350,7 @@ test('presence: joins, updates and leaves reach every member', async () => {
 test('a refreshed token keeps a channel; an expired one closes it', async () => {
   const user = '00000000-0000-0000-0000-00000000000c';
   const c = client();
-  c.realtime.setAuth(userToken(user, 3));
+  c.realtime.setAuth(userToken(user, 6));
   const system = collector();
   const statuses = collector();
   const kept = c.channel('kept', { config: { broadcast: { ack: true } } });
@@ -356,7 +358,7 @@ test('a refreshed token keeps a channel; an expired one closes it', async () => 
   // Refreshed before it expires: the channel stays.
   await c.realtime.setAuth(userToken(user, 3600));
   const doomed = client();
-  doomed.realtime.setAuth(userToken(user, 3));
+  doomed.realtime.setAuth(userToken(user, 6));
   const channel = doomed.channel('doomed').on('system', {}, system.push);
   channel.subscribe((s) => statuses.push(s));
   assert.equal(await statuses.next('SUBSCRIBED'), 'SUBSCRIBED');

@@ -86,6 +86,12 @@ pub struct CommonArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "SELFDB_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Realtime WebSocket connections this host accepts (then 429).
+    #[arg(long, env = "SELFDB_REALTIME_MAX_CONNECTIONS")]
+    pub realtime_max_connections: Option<usize>,
+    /// Realtime channels one connection may join (Supabase's default: 100).
+    #[arg(long, env = "SELFDB_REALTIME_MAX_CHANNELS")]
+    pub realtime_max_channels: Option<usize>,
     /// Connections in the pool used for request transactions.
     #[arg(long, env = "SELFDB_DB_POOL_SIZE")]
     pub db_pool_size: Option<usize>,
@@ -214,6 +220,14 @@ impl CommonArgs {
                 .max_body_bytes
                 .or(file.max_body_bytes)
                 .unwrap_or(10 << 20),
+            realtime_max_connections: self
+                .realtime_max_connections
+                .or(file.realtime_max_connections)
+                .unwrap_or(50_000),
+            realtime_max_channels: self
+                .realtime_max_channels
+                .or(file.realtime_max_channels)
+                .unwrap_or(100),
             db_pool_size: self.db_pool_size.or(file.db_pool_size).unwrap_or(16),
             max_instances: self.max_instances.or(file.max_instances).unwrap_or(256),
             default_limits: FunctionLimits {

@@ -55,6 +55,10 @@ pub fn router(app: AppState) -> Router {
         .route("/storage/v1/{*path}", any(storage::route))
         .route("/realtime/v1/websocket", get(realtime::websocket))
         .route("/realtime/v1/api/broadcast", post(realtime::broadcast))
+        .route(
+            "/realtime/v1/api/broadcast/{topic}/events/{event}",
+            post(realtime::broadcast_one),
+        )
         .route("/api/v1/s3/keys", get(s3_keys::list).post(s3_keys::create))
         .route("/api/v1/s3/keys/{id}", delete(s3_keys::revoke))
         .route("/api/v1/functions", get(function_api::list))

@@ -7,7 +7,7 @@ use super::AppState;
 use crate::auth::Role;
 use crate::realtime::protocol::Vsn;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -90,14 +90,11 @@ fn message(status: StatusCode, text: impl Into<String>) -> Response {
     (status, Json(json!({ "message": text.into() }))).into_response()
 }
 
-/// `POST /realtime/v1/api/broadcast`: `{messages: [{topic, event, payload,
-/// private?}]}`, 202 with no body; a private message the caller may not
-/// write is skipped, as on Supabase.
-pub async fn broadcast(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
+/// The caller of a REST broadcast: `Authorization: Bearer`, else `apikey`.
+fn rest_caller(
+    app: &AppState,
+    headers: &HeaderMap,
+) -> Option<std::sync::Arc<crate::auth::Principal>> {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -106,7 +103,70 @@ pub async fn broadcast(
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .or_else(|| headers.get("apikey").and_then(|v| v.to_str().ok()));
-    let Some(principal) = token.and_then(|t| app.keys.verify(t.trim()).ok()) else {
+    token.and_then(|t| app.keys.verify(t.trim()).ok())
+}
+
+/// `POST /realtime/v1/api/broadcast/{topic}/events/{event}[?private=true]`
+/// (realtime-js's `httpSend`): the body, JSON or raw bytes, goes out as a
+/// user broadcast (binary to `vsn=2.0.0` clients, unchanged); 202.
+pub async fn broadcast_one(
+    State(app): State<AppState>,
+    Path((topic, event)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(principal) = rest_caller(&app, &headers) else {
+        return message(StatusCode::UNAUTHORIZED, "Unauthorized");
+    };
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let json = if content_type.starts_with("application/json") {
+        if serde_json::from_slice::<Value>(&body).is_err() {
+            return refuse(StatusCode::BAD_REQUEST, "the body is not valid JSON");
+        }
+        true
+    } else if content_type.starts_with("application/octet-stream") {
+        false
+    } else {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported Media Type. Use application/json or application/octet-stream",
+        );
+    };
+    let realtime = &app.realtime;
+    if body.len() > realtime.payload_limit() {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Payload size exceeds tenant limit",
+        );
+    }
+    let private = query.get("private").is_some_and(|v| v == "true");
+    if private && principal.role != Role::ServiceRole {
+        match realtime.can_write(&principal, &topic).await {
+            Ok(true) => {}
+            Ok(false) => return message(StatusCode::FORBIDDEN, "Unauthorized"),
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "realtime: private broadcast check failed");
+                return message(StatusCode::FORBIDDEN, "Unauthorized");
+            }
+        }
+    }
+    realtime.broadcast_user(&topic, private, event, json, body);
+    StatusCode::ACCEPTED.into_response()
+}
+
+/// `POST /realtime/v1/api/broadcast`: `{messages: [{topic, event, payload,
+/// private?}]}`, 202 with no body; a private message the caller may not
+/// write is skipped, as on Supabase.
+pub async fn broadcast(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(principal) = rest_caller(&app, &headers) else {
         return message(StatusCode::UNAUTHORIZED, "Unauthorized");
     };
     let body: BroadcastBody = match serde_json::from_slice(&body) {

@@ -360,6 +360,16 @@ impl RedisBus {
     }
 }
 
+/// A user broadcast's payload for the bus: JSON text as it is, raw bytes
+/// in base64.
+pub fn encode_payload(user: &UserBroadcast) -> String {
+    if user.json {
+        String::from_utf8_lossy(&user.payload).into_owned()
+    } else {
+        base64::engine::general_purpose::STANDARD.encode(&user.payload)
+    }
+}
+
 /// Applies a presence diff to a state (`{key: {metas: [...]}}`): leaves
 /// remove metas by `phx_ref`, joins add theirs.
 fn apply_diff(state: &mut Value, diff: &Value) {

@@ -118,6 +118,11 @@ pub enum Unavailable {
          need wal_level=logical (set it in postgresql.conf and restart PostgreSQL)"
     )]
     WalLevel(String),
+    #[error(
+        "the database role {0:?} may not use logical replication; realtime postgres_changes \
+         and realtime.send need a role with REPLICATION (alter role ... replication)"
+    )]
+    Replication(String),
 }
 
 /// Runs for the host's life: waits for the capture lock, captures while it
@@ -156,6 +161,15 @@ async fn lead(
     let level: String = client.query_one("show wal_level", &[]).await?.get(0);
     if level != "logical" {
         return Err(Unavailable::WalLevel(level).into());
+    }
+    let row = client
+        .query_one(
+            "select current_user::text, rolreplication or rolsuper from pg_roles where rolname = current_user",
+            &[],
+        )
+        .await?;
+    if !row.get::<_, bool>(1) {
+        return Err(Unavailable::Replication(row.get(0)).into());
     }
     // Blocks until no other host captures this database.
     client

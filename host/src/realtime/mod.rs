@@ -368,6 +368,38 @@ impl Realtime {
         });
     }
 
+    /// A user broadcast from the REST API (`httpSend`): kind 4 to V2
+    /// clients, as a broadcast sent over a socket.
+    pub fn broadcast_user(
+        &self,
+        topic: &str,
+        private: bool,
+        event: String,
+        json: bool,
+        payload: bytes::Bytes,
+    ) {
+        let topic = format!("realtime:{topic}");
+        let user = protocol::UserBroadcast {
+            event,
+            json,
+            payload,
+        };
+        let key = TopicKey {
+            private,
+            topic: topic.clone(),
+        };
+        self.fan_out_local(&key, None, |vsn| {
+            protocol::encode_user_broadcast(vsn, &topic, &user, None)
+        });
+        self.publish(bus::Event::UserBroadcast {
+            private,
+            payload: bus::encode_payload(&user),
+            topic,
+            event: user.event,
+            json,
+        });
+    }
+
     fn add_bindings(&self, bindings: &[(String, String, Arc<Binding>)]) {
         let mut map = self.bindings.write().unwrap_or_else(|p| p.into_inner());
         for (schema, table, binding) in bindings {

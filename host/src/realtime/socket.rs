@@ -74,7 +74,17 @@ pub async fn serve_socket(realtime: Arc<Realtime>, socket: WebSocket, vsn: Vsn, 
                 _ = writer_closed.cancelled() => {
                     // Overflow or the end: say which, without waiting for
                     // a queue a slow reader could not drain.
-                    let close = if slow.load(Ordering::Acquire) {
+                    let overflowed = slow.load(Ordering::Acquire);
+                    // A connection ending normally sends what it queued
+                    // (a last error reply, say) before the close.
+                    if !overflowed {
+                        while let Ok(frame) = rx.try_recv() {
+                            if sink.send(to_message(frame)).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    let close = if overflowed {
                         CloseFrame {
                             code: 1008,
                             reason: "send queue full: the client reads too slowly".into(),
@@ -90,11 +100,7 @@ pub async fn serve_socket(realtime: Arc<Realtime>, socket: WebSocket, vsn: Vsn, 
                 }
                 frame = rx.recv() => {
                     let Some(frame) = frame else { break };
-                    let message = match frame {
-                        Outgoing::Text(text) => Message::Text(text),
-                        Outgoing::Binary(bytes) => Message::Binary(bytes),
-                    };
-                    if sink.send(message).await.is_err() {
+                    if sink.send(to_message(frame)).await.is_err() {
                         writer_closed.cancel();
                         break;
                     }
@@ -154,6 +160,13 @@ pub async fn serve_socket(realtime: Arc<Realtime>, socket: WebSocket, vsn: Vsn, 
         writer.abort();
     }
     realtime.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+fn to_message(frame: Outgoing) -> Message {
+    match frame {
+        Outgoing::Text(text) => Message::Text(text),
+        Outgoing::Binary(bytes) => Message::Binary(bytes),
+    }
 }
 
 async fn sleep_until_epoch(at: Option<u64>) {
@@ -702,12 +715,7 @@ impl Connection {
                     topic: topic.to_owned(),
                     event: user.event.clone(),
                     json: user.json,
-                    payload: if user.json {
-                        String::from_utf8_lossy(&user.payload).into_owned()
-                    } else {
-                        use base64::Engine;
-                        base64::engine::general_purpose::STANDARD.encode(&user.payload)
-                    },
+                    payload: super::bus::encode_payload(user),
                 });
             }
             None => {
