@@ -157,9 +157,9 @@ pub fn plain_name(text: &str) -> String {
 }
 
 /// A SQL string literal. Only for utility statements that cannot take bound
-/// parameters (`CREATE ROLE ... PASSWORD`); relies on
+/// parameters (`CREATE ROLE ... PASSWORD`, `SET`); relies on
 /// `standard_conforming_strings`, which the owner connection keeps on.
-fn quote_literal(text: &str) -> String {
+pub fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 

@@ -6,11 +6,8 @@
 
 use super::Realtime;
 use crate::auth::{Principal, Role};
+use crate::db::quote_literal;
 use tokio_postgres::error::SqlState;
-
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
 
 /// The session settings a policy sees: the caller's role (a fixed name
 /// from `Role`), claims and topic, quoted as literals: `SET` takes no
@@ -19,8 +16,8 @@ fn context(principal: &Principal, topic: &str) -> String {
     format!(
         "set local role {}; set local request.jwt.claims = {}; set local realtime.topic = {};",
         principal.role.as_str(),
-        literal(&principal.claims_text),
-        literal(topic)
+        quote_literal(&principal.claims_text),
+        quote_literal(topic)
     )
 }
 

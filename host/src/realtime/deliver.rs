@@ -343,17 +343,12 @@ async fn visibility(
 /// `realtime_visible_<oid>_<hash of name and key>`: a new table name or
 /// key makes a new function.
 fn function_name(change: &Change, key_columns: &[String]) -> String {
-    let mut hash: u32 = 0x811c_9dc5;
-    let text = format!(
+    let hash = super::stable_hash(&format!(
         "{}.{}:{}",
         change.schema,
         change.table,
         key_columns.join(",")
-    );
-    for byte in text.bytes() {
-        hash ^= u32::from(byte);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
+    ));
     format!("realtime_visible_{}_{hash:08x}", change.relation)
 }
 

@@ -418,6 +418,17 @@ impl Realtime {
     }
 }
 
+/// FNV-1a: a hash that stays the same across hosts and restarts (binding
+/// ids, names of per-table functions), which `std`'s hasher does not.
+fn stable_hash(text: &str) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in text.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash
+}
+
 /// A single host's bus: what this host captures, it delivers itself.
 struct LocalSink(mpsc::Sender<Captured>);
 

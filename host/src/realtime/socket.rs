@@ -226,13 +226,7 @@ fn flag(value: Option<&Value>) -> bool {
 /// A binding's id: a stable hash of what it asks for, so identical
 /// bindings share it (and a frame serialised once serves them all).
 fn binding_id(params: &Value) -> u32 {
-    let text = params.to_string();
-    let mut hash: u32 = 0x811c_9dc5;
-    for byte in text.bytes() {
-        hash ^= u32::from(byte);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    hash & 0x7fff_ffff
+    super::stable_hash(&params.to_string()) & 0x7fff_ffff
 }
 
 use std::ops::ControlFlow;
