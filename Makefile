@@ -4,12 +4,12 @@ COMPONENTS_OUT := components/target/wasm32-wasip2/release
 # Functions `make run` serves: the examples only, not the test fixtures.
 EXAMPLES := hello greet
 # Functions the tests deploy: examples and fixtures.
-FIXTURES := hello misbehave privileged
+FIXTURES := hello misbehave privileged events
 # Built apart: Cargo unifies the SDK's `system` feature across the packages
 # of one build, and a user function built with it exports the system
 # handler instead of `wasi:http`.
-SYSTEM_COMPONENTS := -p auth -p crud
-USER_COMPONENTS := -p selfdb-sdk -p greet -p hello -p misbehave -p privileged
+SYSTEM_COMPONENTS := -p auth -p crud -p postgrest-grammar
+USER_COMPONENTS := -p selfdb-sdk -p greet -p hello -p misbehave -p privileged -p events
 
 .PHONY: run test bench bootstrap components lint lint-components js-deps js-toolchain
 
@@ -41,7 +41,7 @@ test: bootstrap components lint-components js-deps js-toolchain
 	$(LINTED) cargo test --workspace
 	# The components' own unit tests (parsers, SQL from plans, auth's
 	# helpers), on the native target.
-	cd components && cargo test -p crud -p auth
+	cd components && cargo test -p crud -p auth -p postgrest-grammar
 
 bench: components
 	./scripts/bootstrap.sh --bench

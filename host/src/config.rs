@@ -106,6 +106,8 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub realtime_max_connections: Option<usize>,
     pub realtime_max_channels: Option<usize>,
+    pub event_concurrency: Option<usize>,
+    pub event_retry_base_ms: Option<u64>,
     pub db_pool_size: Option<usize>,
     pub max_instances: Option<u32>,
     pub function_memory_mb: Option<u64>,
@@ -162,6 +164,10 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub realtime_max_connections: usize,
     pub realtime_max_channels: usize,
+    /// Event deliveries running at once on this host.
+    pub event_concurrency: usize,
+    /// The first retry's delay of a failed delivery (it doubles each time).
+    pub event_retry_base_ms: u64,
     pub db_pool_size: usize,
     pub max_instances: u32,
     pub default_limits: FunctionLimits,

@@ -264,11 +264,12 @@ impl EmbeddedPg {
         // wal_level=logical: realtime captures changes through logical
         // replication, one slot per database (hence the slot count); the cap
         // on WAL a slot may hold back keeps an abandoned slot (a database
-        // whose hosts are gone) from filling the disk.
+        // whose hosts are gone) from filling the disk. Commit timestamps
+        // give event handlers the time a change committed.
         let options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{}' \
              -c wal_level=logical -c max_replication_slots=200 -c max_wal_senders=200 \
-             -c max_slot_wal_keep_size=1024",
+             -c max_slot_wal_keep_size=1024 -c track_commit_timestamp=on",
             self.port,
             self.pgdata.display()
         );

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod embedded_pg;
+pub mod events;
 pub mod files;
 pub mod functions;
 pub mod http;

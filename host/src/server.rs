@@ -146,6 +146,7 @@ async fn serve(
         db.owner_config().clone(),
     ));
     functions.warm_up();
+    functions.events.start(db.owner_config().clone());
     if matches!(settings.database, DatabaseSource::Embedded) {
         tokio::spawn(crate::functions::watch::watch(
             functions.clone(),

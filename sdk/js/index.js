@@ -1,9 +1,10 @@
 // The SelfDB function SDK for TypeScript and JavaScript.
 //
-// A function is one entry file that calls `serve(handler)`. SelfDB bundles
+// A function is one entry file that calls `serve(handler)`, `onEvent(handler)`
+// or both. SelfDB bundles
 // it with this module and runs it in a WebAssembly sandbox (ComponentizeJS's
 // StarlingMonkey engine), where the platform's interfaces
-// (`selfdb:platform/{db,config,log,context}`) reach this module through
+// (`selfdb:platform/{db,config,log,context,events}`) reach this module through
 // `globalThis.__selfdb`, set by the engine's prelude before the function's
 // code runs. Keeping the WIT imports in the prelude, not here, is what lets
 // one shared engine evaluate any function's bundle.
@@ -26,6 +27,40 @@ export function serve(handler) {
   }
   platform().serve(handler);
 }
+
+/**
+ * Handles the events the function is subscribed to (database changes,
+ * schedules, custom events, setup) with `handler`, which gets
+ * `{id, kind, name, attempt, payload}`. Returning (or resolving) acknowledges
+ * the event; throwing fails the attempt, which is retried with backoff, and
+ * rolls back its database work. Call it once, at the top level.
+ */
+export function onEvent(handler) {
+  if (typeof handler !== 'function') {
+    throw new TypeError('onEvent(handler): handler must be a function (event) => void');
+  }
+  platform().onEvent(handler);
+}
+
+/** Custom events. */
+export const events = {
+  /**
+   * Publishes `payload` (anything JSON can hold) as the event `name` to the
+   * functions subscribed to it. Part of the request's transaction: the
+   * event is delivered only if the request commits.
+   */
+  publish(name, payload) {
+    if (typeof name !== 'string') throw new TypeError('events.publish: name must be a string');
+    try {
+      platform().events.publish(name, JSON.stringify(payload ?? null));
+    } catch (err) {
+      // As for db: the WIT `result`'s error (a string here) is the thrown
+      // Error's `payload`.
+      const message = typeof err?.payload === 'string' ? err.payload : err?.message ?? String(err);
+      throw new Error(message);
+    }
+  },
+};
 
 /** An error the database reported, with Postgres's SQLSTATE `code`. */
 export class DbError extends Error {

@@ -69,7 +69,7 @@ pub fn test_cache_dir() -> PathBuf {
 pub fn functions_dir() -> PathBuf {
     let dir = target_dir().join("test-functions");
     assert!(
-        ["hello", "misbehave", "privileged"]
+        ["hello", "misbehave", "privileged", "events"]
             .iter()
             .all(|name| dir.join(format!("{name}.wasm")).exists()),
         "{} lacks the test components: run `make test`",

@@ -48,24 +48,38 @@ function assembleWit(dir) {
   return wit;
 }
 
-// The platform's interfaces, imported once and handed to the SDK.
+// The platform's interfaces, imported once and handed to the SDK, and the
+// function's two entry points: the fetch event (wasi:http, which
+// StarlingMonkey serves itself as long as the module exports no
+// `incomingHandler`) and the `listener` export (ComponentizeJS binds an
+// exported interface to the module export of its camelCase name). Both
+// first run `runScript`: the shared engine (LOADER) sets it to evaluate the
+// script the host gives it; a function's own component evaluated its
+// script when it was built, so there it does nothing.
 const PRELUDE = `
 import * as db from 'selfdb:platform/db@0.1.0';
 import * as config from 'selfdb:platform/config@0.1.0';
 import * as log from 'selfdb:platform/log@0.1.0';
 import * as context from 'selfdb:platform/context@0.1.0';
+import * as events from 'selfdb:platform/events@0.1.0';
 let handler = null;
+let eventHandler = null;
+let runScript = () => {};
 globalThis.__selfdb = {
-  db, config, log, context,
+  db, config, log, context, events,
   serve(h) {
     if (handler) throw new Error('serve() was called twice');
     handler = h;
   },
+  onEvent(h) {
+    if (eventHandler) throw new Error('onEvent() was called twice');
+    eventHandler = h;
+  },
 };
-function respond(event, run) {
+addEventListener('fetch', (event) => {
   event.respondWith((async () => {
     try {
-      run();
+      runScript();
       if (!handler) {
         return new Response('the function did not call serve(handler)', { status: 500 });
       }
@@ -75,12 +89,41 @@ function respond(event, run) {
       return new Response('the function threw: ' + (err && err.message ? err.message : String(err)), { status: 500 });
     }
   })());
-}
+});
+// handle: func(event) -> result<_, string>. ComponentizeJS awaits the
+// returned promise and turns a thrown value into the err: its own payload
+// property if it has one (else, depending on the version, an Error's
+// message or a trap). A plain { payload: string } reads the same in
+// every version, so the host always gets the message, never a trap.
+export const listener = {
+  async handle(event) {
+    let message;
+    try {
+      runScript();
+      if (!eventHandler) {
+        message = 'the function did not call onEvent(handler)';
+      } else {
+        await eventHandler({
+          id: event.id,
+          kind: event.kind,
+          name: event.name,
+          attempt: event.attempt,
+          payload: JSON.parse(event.payload),
+        });
+        return;
+      }
+    } catch (err) {
+      console.error(err && err.stack ? err.stack : String(err));
+      message = err && err.message ? err.message : String(err);
+    }
+    throw { payload: message };
+  },
+};
 `;
 
 const LOADER = `${PRELUDE}
 import { source } from 'selfdb:platform/script@0.1.0';
-addEventListener('fetch', (event) => respond(event, () => (0, eval)(source())));
+runScript = () => (0, eval)(source());
 `;
 
 function emit(result) {
@@ -205,7 +248,6 @@ switch (command) {
   case 'componentize': {
     const script = readFileSync(args[0], 'utf8');
     const source = `${PRELUDE}
-addEventListener('fetch', (event) => respond(event, () => {}));
 ${script}
 `;
     await toComponent(source, 'js-function', args[1]);

@@ -8,9 +8,7 @@
 use crate::error::ApiError;
 use crate::parse::{self, Cond, Field, Scopes, SelectItem};
 use crate::plan::Select;
-use crate::sql::{
-    array_literal, column_list, ident, json_array_literal, push_ident, qualified, Sql,
-};
+use crate::sql::{column_list, ident, json_array_literal, push_ident, qualified, Sql};
 use selfdb_sdk::db::Value;
 use selfdb_sdk::schema::{FunctionInfo, TableInfo};
 use serde_json::{Map, Value as Json};
@@ -115,98 +113,10 @@ impl<'a> Builder<'a> {
         config: Option<&str>,
         value: &str,
     ) -> Result<String, ApiError> {
-        let binary = |sym: &str, this: &mut Self, v: &str| {
-            let placeholder = this.sql.bind_text(v);
-            let mut out = String::with_capacity(lhs.len() + sym.len() + placeholder.len() + 2);
-            for part in [lhs, " ", sym, " ", &placeholder] {
-                out.push_str(part);
-            }
-            out
-        };
-        Ok(match op {
-            "eq" => binary("=", self, value),
-            "neq" => binary("<>", self, value),
-            "gt" => binary(">", self, value),
-            "gte" => binary(">=", self, value),
-            "lt" => binary("<", self, value),
-            "lte" => binary("<=", self, value),
-            "like" => binary("like", self, &value.replace('*', "%")),
-            "ilike" => binary("ilike", self, &value.replace('*', "%")),
-            "match" => binary("~", self, value),
-            "imatch" => binary("~*", self, value),
-            "is" => match value {
-                "null" => format!("{lhs} is null"),
-                "not_null" => format!("{lhs} is not null"),
-                "true" => format!("{lhs} is true"),
-                "false" => format!("{lhs} is false"),
-                "unknown" => format!("{lhs} is unknown"),
-                other => {
-                    return Err(ApiError::parse(format!(
-                        "\"{other}\" is not null, not_null, true, false or unknown"
-                    )))
-                }
-            },
-            "in" => {
-                let inner = value
-                    .strip_prefix('(')
-                    .and_then(|v| v.strip_suffix(')'))
-                    .ok_or_else(|| {
-                        ApiError::parse(format!("in.{value}: the list must be in parentheses"))
-                    })?;
-                let items: Vec<String> = if inner.trim().is_empty() {
-                    Vec::new()
-                } else {
-                    parse::split_top(inner, ',')
-                        .iter()
-                        .map(|i| parse::unquote(i))
-                        .collect()
-                };
-                format!(
-                    "{lhs} = any({})",
-                    self.sql.bind_text(&array_literal(&items))
-                )
-            }
-            "cs" | "cd" | "ov" | "sl" | "sr" | "nxr" | "nxl" | "adj" => {
-                let sym = match op {
-                    "cs" => "@>",
-                    "cd" => "<@",
-                    "ov" => "&&",
-                    "sl" => "<<",
-                    "sr" => ">>",
-                    "nxr" => "&<",
-                    "nxl" => "&>",
-                    _ => "-|-",
-                };
-                // `ov.(1,2)` is accepted for arrays as `{1,2}`.
-                let v = match (
-                    op,
-                    value.strip_prefix('(').and_then(|v| v.strip_suffix(')')),
-                ) {
-                    ("ov" | "cs" | "cd", Some(items)) if !value.contains('[') => {
-                        format!("{{{items}}}")
-                    }
-                    _ => value.to_owned(),
-                };
-                binary(sym, self, &v)
-            }
-            "fts" | "plfts" | "phfts" | "wfts" => {
-                let function = match op {
-                    "fts" => "to_tsquery",
-                    "plfts" => "plainto_tsquery",
-                    "phfts" => "phraseto_tsquery",
-                    _ => "websearch_to_tsquery",
-                };
-                let query = self.sql.bind_text(value);
-                match config {
-                    Some(cfg) => {
-                        let cfg = self.sql.bind_text(cfg);
-                        format!("{lhs} @@ {function}({cfg}::regconfig, {query})")
-                    }
-                    None => format!("{lhs} @@ {function}({query})"),
-                }
-            }
-            other => return Err(ApiError::parse(format!("unknown operator \"{other}\""))),
-        })
+        let sql = &mut self.sql;
+        Ok(parse::leaf_sql(lhs, op, config, value, &mut |v| {
+            sql.bind_text(v)
+        })?)
     }
 
     /// `where` conditions of a scope, plus `exists` for `!inner` embeds.

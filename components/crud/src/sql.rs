@@ -58,15 +58,6 @@ pub fn qualified(schema: &str, name: &str) -> String {
     out
 }
 
-/// A PostgreSQL array literal of text elements, for `= any($n)`.
-pub fn array_literal(items: &[String]) -> String {
-    let quoted: Vec<String> = items
-        .iter()
-        .map(|item| format!("\"{}\"", item.replace('\\', "\\\\").replace('"', "\\\"")))
-        .collect();
-    format!("{{{}}}", quoted.join(","))
-}
-
 /// A PostgreSQL array literal of JSON values: strings as they are, other
 /// scalars and objects as their JSON text, `null` as NULL, arrays nested.
 pub fn json_array_literal(items: &[serde_json::Value]) -> String {

@@ -7,6 +7,7 @@ wasmtime::component::bindgen!({
     world: "system-host",
     imports: {
         "selfdb:platform/db": async | trappable,
+        "selfdb:platform/events": async | trappable,
         "selfdb:platform/auth-db": async | trappable,
         "selfdb:platform/passwords": async | trappable,
         "selfdb:platform/mailer": async | trappable,
@@ -22,3 +23,18 @@ pub use self::exports::selfdb::platform::handler::{
 pub use self::selfdb::platform::*;
 /// A system component's `handler` export, ready to instantiate.
 pub use self::SystemHostPre as RecordHandlerPre;
+
+/// The `listener` export of a function that runs on its own, bound apart:
+/// a world with nothing but that export, so its bindings do not repeat the
+/// platform's imports (those are linked through the world above).
+pub mod listener {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "listener-export",
+        exports: { default: async },
+    });
+
+    pub use self::exports::selfdb::platform::listener::{Event, EventKind};
+    /// A component's `listener` export, ready to instantiate.
+    pub use self::ListenerExportPre as ListenerPre;
+}

@@ -38,8 +38,31 @@ pub enum FunctionsCommand {
     },
     /// Deploy a `.ts`/`.js` entry file, a folder holding `index.ts` or
     /// `index.js`, a Rust crate, or a `.wasm` component. Returns once the new
-    /// version answers requests, or with the error that refused it.
-    Deploy { name: String, path: PathBuf },
+    /// version answers requests, or with the error that refused it. Trigger
+    /// flags replace what the function runs on; without any, it keeps its
+    /// current triggers.
+    Deploy {
+        name: String,
+        path: PathBuf,
+        #[command(flatten)]
+        triggers: TriggerArgs,
+    },
+    /// Show what a function runs on, or replace it with trigger flags.
+    Triggers {
+        name: String,
+        #[command(flatten)]
+        triggers: TriggerArgs,
+    },
+    /// Events that used up their attempts: list them, or replay one.
+    DeadLetters {
+        name: String,
+        /// Put dead letter ID back in the queue (same event id).
+        #[arg(long, value_name = "ID")]
+        replay: Option<i64>,
+        /// Drop dead letter ID for good.
+        #[arg(long, value_name = "ID", conflicts_with = "replay")]
+        discard: Option<i64>,
+    },
     /// List functions and their active versions.
     List,
     /// Show a function: settings, versions, secrets' names.
@@ -77,6 +100,9 @@ pub enum FunctionsCommand {
         time_ms: Option<i32>,
         #[arg(long)]
         concurrency: Option<i32>,
+        /// Delivery attempts of one event before it goes to the dead letters.
+        #[arg(long)]
+        max_attempts: Option<i32>,
         /// Hosts `fetch` may reach (replaces the list).
         #[arg(long = "allow-host", value_name = "HOST")]
         allowed_hosts: Vec<String>,
@@ -93,6 +119,76 @@ pub enum FunctionsCommand {
         #[arg(long, default_value = "")]
         path: String,
     },
+}
+
+/// What a function runs on besides HTTP requests.
+#[derive(Debug, Default, clap::Args)]
+pub struct TriggerArgs {
+    /// Table changes: OPERATIONS:SCHEMA.TABLE, optionally with a filter in the
+    /// data API's grammar after `?`, e.g. `insert,update:public.orders?status=eq.paid`
+    /// (operations: insert, update, delete or *). Repeatable.
+    #[arg(long = "on", value_name = "OPS:SCHEMA.TABLE[?FILTER]")]
+    pub on: Vec<String>,
+    /// A cron schedule: five fields, or six with seconds first. Repeatable.
+    #[arg(long = "cron", value_name = "EXPRESSION")]
+    pub cron: Vec<String>,
+    /// The time zone of the --cron schedules (an IANA name).
+    #[arg(long = "tz", value_name = "ZONE", default_value = "UTC")]
+    pub tz: String,
+    /// A custom event's name. Repeatable.
+    #[arg(long = "event", value_name = "NAME")]
+    pub event: Vec<String>,
+    /// Run the handler once when a version is activated, before it serves.
+    #[arg(long)]
+    pub setup: bool,
+    /// Run on nothing but HTTP requests.
+    #[arg(long, conflicts_with_all = ["on", "cron", "event", "setup"])]
+    pub no_triggers: bool,
+}
+
+impl TriggerArgs {
+    /// The declarations as the API takes them; none when no flag was given.
+    fn declarations(&self) -> Option<Value> {
+        let mut list = Vec::new();
+        for on in &self.on {
+            match on.split_once('?') {
+                Some((on, filter)) => list.push(json!({"on": on, "filter": filter})),
+                None => list.push(json!({"on": on})),
+            }
+        }
+        list.extend(
+            self.cron
+                .iter()
+                .map(|c| json!({"cron": c, "time_zone": self.tz})),
+        );
+        list.extend(self.event.iter().map(|e| json!({"event": e})));
+        if self.setup {
+            list.push(json!({"setup": true}));
+        }
+        (self.no_triggers || !list.is_empty()).then_some(Value::Array(list))
+    }
+}
+
+fn print_triggers(listed: &Value) {
+    let triggers = listed["triggers"].as_array().cloned().unwrap_or_default();
+    if triggers.is_empty() {
+        println!("HTTP requests only");
+    }
+    for t in triggers {
+        match t["kind"].as_str().unwrap_or("") {
+            "database" => match t["filter"].as_str() {
+                Some(filter) => println!("on {}?{filter}", t["on"].as_str().unwrap_or("")),
+                None => println!("on {}", t["on"].as_str().unwrap_or("")),
+            },
+            "schedule" => println!(
+                "cron {} ({})",
+                t["cron"].as_str().unwrap_or(""),
+                t["time_zone"].as_str().unwrap_or("")
+            ),
+            "custom" => println!("event {}", t["event"].as_str().unwrap_or("")),
+            _ => println!("setup"),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -242,12 +338,19 @@ async fn remote(target: Target, command: FunctionsCommand) -> anyhow::Result<()>
     let base = "/api/v1/functions";
     match command {
         FunctionsCommand::New { name, lang, dir } => scaffold(&name, lang, &dir)?,
-        FunctionsCommand::Deploy { name, path } => {
+        FunctionsCommand::Deploy {
+            name,
+            path,
+            triggers,
+        } => {
             let (bytes, entry) = upload(&path)?;
             let mut request = target
                 .request(Method::PUT, &format!("{base}/{name}"))
                 .timeout(Duration::from_secs(600))
                 .body(bytes);
+            if let Some(declared) = triggers.declarations() {
+                request = request.query(&[("triggers", declared.to_string())]);
+            }
             request = match &entry {
                 Some(entry) => request
                     .query(&[("entry", entry)])
@@ -265,6 +368,53 @@ async fn remote(target: Target, command: FunctionsCommand) -> anyhow::Result<()>
                     ""
                 }
             );
+        }
+        FunctionsCommand::Triggers { name, triggers } => {
+            let path = format!("{base}/{name}/triggers");
+            let listed = match triggers.declarations() {
+                Some(declared) => {
+                    target
+                        .json(
+                            target
+                                .request(Method::PUT, &path)
+                                .json(&json!({ "triggers": declared })),
+                        )
+                        .await?
+                }
+                None => target.json(target.request(Method::GET, &path)).await?,
+            };
+            print_triggers(&listed);
+        }
+        FunctionsCommand::DeadLetters {
+            name,
+            replay,
+            discard,
+        } => {
+            let path = format!("{base}/{name}/dead-letters");
+            if let Some(id) = replay {
+                target
+                    .json(target.request(Method::POST, &format!("{path}/{id}/replay")))
+                    .await?;
+                println!("replaying dead letter {id}");
+            } else if let Some(id) = discard {
+                target
+                    .json(target.request(Method::DELETE, &format!("{path}/{id}")))
+                    .await?;
+                println!("discarded dead letter {id}");
+            } else {
+                let listed = target.json(target.request(Method::GET, &path)).await?;
+                for d in listed["dead_letters"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}\t{}\t{} {}\tattempts {}\t{}",
+                        d["id"],
+                        d["failed_at"].as_str().unwrap_or(""),
+                        d["kind"].as_str().unwrap_or(""),
+                        d["name"].as_str().unwrap_or(""),
+                        d["attempts"],
+                        d["last_error"].as_str().unwrap_or("")
+                    );
+                }
+            }
         }
         FunctionsCommand::List => {
             let listed = target.json(target.request(Method::GET, base)).await?;
@@ -359,9 +509,13 @@ async fn remote(target: Target, command: FunctionsCommand) -> anyhow::Result<()>
             memory_mb,
             time_ms,
             concurrency,
+            max_attempts,
             allowed_hosts,
         } => {
             let mut patch = serde_json::Map::new();
+            if let Some(v) = max_attempts {
+                patch.insert("max_attempts".into(), json!(v));
+            }
             if !env.is_empty() {
                 patch.insert("env".into(), Value::Object(pairs(&env)?));
             }

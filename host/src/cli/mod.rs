@@ -92,6 +92,14 @@ pub struct CommonArgs {
     /// Realtime channels one connection may join (Supabase's default: 100).
     #[arg(long, env = "SELFDB_REALTIME_MAX_CHANNELS")]
     pub realtime_max_channels: Option<usize>,
+    /// Event deliveries (database triggers, schedules, custom events) this
+    /// host runs at once; the rest wait in the database.
+    #[arg(long, env = "SELFDB_EVENT_CONCURRENCY")]
+    pub event_concurrency: Option<usize>,
+    /// Delay before the first retry of a failed delivery, in milliseconds;
+    /// it doubles with each attempt (with jitter), up to an hour.
+    #[arg(long, env = "SELFDB_EVENT_RETRY_BASE_MS")]
+    pub event_retry_base_ms: Option<u64>,
     /// Connections in the pool used for request transactions.
     #[arg(long, env = "SELFDB_DB_POOL_SIZE")]
     pub db_pool_size: Option<usize>,
@@ -228,6 +236,15 @@ impl CommonArgs {
                 .realtime_max_channels
                 .or(file.realtime_max_channels)
                 .unwrap_or(100),
+            event_concurrency: self
+                .event_concurrency
+                .or(file.event_concurrency)
+                .unwrap_or(16)
+                .max(1),
+            event_retry_base_ms: self
+                .event_retry_base_ms
+                .or(file.event_retry_base_ms)
+                .unwrap_or(1000),
             db_pool_size: self.db_pool_size.or(file.db_pool_size).unwrap_or(16),
             max_instances: self.max_instances.or(file.max_instances).unwrap_or(256),
             default_limits: FunctionLimits {

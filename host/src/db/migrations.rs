@@ -41,6 +41,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "realtime",
         include_str!("../../migrations/0008_realtime.sql"),
     ),
+    (
+        9,
+        "events",
+        include_str!("../../migrations/0009_events.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming SelfDB's migration lock.

@@ -163,6 +163,37 @@ pub fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// Drives a LISTEN connection: its notifications arrive on the returned
+/// receiver, which ends when the connection does (the caller reconnects).
+pub fn notifications<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+) -> tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            match message {
+                Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                    if sender.send(n).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    receiver
+}
+
+/// An identifier quoted for SQL text (`"a""b"`).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 impl Database {
     /// Connects, migrates, and prepares the request pool.
     pub async fn connect(url: &str, api_pool_size: usize) -> Result<Self, DbError> {

@@ -280,21 +280,8 @@ impl SharedSchema {
     }
 
     async fn listen(&self, db: &Database) -> Result<(), DbError> {
-        let (client, mut connection) = db.owner_config().connect(tokio_postgres::NoTls).await?;
-        let (sender, mut changes) = tokio::sync::mpsc::unbounded_channel();
-        let driver = tokio::spawn(async move {
-            while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                match message {
-                    Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
-                        if sender.send(()).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
-            }
-        });
+        let (client, connection) = db.owner_config().connect(tokio_postgres::NoTls).await?;
+        let mut changes = super::notifications(connection);
         client.batch_execute(&format!("listen {CHANNEL}")).await?;
         // A change may have happened before LISTEN took effect.
         self.reload(db).await;
@@ -303,7 +290,6 @@ impl SharedSchema {
             while changes.try_recv().is_ok() {}
             self.reload(db).await;
         }
-        driver.abort();
         Ok(())
     }
 

@@ -28,6 +28,44 @@ impl LogSink {
         Self { tx, dropped }
     }
 
+    /// Queues what one invocation left: its lines, then one record of the
+    /// invocation itself (`kind` is `invocation` for a request, `event` for
+    /// a delivery).
+    pub fn report(
+        &self,
+        function: &crate::runtime::Deployed,
+        request_id: &str,
+        kind: &'static str,
+        message: Option<String>,
+        status: u16,
+        report: crate::runtime::Report,
+    ) {
+        for (level, line) in report.lines {
+            self.record(NewLog {
+                function: function.name.to_string(),
+                version: function.version,
+                request_id: request_id.to_owned(),
+                kind: "log",
+                level: Some(level),
+                message: Some(line),
+                status: None,
+                duration_ms: None,
+                memory_peak: None,
+            });
+        }
+        self.record(NewLog {
+            function: function.name.to_string(),
+            version: function.version,
+            request_id: request_id.to_owned(),
+            kind,
+            level: None,
+            message,
+            status: Some(i32::from(status)),
+            duration_ms: Some(report.duration.as_secs_f64() * 1000.0),
+            memory_peak: i64::try_from(report.memory_peak).ok(),
+        });
+    }
+
     /// Queues one record; never waits.
     pub fn record(&self, log: NewLog) {
         if self.tx.try_send(log).is_err() {

@@ -23,6 +23,7 @@ pub mod store;
 pub mod watch;
 
 use crate::config::Settings;
+use crate::events::{Declaration, Events, EventsError};
 use crate::runtime::registry::{valid_name, Deployed, Entry};
 use crate::runtime::{Runtime, RuntimeError};
 use js::{BuildError, JsToolchain};
@@ -60,6 +61,11 @@ pub enum FunctionError {
     NoToolchain,
     #[error(transparent)]
     Secret(#[from] sealed::OpenError),
+    #[error(transparent)]
+    Events(#[from] EventsError),
+    /// The new version's setup handler failed: it was not activated.
+    #[error("the setup of version {version} failed, so it was not activated: {message}")]
+    Setup { version: i32, message: String },
 }
 
 /// What a deploy uploads.
@@ -134,6 +140,8 @@ pub struct Functions {
     /// reload does not start the same work twice.
     pending: std::sync::Mutex<std::collections::HashSet<(String, i32)>>,
     pub logs: LogSink,
+    /// Database triggers, schedules, custom events and setup.
+    pub events: Arc<Events>,
 }
 
 impl Functions {
@@ -154,8 +162,20 @@ impl Functions {
             ),
         }
         let store = Store::new(pool.clone());
+        let logs = LogSink::start(Store::new(pool.clone()));
+        let events = Events::new(
+            pool,
+            runtime.clone(),
+            logs.clone(),
+            crate::events::EventSettings {
+                concurrency: settings.event_concurrency,
+                retry_base: std::time::Duration::from_millis(settings.event_retry_base_ms),
+                ..Default::default()
+            },
+        );
         Arc::new(Self {
-            logs: LogSink::start(Store::new(pool)),
+            logs,
+            events,
             store,
             runtime,
             settings,
@@ -178,6 +198,20 @@ impl Functions {
         upload: Upload,
         created_by: &str,
     ) -> Result<Deployment, FunctionError> {
+        self.deploy_with(name, upload, created_by, None).await
+    }
+
+    /// As [`Functions::deploy`], replacing what the function runs on when
+    /// `triggers` is given (kept as it is otherwise). A function declared
+    /// with `setup` runs its setup handler on the new version before it is
+    /// activated; if that fails, the previous version keeps serving.
+    pub async fn deploy_with(
+        self: &Arc<Self>,
+        name: &str,
+        upload: Upload,
+        created_by: &str,
+        triggers: Option<Vec<Declaration>>,
+    ) -> Result<Deployment, FunctionError> {
         if !valid_name(name) {
             return Err(FunctionError::InvalidName(name.to_owned()));
         }
@@ -193,6 +227,9 @@ impl Functions {
             // not loaded it yet).
             if self.runtime.registry.get(name).is_none() {
                 self.reload(name).await?;
+            }
+            if let Some(triggers) = &triggers {
+                self.store.set_triggers(name, triggers).await?;
             }
             return Ok(Deployment {
                 name: name.to_owned(),
@@ -256,7 +293,7 @@ impl Functions {
                     .await?
             }
         };
-        self.reload(name).await?;
+        self.activate(name, version, triggers.as_deref()).await?;
         if let Upload::Source { .. } = upload {
             self.build_later(name, version);
         }
@@ -416,17 +453,33 @@ impl Functions {
         }
         // Unchanged code with changed settings keeps its compiled entry.
         let current = self.runtime.registry.get(name);
+        let deployed = self
+            .deployed_version(&function, version, current.as_deref())
+            .await?;
+        self.runtime.registry.insert(Arc::new(deployed));
+        Ok(())
+    }
+
+    /// A version ready to run, not registered: `current` is what this host
+    /// serves now, whose compiled entry is kept when the code is the same.
+    async fn deployed_version(
+        self: &Arc<Self>,
+        function: &FunctionRow,
+        version: i32,
+        current: Option<&Deployed>,
+    ) -> Result<Deployed, FunctionError> {
+        let name = function.name.as_str();
         let code = self
             .store
             .code(name, version)
             .await?
             .ok_or_else(|| FunctionError::VersionNotFound(name.to_owned(), version))?;
-        let config = self.config_of(&function).await?;
+        let config = self.config_of(function).await?;
         let script: Option<Arc<str>> = code
             .script
             .as_deref()
             .map(|s| String::from_utf8_lossy(s).into());
-        let (entry, digest, script) = match (&code.component, &current) {
+        let (entry, digest, script) = match (&code.component, current) {
             (Some(_), Some(current))
                 if current.version == Some(version) && current.script.is_none() =>
             {
@@ -446,9 +499,7 @@ impl Functions {
             // the host that took the deploy builds it.
             (None, _) => (self.engine().await?, code.meta.sha256.clone(), script),
         };
-        let deployed = self.deployed(&function, version, entry, digest, config, script);
-        self.runtime.registry.insert(Arc::new(deployed));
-        Ok(())
+        Ok(self.deployed(function, version, entry, digest, config, script))
     }
 
     async fn compile(
@@ -665,15 +716,68 @@ impl Functions {
             Some(v) => v,
             None => return Err(FunctionError::NoPrevious(name.to_owned())),
         };
-        self.store.activate(name, target).await?;
-        self.reload(name).await?;
+        self.activate(name, target, None).await?;
         Ok(target)
     }
 
     pub async fn delete(self: &Arc<Self>, name: &str) -> Result<bool, FunctionError> {
+        // The row triggers on users' tables go first (the cascade would
+        // leave them firing into nothing).
+        self.store.set_triggers(name, &[]).await.ok();
         let deleted = self.store.delete(name).await?;
         self.reload(name).await?;
         Ok(deleted)
+    }
+
+    /// Makes `version` the active one, replacing the declarations when
+    /// given; runs the setup handler first when the function has one.
+    async fn activate(
+        self: &Arc<Self>,
+        name: &str,
+        version: i32,
+        triggers: Option<&[Declaration]>,
+    ) -> Result<(), FunctionError> {
+        let setup = match triggers {
+            Some(t) => t.contains(&Declaration::Setup),
+            None => self
+                .store
+                .triggers(name)
+                .await?
+                .iter()
+                .any(|(_, d)| *d == Declaration::Setup),
+        };
+        if setup {
+            let function = self.require(name).await?;
+            let deployed = Arc::new(self.deployed_version(&function, version, None).await?);
+            if let Err(message) = self.events.run_setup(deployed).await {
+                return Err(FunctionError::Setup { version, message });
+            }
+        }
+        self.store.activate(name, version, triggers).await?;
+        self.reload(name).await
+    }
+
+    /// What the function runs on.
+    pub async fn triggers(&self, name: &str) -> Result<Vec<Declaration>, FunctionError> {
+        self.require(name).await?;
+        Ok(self
+            .store
+            .triggers(name)
+            .await?
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect())
+    }
+
+    /// Replaces what the function runs on.
+    pub async fn set_triggers(
+        &self,
+        name: &str,
+        triggers: &[Declaration],
+    ) -> Result<Vec<Declaration>, FunctionError> {
+        self.require(name).await?;
+        self.store.set_triggers(name, triggers).await?;
+        self.triggers(name).await
     }
 
     pub async fn set_settings(
@@ -685,6 +789,11 @@ impl Functions {
             for key in env.keys() {
                 check_key(key)?;
             }
+        }
+        if patch.max_attempts.is_some_and(|n| !(1..=100).contains(&n)) {
+            return Err(FunctionError::Invalid(
+                "max_attempts is between 1 and 100".into(),
+            ));
         }
         let function = self
             .store
@@ -811,26 +920,10 @@ fn check_key(key: &str) -> Result<(), FunctionError> {
 /// Keeps every host in step: reloads a function whenever any host
 /// announces a change on `selfdb_functions`.
 pub async fn follow_changes(functions: Arc<Functions>, config: tokio_postgres::Config) {
-    use futures::StreamExt;
     loop {
         match config.connect(tokio_postgres::NoTls).await {
-            Ok((client, mut connection)) => {
-                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-                let driver = tokio::spawn(async move {
-                    let mut messages =
-                        futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-                    while let Some(message) = messages.next().await {
-                        match message {
-                            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
-                                if tx.send(n.payload().to_owned()).is_err() {
-                                    break;
-                                }
-                            }
-                            Ok(_) => {}
-                            Err(_) => break,
-                        }
-                    }
-                });
+            Ok((client, connection)) => {
+                let mut rx = crate::db::notifications(connection);
                 if let Err(err) = client
                     .batch_execute(&format!("listen {}", store::CHANNEL))
                     .await
@@ -841,13 +934,13 @@ pub async fn follow_changes(functions: Arc<Functions>, config: tokio_postgres::C
                     if let Err(err) = functions.load_all().await {
                         tracing::warn!(%err, "cannot reload functions");
                     }
-                    while let Some(name) = rx.recv().await {
-                        if let Err(err) = functions.reload(&name).await {
+                    while let Some(notification) = rx.recv().await {
+                        let name = notification.payload();
+                        if let Err(err) = functions.reload(name).await {
                             tracing::warn!(function = %name, %err, "cannot reload function");
                         }
                     }
                 }
-                driver.abort();
             }
             Err(err) => tracing::warn!(%err, "cannot connect to listen for function changes"),
         }

@@ -4,6 +4,7 @@
 //! each change is announced on `selfdb_functions` so every host reloads.
 
 use super::FunctionError;
+use crate::events::{declare, Declaration};
 use deadpool_postgres::Pool;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -26,12 +27,14 @@ pub struct FunctionRow {
     pub env: BTreeMap<String, String>,
     pub created_at: String,
     pub updated_at: String,
+    /// Delivery attempts of one event before it goes to the dead letters.
+    pub max_attempts: i32,
 }
 
 const FUNCTION_COLUMNS: &str = "name, active_version, previous_version, verify_jwt, memory_mb, \
      time_ms, concurrency, allowed_hosts, env::text, \
      to_char(created_at at time zone 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
-     to_char(updated_at at time zone 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
+     to_char(updated_at at time zone 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), max_attempts";
 
 impl FunctionRow {
     fn from_row(row: &Row) -> Self {
@@ -49,6 +52,7 @@ impl FunctionRow {
             env: serde_json::from_str(&env).unwrap_or_default(),
             created_at: row.get(9),
             updated_at: row.get(10),
+            max_attempts: row.get(11),
         }
     }
 }
@@ -115,6 +119,7 @@ pub struct SettingsPatch {
     pub concurrency: Option<Option<i32>>,
     pub allowed_hosts: Option<Vec<String>>,
     pub env: Option<BTreeMap<String, String>>,
+    pub max_attempts: Option<i32>,
 }
 
 /// `null` clears a limit, absence keeps it.
@@ -247,7 +252,7 @@ impl Store {
         Ok(row.map(|r| r.get(0)))
     }
 
-    /// Stores a new version and makes it the active one, in one transaction.
+    /// Stores a new version; [`Store::activate`] makes it the active one.
     pub async fn add_version(&self, name: &str, new: NewVersion<'_>) -> Result<i32, FunctionError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -282,13 +287,19 @@ impl Store {
             )
             .await?
             .get(0);
-        activate_in(&tx, name, version).await?;
         tx.commit().await?;
         Ok(version)
     }
 
-    /// Makes `version` active (the current one becomes the previous one).
-    pub async fn activate(&self, name: &str, version: i32) -> Result<(), FunctionError> {
+    /// Makes `version` active (the current one becomes the previous one)
+    /// and, when given, replaces what the function runs on, in one
+    /// transaction.
+    pub async fn activate(
+        &self,
+        name: &str,
+        version: i32,
+        triggers: Option<&[Declaration]>,
+    ) -> Result<(), FunctionError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let exists = tx
@@ -302,6 +313,34 @@ impl Store {
             return Err(FunctionError::VersionNotFound(name.to_owned(), version));
         }
         activate_in(&tx, name, version).await?;
+        if let Some(triggers) = triggers {
+            declare::apply(&tx, name, triggers).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// What the function runs on, with each declaration's row id.
+    pub async fn triggers(&self, name: &str) -> Result<Vec<(i64, Declaration)>, FunctionError> {
+        let client = self.client().await?;
+        Ok(declare::load(&**client, name).await?)
+    }
+
+    /// Replaces what the function runs on.
+    pub async fn set_triggers(
+        &self,
+        name: &str,
+        triggers: &[Declaration],
+    ) -> Result<(), FunctionError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // The row lock orders this with deploys of the same function.
+        tx.execute(
+            "select 1 from selfdb.functions where name = $1 for update",
+            &[&name],
+        )
+        .await?;
+        declare::apply(&tx, name, triggers).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -361,6 +400,7 @@ impl Store {
                        concurrency = case when $7 then $8 else concurrency end, \
                        allowed_hosts = coalesce($9, allowed_hosts), \
                        env = coalesce($10::text::jsonb, env), \
+                       max_attempts = coalesce($11, max_attempts), \
                        updated_at = now() \
                      where name = $1 returning {FUNCTION_COLUMNS}"
                 ),
@@ -375,6 +415,7 @@ impl Store {
                     &patch.concurrency.flatten(),
                     &patch.allowed_hosts,
                     &env,
+                    &patch.max_attempts,
                 ],
             )
             .await?;

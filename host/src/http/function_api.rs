@@ -12,6 +12,7 @@
 use super::error::ApiError;
 use super::principal::require_service_role;
 use super::AppState;
+use crate::events::{Declaration, DeclarationJson, EventsError};
 use crate::functions::js::BuildError;
 use crate::functions::store::SettingsPatch;
 use crate::functions::{FunctionError, Upload};
@@ -72,8 +73,34 @@ impl From<FunctionError> for ApiError {
                 "secret_unreadable",
                 message,
             ),
+            FunctionError::Setup { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "setup_failed", message)
+            }
+            FunctionError::Events(err) => err.into(),
             FunctionError::Db(_) | FunctionError::Pool(_) => {
                 tracing::error!(%message, "function store");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database", message)
+            }
+        }
+    }
+}
+
+impl From<EventsError> for ApiError {
+    fn from(err: EventsError) -> Self {
+        let message = err.to_string();
+        match err {
+            EventsError::Invalid(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_trigger", message)
+            }
+            EventsError::NoTable(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "table_not_found", message)
+            }
+            EventsError::NoDeadLetter(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "dead_letter_not_found", message)
+            }
+            EventsError::Orphaned(_) => ApiError::new(StatusCode::CONFLICT, "orphaned", message),
+            EventsError::Db(_) | EventsError::Pool(_) => {
+                tracing::error!(%message, "events");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database", message)
             }
         }
@@ -126,6 +153,22 @@ pub async fn list(
 pub struct DeployQuery {
     /// The entry file's name for a TypeScript/JavaScript upload.
     entry: Option<String>,
+    /// What the function runs on, as a JSON array of declarations
+    /// (`[{"on": "insert:public.orders"}, {"cron": "*/5 * * * *"}]`);
+    /// absent keeps the current ones.
+    triggers: Option<String>,
+}
+
+/// Declarations from their JSON.
+fn declarations(value: Value) -> Result<Vec<Declaration>, ApiError> {
+    let list: Vec<DeclarationJson> = serde_json::from_value(value).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_trigger",
+            format!("triggers are a list of {{\"on\"}}, {{\"cron\"}}, {{\"event\"}} or {{\"setup\"}} objects: {e}"),
+        )
+    })?;
+    Ok(crate::events::declare::parse_all(list)?)
 }
 
 pub async fn deploy(
@@ -149,6 +192,13 @@ pub async fn deploy(
         })
         .unwrap_or_default();
     let is_wasm = bytes.starts_with(b"\0asm");
+    let triggers = match &query.triggers {
+        Some(text) => Some(declarations(json_body(
+            text.as_bytes(),
+            "a JSON list of triggers",
+        )?)?),
+        None => None,
+    };
     let upload = match (content_type.as_str(), query.entry) {
         (_, Some(entry)) if !is_wasm => Upload::Source {
             entry,
@@ -168,7 +218,10 @@ pub async fn deploy(
         }
         _ => Upload::Component(bytes.to_vec()),
     };
-    let deployed = app.functions.deploy(&name, upload, "service_role").await?;
+    let deployed = app
+        .functions
+        .deploy_with(&name, upload, "service_role", triggers)
+        .await?;
     Ok(Json(json!(deployed)))
 }
 
@@ -203,7 +256,7 @@ pub async fn configure(
     require_service_role(&headers, &app)?;
     let patch: SettingsPatch = json_body(
         &body(patch)?,
-        "{\"verify_jwt\"?, \"memory_mb\"?, \"time_ms\"?, \"concurrency\"?, \"allowed_hosts\"?, \"env\"?}",
+        "{\"verify_jwt\"?, \"memory_mb\"?, \"time_ms\"?, \"concurrency\"?, \"allowed_hosts\"?, \"env\"?, \"max_attempts\"?}",
     )?;
     Ok(Json(json!(app.functions.set_settings(&name, patch).await?)))
 }
@@ -337,4 +390,76 @@ fn chrono_like(text: &str) -> Option<()> {
             .bytes()
             .all(|b| b.is_ascii_digit() || b"-:T.Z+ ".contains(&b));
     ok.then_some(())
+}
+
+fn triggers_json(triggers: &[Declaration]) -> Value {
+    json!({ "triggers": triggers.iter().map(Declaration::to_json).collect::<Vec<_>>() })
+}
+
+pub async fn triggers(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_service_role(&headers, &app)?;
+    Ok(Json(triggers_json(&app.functions.triggers(&name).await?)))
+}
+
+/// `PUT /api/v1/functions/NAME/triggers {"triggers": [...]}`: replaces
+/// what the function runs on (an empty list: nothing but HTTP).
+pub async fn set_triggers(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    request: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    require_service_role(&headers, &app)?;
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        triggers: Value,
+    }
+    let request: Body = json_body(&body(request)?, "{\"triggers\": [...]}")?;
+    let wanted = declarations(request.triggers)?;
+    Ok(Json(triggers_json(
+        &app.functions.set_triggers(&name, &wanted).await?,
+    )))
+}
+
+#[derive(Deserialize)]
+pub struct DeadLetterQuery {
+    limit: Option<i64>,
+}
+
+pub async fn dead_letters(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<DeadLetterQuery>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_service_role(&headers, &app)?;
+    app.functions.versions(&name).await?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let letters = app.functions.events.dead_letters(&name, limit).await?;
+    Ok(Json(json!({ "dead_letters": letters })))
+}
+
+pub async fn replay_dead_letter(
+    State(app): State<AppState>,
+    Path((name, id)): Path<(String, i64)>,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_service_role(&headers, &app)?;
+    app.functions.events.replay(&name, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "replayed": id }))))
+}
+
+pub async fn discard_dead_letter(
+    State(app): State<AppState>,
+    Path((name, id)): Path<(String, i64)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    require_service_role(&headers, &app)?;
+    app.functions.events.discard(&name, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -7,7 +7,6 @@ use super::invoke::{invoke_reporting, ErrorStyle};
 use super::principal::authenticate;
 use super::AppState;
 use crate::auth::{Principal, Role};
-use crate::functions::store::NewLog;
 use crate::runtime::Deployed;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -108,29 +107,12 @@ fn record(
     status: StatusCode,
     report: crate::runtime::Report,
 ) {
-    let sink = &app.functions.logs;
-    for (level, message) in report.lines {
-        sink.record(NewLog {
-            function: function.name.to_string(),
-            version: function.version,
-            request_id: request_id.to_string(),
-            kind: "log",
-            level: Some(level),
-            message: Some(message),
-            status: None,
-            duration_ms: None,
-            memory_peak: None,
-        });
-    }
-    sink.record(NewLog {
-        function: function.name.to_string(),
-        version: function.version,
-        request_id: request_id.to_string(),
-        kind: "invocation",
-        level: None,
-        message: None,
-        status: Some(i32::from(status.as_u16())),
-        duration_ms: Some(report.duration.as_secs_f64() * 1000.0),
-        memory_peak: i64::try_from(report.memory_peak).ok(),
-    });
+    app.functions.logs.report(
+        function,
+        request_id,
+        "invocation",
+        None,
+        status.as_u16(),
+        report,
+    );
 }

@@ -4,6 +4,7 @@
 pub mod auth;
 mod bench;
 pub mod error;
+mod events;
 mod function_api;
 mod functions;
 mod health;
@@ -86,7 +87,24 @@ pub fn router(app: AppState) -> Router {
             "/api/v1/functions/{name}/secrets/{key}",
             delete(function_api::unset_secret),
         )
-        .route("/api/v1/functions/{name}/logs", get(function_api::logs));
+        .route("/api/v1/functions/{name}/logs", get(function_api::logs))
+        .route(
+            "/api/v1/functions/{name}/triggers",
+            get(function_api::triggers).put(function_api::set_triggers),
+        )
+        .route(
+            "/api/v1/functions/{name}/dead-letters",
+            get(function_api::dead_letters),
+        )
+        .route(
+            "/api/v1/functions/{name}/dead-letters/{id}",
+            delete(function_api::discard_dead_letter),
+        )
+        .route(
+            "/api/v1/functions/{name}/dead-letters/{id}/replay",
+            post(function_api::replay_dead_letter),
+        )
+        .route("/api/v1/events/{name}", post(events::publish));
     if app.settings.bench_routes {
         router = router.route("/bench/native/hello", get(bench::native_hello));
     }

@@ -2,6 +2,7 @@
 
 use super::cache::{ComponentCache, Loaded};
 use super::registry::{valid_name, Deployed, Entry, Registry};
+use crate::capabilities::bindings::listener::ListenerPre;
 use crate::capabilities::bindings::RecordHandlerPre;
 use crate::capabilities::{self, Capabilities, Platform, Privileged, SystemState, UserState};
 use crate::config::Settings;
@@ -191,7 +192,28 @@ impl Runtime {
                 .user_linker
                 .instantiate_pre(&component)
                 .map_err(link_error)?;
-            Entry::Http(ProxyPre::new(pre).map_err(link_error)?)
+            // Requests, events or both: whichever it exports.
+            let http = ProxyPre::new(pre.clone());
+            let listener = ListenerPre::new(pre).ok();
+            match (http, listener) {
+                (Ok(http), listener) => Entry::User {
+                    http: Some(http),
+                    listener,
+                },
+                (Err(_), Some(listener)) => Entry::User {
+                    http: None,
+                    listener: Some(listener),
+                },
+                (Err(err), None) => {
+                    return Err(RuntimeError::Link {
+                        name: name.to_owned(),
+                        message: format!(
+                            "it exports neither wasi:http/incoming-handler nor \
+                             selfdb:platform/listener ({err:#})"
+                        ),
+                    })
+                }
+            }
         };
         tracing::info!(
             function = name,
@@ -199,6 +221,13 @@ impl Runtime {
             cached = loaded == Loaded::Cached,
             system,
             record_handler = matches!(entry, Entry::Record(_)),
+            listener = matches!(
+                entry,
+                Entry::User {
+                    listener: Some(_),
+                    ..
+                }
+            ),
             "compiled component"
         );
         Ok(Compiled {

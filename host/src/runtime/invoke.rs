@@ -60,6 +60,8 @@ pub enum InvokeError {
     Commit(String),
     #[error("the request body could not be read: {0}")]
     RequestBody(String),
+    #[error("the function has no HTTP handler: it runs on events only")]
+    NoHttpHandler,
 }
 
 impl InvokeError {
@@ -74,12 +76,14 @@ impl InvokeError {
             InvokeError::ResponseBody(_) => "function_response_failed",
             InvokeError::Commit(_) => "function_commit_failed",
             InvokeError::RequestBody(_) => "request_body_failed",
+            InvokeError::NoHttpHandler => "function_not_http",
         }
     }
 
     pub fn status(&self) -> http::StatusCode {
         match self {
             InvokeError::TimeLimit(_) => http::StatusCode::GATEWAY_TIMEOUT,
+            InvokeError::NoHttpHandler => http::StatusCode::NOT_FOUND,
             InvokeError::RequestBody(_) => http::StatusCode::BAD_REQUEST,
             InvokeError::Busy(_) => http::StatusCode::SERVICE_UNAVAILABLE,
             InvokeError::NoResponse
@@ -274,7 +278,13 @@ impl Runtime {
         };
         let platform = self.capabilities.platform.prepare(&cx);
         match &function.entry {
-            Entry::Http(pre) => {
+            Entry::User { http: None, .. } => {
+                let _ = head.send(Err(InvokeError::NoHttpHandler));
+                false
+            }
+            Entry::User {
+                http: Some(pre), ..
+            } => {
                 self.run_in(
                     function,
                     platform,
@@ -483,7 +493,7 @@ impl Answer {
 }
 
 /// Moves what the invocation wrote and used into `report`.
-fn report_from<P>(
+pub(super) fn report_from<P>(
     store: &mut Store<InvocationState<P>>,
     output: Option<(CapturedOutput, CapturedOutput)>,
     report: &mut Report,
@@ -505,7 +515,7 @@ fn report_from<P>(
 /// err)))` when it failed while instantiating.
 type Called = Result<(), Option<(bool, wasmtime::Error)>>;
 
-fn note_instantiation(metrics: &RuntimeMetrics, started: Instant) {
+pub(super) fn note_instantiation(metrics: &RuntimeMetrics, started: Instant) {
     metrics.instantiations.fetch_add(1, Ordering::Relaxed);
     metrics
         .instantiate_nanos
@@ -692,7 +702,7 @@ fn handler_response(response: HandlerResponse) -> Result<http::Response<Bytes>, 
 /// The limit is measured from the start, not counted in ticks: on a busy
 /// machine a yielded guest may wait many tick periods to run again, and a
 /// count of callbacks would leave the backstop, a second later, to end it.
-fn yield_every_tick_until<P>(store: &mut Store<InvocationState<P>>, time_ms: u64) {
+pub(super) fn yield_every_tick_until<P>(store: &mut Store<InvocationState<P>>, time_ms: u64) {
     let deadline = Instant::now() + Duration::from_millis(time_ms);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
@@ -708,7 +718,7 @@ fn yield_every_tick_until<P>(store: &mut Store<InvocationState<P>>, time_ms: u64
     });
 }
 
-fn classify<P>(
+pub(super) fn classify<P>(
     store: &Store<InvocationState<P>>,
     time_ms: u64,
     instantiating: bool,

@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod engine;
+pub mod event;
 pub mod invoke;
 pub mod limits;
 pub mod registry;
@@ -15,5 +16,6 @@ pub mod embedded {
 }
 
 pub use engine::{Compiled, Runtime, RuntimeError};
+pub use event::EventError;
 pub use invoke::{Invocation, InvokeError, Invoked, Report, RequestBody};
 pub use registry::Deployed;

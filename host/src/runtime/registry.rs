@@ -6,14 +6,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use crate::capabilities::bindings::listener::ListenerPre;
 use crate::capabilities::bindings::RecordHandlerPre;
 use crate::capabilities::{SystemState, UserState};
 
 /// The export an invocation calls.
 #[derive(Clone)]
 pub enum Entry {
-    /// `wasi:http/incoming-handler` of a user function.
-    Http(ProxyPre<UserState>),
+    /// A user function: `wasi:http/incoming-handler` for requests, and
+    /// `selfdb:platform/listener` for events; it has at least one of them.
+    User {
+        http: Option<ProxyPre<UserState>>,
+        listener: Option<ListenerPre<UserState>>,
+    },
     /// `wasi:http/incoming-handler` of a system component without a
     /// `handler` export.
     SystemHttp(ProxyPre<SystemState>),
@@ -48,6 +53,14 @@ impl Deployed {
     /// than as one value the host collects first.
     pub fn streams_request(&self) -> bool {
         !matches!(self.entry, Entry::Record(_))
+    }
+
+    /// Its `listener` export, when it has one.
+    pub fn listener(&self) -> Option<&ListenerPre<UserState>> {
+        match &self.entry {
+            Entry::User { listener, .. } => listener.as_ref(),
+            _ => None,
+        }
     }
 }
 

@@ -29,9 +29,9 @@ async fn compiled_components_are_cached_across_restarts() {
         v
     };
     let before = files(&cache);
-    // hello, misbehave, privileged (compiled, then refused at link) and
-    // the embedded auth and crud components.
-    assert_eq!(before.len(), 5, "{before:?}");
+    // events, hello, misbehave, privileged (compiled, then refused at
+    // link) and the embedded auth and crud components.
+    assert_eq!(before.len(), 6, "{before:?}");
     assert!(
         first.wait_for_log("cached=false", LOG_WAIT).await,
         "{}",

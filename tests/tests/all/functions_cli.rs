@@ -152,3 +152,77 @@ async fn the_cli_scaffolds_deploys_invokes_and_rolls_back_a_function() {
     };
     assert!(logged, "{}", host.stderr());
 }
+
+#[tokio::test]
+async fn the_cli_declares_triggers_at_deploy_and_lists_dead_letters() {
+    let host = Host::serve().await.start();
+    let db = host.db().await;
+    db.batch_execute("create table public.orders (id int primary key, status text)")
+        .await
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let wasm = selfdb_tests::functions_dir().join("events.wasm");
+    let wasm = wasm.to_str().unwrap();
+    let deployed = run(
+        &host,
+        work.path(),
+        &[
+            "deploy",
+            "orders-hook",
+            wasm,
+            "--on",
+            "insert,update:public.orders?status=eq.paid",
+            "--cron",
+            "*/5 * * * *",
+            "--tz",
+            "Europe/Paris",
+            "--event",
+            "order.paid",
+        ],
+    )
+    .await;
+    assert!(
+        deployed.contains("deployed orders-hook version 1"),
+        "{deployed}"
+    );
+    let listed = run(&host, work.path(), &["triggers", "orders-hook"]).await;
+    assert_eq!(
+        listed,
+        "on insert,update:public.orders?status=eq.paid\ncron */5 * * * * (Europe/Paris)\nevent order.paid\n"
+    );
+    // Two Postgres triggers, one per operation, each with the filter.
+    let when: i64 = db
+        .query_one(
+            "select count(*) from pg_trigger where tgname like 'selfdb_fn_%' \
+             and pg_get_triggerdef(oid) like '%status%paid%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(when, 2);
+    // Deploying again without trigger flags keeps them.
+    run(&host, work.path(), &["deploy", "orders-hook", wasm]).await;
+    let kept = run(&host, work.path(), &["triggers", "orders-hook"]).await;
+    assert_eq!(kept, listed);
+    let cleared = run(
+        &host,
+        work.path(),
+        &["triggers", "orders-hook", "--no-triggers"],
+    )
+    .await;
+    assert_eq!(cleared, "HTTP requests only\n");
+    let letters = run(&host, work.path(), &["dead-letters", "orders-hook"]).await;
+    assert_eq!(letters, "");
+    let refused = cli(
+        Some(&host),
+        work.path(),
+        &["triggers", "orders-hook", "--on", "insert:public.nothing"],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("table_not_found"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

@@ -14,7 +14,7 @@ async fn health_reports_version_database_and_runtime() {
     assert_eq!(health["runtime"]["status"], "ok");
     assert_eq!(
         health["runtime"]["functions"],
-        json!(["hello", "misbehave"])
+        json!(["events", "hello", "misbehave"])
     );
     assert_eq!(
         health["runtime"]["system_components"],

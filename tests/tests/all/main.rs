@@ -8,6 +8,7 @@ mod auth_redis;
 mod credentials;
 mod deploy;
 mod dev;
+mod events;
 mod functions;
 mod functions_cli;
 mod functions_js;

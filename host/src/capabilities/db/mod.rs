@@ -33,7 +33,9 @@ impl Capability for Db {
         linker: &mut Linker<T>,
         get: fn(&mut T) -> &mut DbState,
     ) -> wasmtime::Result<()> {
-        super::bindings::db::add_to_linker::<T, HasSelf<DbState>>(linker, get)
+        super::bindings::db::add_to_linker::<T, HasSelf<DbState>>(linker, get)?;
+        // `events.publish` writes in the same transaction.
+        super::bindings::events::add_to_linker::<T, HasSelf<DbState>>(linker, get)
     }
 
     fn prepare(&self, cx: &Prepare<'_>) -> DbState {
