@@ -9,7 +9,7 @@ FIXTURES := hello misbehave privileged events
 # of one build, and a user function built with it exports the system
 # handler instead of `wasi:http`.
 SYSTEM_COMPONENTS := -p auth -p crud -p postgrest-grammar
-USER_COMPONENTS := -p selfdb-sdk -p greet -p hello -p misbehave -p privileged -p events
+USER_COMPONENTS := -p selfdb-sdk -p greet -p hello -p misbehave -p privileged -p events -p event-sink
 
 .PHONY: run test bench bootstrap components lint lint-components js-deps js-toolchain
 

@@ -11,9 +11,10 @@ DURATION=${BENCH_DURATION:-10s}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-2}
 # The binary under test (an A/B run points it at another build) and the
-# parts to run: any of hello, functions, crud, storage, auth, realtime.
+# parts to run: any of hello, functions, crud, storage, auth, realtime,
+# events.
 BIN=${SELFDB_BIN:-./target/dist/selfdb}
-PARTS=${BENCH_PARTS:-hello functions crud storage auth realtime}
+PARTS=${BENCH_PARTS:-hello functions crud storage auth realtime events}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 out=bench/out
 # A fresh data directory each run, never a deleted and re-created one: on
@@ -128,4 +129,10 @@ if part realtime; then
   echo
   echo "Realtime (/realtime/v1; load generator tests/benches/realtime_load.rs)"
   SELFDB_BIN=$BIN ./bench/realtime.sh
+fi
+
+if part events; then
+  echo
+  echo "Functions on their own: triggers and events (load generator tests/benches/events_load.rs)"
+  SELFDB_BIN=$BIN ./bench/events.sh
 fi

@@ -136,6 +136,8 @@ fn decode(ty: &Type, raw: &[u8]) -> Result<SqlValue, BoxError> {
         ),
         Type::DATE => SqlValue::Text(chrono::NaiveDate::from_sql(ty, raw)?.to_string()),
         Type::TIME => SqlValue::Text(chrono::NaiveTime::from_sql(ty, raw)?.to_string()),
+        // What `select pg_notify(...)` and other procedures return.
+        Type::VOID => SqlValue::Null,
         _ => match ty.kind() {
             // Enum values travel as their label.
             Kind::Enum(_) => SqlValue::Text(String::from_utf8(raw.to_vec())?),

@@ -788,6 +788,7 @@ serve(() => new Response("it serves HTTP too"));
 
 onEvent(async (event) => {
   console.log("js handled", event.kind, event.name, event.attempt);
+  db.query("select pg_notify('js_events', $1)", [event.id]);
   if (event.kind === "custom") {
     const payload = event.payload as { n: number; fail?: boolean };
     if (payload.fail && event.attempt < 2) {
