@@ -112,11 +112,13 @@ begin
           into row_key from unnest(tg_argv[2:]) as c;
         row_key := tg_table_schema || '.' || tg_table_name || ':' || row_key;
     end if;
+    -- A trigger whose binding is gone (left behind by a failure) must
+    -- not break the user's writes: it records nothing.
     insert into selfdb.outbox (trigger_id, function, kind, name, ordering_key, payload)
-    values (tg_argv[0]::bigint, tg_argv[1], 'database', tg_table_schema || '.' || tg_table_name,
-            row_key,
-            jsonb_build_object('type', tg_op, 'schema', tg_table_schema, 'table', tg_table_name,
-                               'record', rec, 'old_record', old_rec));
+    select t.id, tg_argv[1], 'database', tg_table_schema || '.' || tg_table_name, row_key,
+           jsonb_build_object('type', tg_op, 'schema', tg_table_schema, 'table', tg_table_name,
+                              'record', rec, 'old_record', old_rec)
+      from selfdb.function_triggers t where t.id = tg_argv[0]::bigint;
     -- One notification per transaction (Postgres folds equal ones).
     perform pg_notify('selfdb_outbox', '');
     return null;
@@ -126,15 +128,21 @@ end $$;
 -- caller: row-level security on `selfdb.published_events` decides who may
 -- publish what (no policy: only the service role and the owner), and the
 -- row's trigger fans it out to every function subscribed to the name, in
--- the same transaction.
+-- the same transaction, then removes the row.
 create table if not exists selfdb.published_events (
     id           bigint generated always as identity primary key,
     name         text not null check (name ~ '^[A-Za-z0-9_.:-]{1,128}$'),
     payload      jsonb not null default 'null'::jsonb,
-    published_by text default nullif(current_setting('request.jwt.claims', true)::jsonb ->> 'sub', ''),
+    published_by text default nullif(
+        nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', ''),
     published_at timestamptz not null default now()
 );
 alter table selfdb.published_events enable row level security;
+-- The service role publishes anything, also where it lacks BYPASSRLS (a
+-- database whose migrating role is not a superuser).
+drop policy if exists service_role_publishes on selfdb.published_events;
+create policy service_role_publishes on selfdb.published_events
+    for insert to service_role with check (true);
 
 create or replace function selfdb.fan_out_event() returns trigger
 language plpgsql security definer set search_path = '' as $$
@@ -146,6 +154,9 @@ begin
     if found then
         perform pg_notify('selfdb_outbox', '');
     end if;
+    -- The row only carried the event through the policies; the outbox
+    -- holds it now (a table kept as a log would grow without end).
+    delete from selfdb.published_events where id = new.id;
     return null;
 end $$;
 drop trigger if exists fan_out on selfdb.published_events;
@@ -159,9 +170,12 @@ $$;
 
 -- The API roles reach `selfdb.publish` and the table it writes, nothing
 -- else of the schema: no other table is granted to them, and every
--- function of the schema stops being executable by PUBLIC.
+-- function of the schema stops being executable by PUBLIC. Functions are
+-- executable by PUBLIC by default, and a per-schema default privilege
+-- cannot take that away: every later migration that creates a function in
+-- `selfdb` must revoke EXECUTE from PUBLIC itself.
 grant usage on schema selfdb to anon, authenticated, service_role;
 revoke execute on all functions in schema selfdb from public;
-alter default privileges in schema selfdb revoke execute on functions from public;
 grant execute on function selfdb.publish(text, jsonb) to anon, authenticated, service_role;
-grant insert on selfdb.published_events to anon, authenticated, service_role;
+-- Not `published_by`: who published is the caller's claim, not a choice.
+grant insert (name, payload) on selfdb.published_events to anon, authenticated, service_role;

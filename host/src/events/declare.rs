@@ -265,25 +265,46 @@ pub async fn load(
         .collect())
 }
 
-/// Makes `function`'s declarations exactly `wanted`, inside `tx`.
+/// Makes `function`'s declarations exactly `wanted`, inside `tx`. A
+/// binding replaced by one on the same table (other operations, another
+/// filter), or a custom event by one of the same name, hands its queued
+/// events and dead letters to the new one instead of dropping them.
 pub async fn apply(
     tx: &deadpool_postgres::Transaction<'_>,
     function: &str,
     wanted: &[Declaration],
 ) -> Result<(), EventsError> {
     let existing = load(&**tx, function).await?;
-    for (id, declaration) in &existing {
-        if !wanted.contains(declaration) {
-            drop_row(tx, *id).await?;
-        }
-    }
+    let mut added = Vec::new();
     let mut schedules = false;
     for declaration in wanted {
         if existing.iter().any(|(_, d)| d == declaration) {
             continue;
         }
-        insert(tx, function, declaration).await?;
+        added.push((insert(tx, function, declaration).await?, declaration));
         schedules |= matches!(declaration, Declaration::Schedule { .. });
+    }
+    for (id, declaration) in &existing {
+        if wanted.contains(declaration) {
+            continue;
+        }
+        let heir = added
+            .iter()
+            .find(|(_, new)| same_source(declaration, new))
+            .map(|(new_id, _)| *new_id);
+        if let Some(heir) = heir {
+            tx.execute(
+                "update selfdb.outbox set trigger_id = $2 where trigger_id = $1",
+                &[id, &heir],
+            )
+            .await?;
+            tx.execute(
+                "update selfdb.dead_letters set trigger_id = $2 where trigger_id = $1",
+                &[id, &heir],
+            )
+            .await?;
+        }
+        drop_row(tx, *id).await?;
     }
     if schedules {
         tx.execute("select pg_notify('selfdb_schedules', '')", &[])
@@ -292,54 +313,53 @@ pub async fn apply(
     Ok(())
 }
 
-/// Removes every declaration of `function` (before it is deleted: the row
-/// triggers on users' tables are not removed by the cascade).
-pub async fn remove_all(
-    tx: &deadpool_postgres::Transaction<'_>,
-    function: &str,
-) -> Result<(), EventsError> {
-    for (id, _) in load(&**tx, function).await? {
-        drop_row(tx, id).await?;
+/// Whether `new` takes over from `old`: the same table, or the same event.
+fn same_source(old: &Declaration, new: &Declaration) -> bool {
+    match (old, new) {
+        (
+            Declaration::Database { schema, table, .. },
+            Declaration::Database {
+                schema: s,
+                table: t,
+                ..
+            },
+        ) => schema == s && table == t,
+        (Declaration::Custom { name }, Declaration::Custom { name: n }) => name == n,
+        _ => false,
     }
-    Ok(())
 }
 
 async fn drop_row(tx: &deadpool_postgres::Transaction<'_>, id: i64) -> Result<(), EventsError> {
-    let row = tx
-        .query_one(
-            "select schema_name, table_name, coalesce(pg_triggers, '{}') as pg_triggers, \
-                    case when kind = 'database' \
-                         then to_regclass(format('%I.%I', schema_name, table_name)) is not null \
-                         else false end as present \
-             from selfdb.function_triggers where id = $1",
+    // Found by name wherever the table is now (renamed or moved since).
+    let made = tx
+        .query(
+            "select tg.tgname::text, tg.tgrelid::regclass::text from pg_trigger tg \
+             where tg.tgname = any((select pg_triggers from selfdb.function_triggers \
+                                    where id = $1)::name[])",
             &[&id],
         )
         .await?;
-    let present: bool = row.get("present");
-    if present {
-        let schema: String = row.get("schema_name");
-        let table: String = row.get("table_name");
-        for name in row.get::<_, Vec<String>>("pg_triggers") {
-            tx.batch_execute(&format!(
-                "drop trigger if exists {} on {}.{}",
-                quote_ident(&name),
-                quote_ident(&schema),
-                quote_ident(&table)
-            ))
-            .await?;
-        }
+    for row in made {
+        let name: String = row.get(0);
+        let table: String = row.get(1);
+        tx.batch_execute(&format!(
+            "drop trigger if exists {} on {table}",
+            quote_ident(&name)
+        ))
+        .await?;
     }
     tx.execute("delete from selfdb.function_triggers where id = $1", &[&id])
         .await?;
     Ok(())
 }
 
+/// Stores one declaration (making its row triggers); returns its id.
 async fn insert(
     tx: &deadpool_postgres::Transaction<'_>,
     function: &str,
     declaration: &Declaration,
-) -> Result<(), EventsError> {
-    match declaration {
+) -> Result<i64, EventsError> {
+    let id = match declaration {
         Declaration::Database {
             schema,
             table,
@@ -429,32 +449,35 @@ async fn insert(
                 &[&id, &made],
             )
             .await?;
+            id
         }
         Declaration::Schedule { cron, time_zone } => {
             let now: DateTime<Utc> = tx.query_one("select now()", &[]).await?.get(0);
             let next = next_tick(&parse_cron(cron)?, parse_zone(time_zone)?, now)?;
-            tx.execute(
+            tx.query_one(
                 "insert into selfdb.function_triggers (function, kind, cron, time_zone, next_run_at) \
-                 values ($1, 'schedule', $2, $3, $4)",
+                 values ($1, 'schedule', $2, $3, $4) returning id",
                 &[&function, cron, time_zone, &next],
             )
-            .await?;
+            .await?
+            .get(0)
         }
-        Declaration::Custom { name } => {
-            tx.execute(
+        Declaration::Custom { name } => tx
+            .query_one(
                 "insert into selfdb.function_triggers (function, kind, event_name) \
-                 values ($1, 'custom', $2)",
+                 values ($1, 'custom', $2) returning id",
                 &[&function, name],
             )
-            .await?;
-        }
-        Declaration::Setup => {
-            tx.execute(
-                "insert into selfdb.function_triggers (function, kind) values ($1, 'setup')",
+            .await?
+            .get(0),
+        Declaration::Setup => tx
+            .query_one(
+                "insert into selfdb.function_triggers (function, kind) values ($1, 'setup') \
+                 returning id",
                 &[&function],
             )
-            .await?;
-        }
-    }
-    Ok(())
+            .await?
+            .get(0),
+    };
+    Ok(id)
 }

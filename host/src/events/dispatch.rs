@@ -4,7 +4,7 @@
 use super::{Events, OUTBOX_CHANNEL, SCHEDULE_CHANNEL};
 use crate::auth::{Principal, Role};
 use crate::capabilities::bindings::listener::{Event, EventKind};
-use crate::runtime::Invocation;
+use crate::runtime::{EventError, Invocation, InvokeError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +47,9 @@ const LEASE: &str = "930 seconds";
 /// (a lost notification, a retry coming due).
 const POLL: Duration = Duration::from_millis(500);
 
+/// How often the listener connection is asked whether it is still there.
+const PING: Duration = Duration::from_secs(5);
+
 /// A claimed row.
 struct Claimed {
     id: i64,
@@ -65,7 +68,10 @@ const HOST_LOCK_KEY: &str = "('x' || left(replace($1::uuid::text, '-', ''), 16))
 impl Events {
     /// Listens for new rows and schedule changes, holding this host's
     /// liveness lock on the same connection; reconnects when it drops.
-    pub(super) async fn listen(self: Arc<Self>, config: tokio_postgres::Config) {
+    pub(super) async fn listen(self: Arc<Self>, mut config: tokio_postgres::Config) {
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(10));
         loop {
             match config.connect(tokio_postgres::NoTls).await {
                 Ok((client, connection)) => {
@@ -95,11 +101,31 @@ impl Events {
                             self.alive.store(true, Ordering::Release);
                             self.outbox_wake.notify_one();
                             self.schedule_wake.notify_one();
-                            while let Some(n) = notifications.recv().await {
-                                if n.channel() == SCHEDULE_CHANNEL {
-                                    self.schedule_wake.notify_one();
-                                } else {
-                                    self.outbox_wake.notify_one();
+                            // A connection dropped silently (a NAT, a
+                            // firewall) would leave this host claiming
+                            // while others see its lock free: ask now and
+                            // then, and stop at the first silence.
+                            let mut ping = tokio::time::interval(PING);
+                            loop {
+                                tokio::select! {
+                                    n = notifications.recv() => match n {
+                                        Some(n) if n.channel() == SCHEDULE_CHANNEL => {
+                                            self.schedule_wake.notify_one()
+                                        }
+                                        Some(_) => self.outbox_wake.notify_one(),
+                                        None => break,
+                                    },
+                                    _ = ping.tick() => {
+                                        let answered = tokio::time::timeout(
+                                            PING,
+                                            client.simple_query("select 1"),
+                                        )
+                                        .await;
+                                        if !matches!(answered, Ok(Ok(_))) {
+                                            tracing::warn!("the events listener stopped answering; reconnecting");
+                                            break;
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -288,21 +314,42 @@ impl Events {
             payload: payload.to_string(),
             attempt: u32::try_from(row.attempts).unwrap_or(u32::MAX),
         };
-        let outcome = match self.runtime.registry.get(&row.function) {
-            None => Err(format!(
-                "function {} is not deployed on this host",
-                row.function
-            )),
-            Some(function) => {
-                // The function's own concurrency cap holds for events too.
-                let _slot = match &function.slots {
-                    Some(slots) => slots.clone().acquire_owned().await.ok(),
-                    None => None,
-                };
-                let label = format!("{} {} attempt {}", row.kind, row.name, row.attempts);
-                self.invoke_logged(&function, &request_id, &event, &label)
-                    .await
+        let function = match self.runtime.registry.get(&row.function) {
+            Some(function) => function,
+            // Not loaded here yet (a start-up, a deploy other hosts are
+            // still reloading): not an attempt.
+            _ => {
+                tracing::debug!(function = %row.function, "event waits: the function is not loaded on this host yet");
+                self.release(&row, Duration::from_secs(1)).await;
+                return;
             }
+        };
+        // The function's own concurrency cap holds for events too; a row
+        // that cannot start goes back to the table rather than waiting here
+        // holding a delivery slot (and its claim's lease).
+        let _slot = match &function.slots {
+            Some(slots) => match slots.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    self.release(&row, Duration::from_millis(200)).await;
+                    return;
+                }
+            },
+            None => None,
+        };
+        let label = format!("{} {} attempt {}", row.kind, row.name, row.attempts);
+        let outcome = match self
+            .invoke_logged(&function, &request_id, &event, &label)
+            .await
+        {
+            // No instance slot was free: the host is saturated, the
+            // handler did not run.
+            Err(Attempt::NotRun) => {
+                self.release(&row, Duration::from_millis(200)).await;
+                return;
+            }
+            Err(Attempt::Failed(error)) => Err(error),
+            Ok(()) => Ok(()),
         };
         let recorded = match &outcome {
             Ok(()) => self.acknowledge(&row).await,
@@ -319,6 +366,28 @@ impl Events {
             (Err(_), Ok(())) => {
                 self.metrics.failed.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// Puts a claimed row back untouched, as if it had not been claimed:
+    /// its attempt does not count.
+    async fn release(&self, row: &Claimed, after: Duration) {
+        let released = async {
+            let client = self.pool.get().await?;
+            client
+                .execute(
+                    "update selfdb.outbox set state = 'pending', claimed_by = null, \
+                       lease_until = null, attempts = attempts - 1, \
+                       next_attempt_at = now() + make_interval(secs => $4) \
+                     where id = $1 and claimed_by = $2 and attempts = $3",
+                    &[&row.id, &self.host_id, &row.attempts, &after.as_secs_f64()],
+                )
+                .await?;
+            Ok::<_, super::EventsError>(())
+        };
+        if let Err(err) = released.await {
+            // The liveness check or the lease puts it back instead.
+            tracing::warn!(%err, event = %row.event_id, "cannot put an event back");
         }
     }
 
@@ -393,7 +462,7 @@ impl Events {
         request_id: &Arc<str>,
         event: &Event,
         label: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), Attempt> {
         let invocation = Invocation {
             function: function.clone(),
             principal: service_principal(),
@@ -401,6 +470,9 @@ impl Events {
             client_ip: None,
         };
         let (outcome, report) = self.runtime.invoke_event(&invocation, event).await;
+        if let Err(EventError::Invoke(InvokeError::Busy(_))) = &outcome {
+            return Err(Attempt::NotRun);
+        }
         let outcome = outcome.map_err(|e| e.to_string());
         let (message, status) = match &outcome {
             Ok(()) => (format!("{label}: ok"), 200),
@@ -408,8 +480,16 @@ impl Events {
         };
         self.logs
             .report(function, request_id, "event", Some(message), status, report);
-        outcome
+        outcome.map_err(Attempt::Failed)
     }
+}
+
+/// Why a delivery did not succeed.
+pub(super) enum Attempt {
+    /// The handler did not run (no instance slot): not an attempt.
+    NotRun,
+    /// It ran and failed: the message.
+    Failed(String),
 }
 
 /// The service role, with the claims a service key carries.

@@ -148,6 +148,12 @@ impl Events {
         let label = format!("setup of version {}", function.version.unwrap_or(0));
         self.invoke_logged(&function, &request_id, &event, &label)
             .await
+            .map_err(|attempt| match attempt {
+                dispatch::Attempt::NotRun => {
+                    "no instance slot was free to run it; try again".to_owned()
+                }
+                dispatch::Attempt::Failed(message) => message,
+            })
     }
 
     /// The dead letters of `function`, newest first.

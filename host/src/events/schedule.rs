@@ -62,19 +62,29 @@ impl Events {
             let due: DateTime<Utc> = row.get("next_run_at");
             let last: Option<DateTime<Utc>> = row.get("last_tick");
             let now: DateTime<Utc> = row.get("db_now");
-            let (Ok(cron), Ok(zone)) = (parse_cron(&cron_text), parse_zone(&zone_text)) else {
-                continue;
-            };
-            // The latest tick already due: ticks missed while no host was
-            // running collapse into this one.
-            let Ok(tick) = cron
-                .find_previous_occurrence(&now.with_timezone(&zone), true)
-                .map(|t| t.with_timezone(&Utc))
-            else {
-                continue;
-            };
-            let Ok(next) = next_tick(&cron, zone, now) else {
-                continue;
+            // The latest tick already due (ticks missed while no host was
+            // running collapse into it), and the next one.
+            let ticks = parse_cron(&cron_text).and_then(|cron| {
+                let zone = parse_zone(&zone_text)?;
+                let tick = cron
+                    .find_previous_occurrence(&now.with_timezone(&zone), true)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| super::EventsError::Invalid(e.to_string()))?;
+                let next = next_tick(&cron, zone, now)?;
+                Ok((cron, zone, tick, next))
+            });
+            let (cron, zone, tick, next) = match ticks {
+                Ok(ticks) => ticks,
+                Err(err) => {
+                    // Never due again rather than due forever.
+                    tracing::error!(%function, schedule = %cron_text, %err, "schedule cannot run; parked");
+                    tx.execute(
+                        "update selfdb.function_triggers set next_run_at = null where id = $1",
+                        &[&id],
+                    )
+                    .await?;
+                    continue;
+                }
             };
             if last.is_some_and(|last| last >= tick) {
                 tx.execute(
@@ -151,19 +161,15 @@ impl Events {
                 memory_peak: None,
             });
         }
-        let next: Option<DateTime<Utc>> = client
+        // In the database's clock, which decides what is due.
+        let wait: Option<f64> = client
             .query_one(
-                "select min(next_run_at) from selfdb.function_triggers where kind = 'schedule'",
+                "select extract(epoch from min(next_run_at) - now())::float8 \
+                 from selfdb.function_triggers where kind = 'schedule'",
                 &[],
             )
             .await?
             .get(0);
-        let now = Utc::now();
-        Ok(next.map(|n| {
-            (n - now)
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .max(Duration::from_millis(10))
-        }))
+        Ok(wait.map(|secs| Duration::from_secs_f64(secs.clamp(0.01, 3600.0))))
     }
 }

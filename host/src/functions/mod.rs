@@ -723,7 +723,7 @@ impl Functions {
     pub async fn delete(self: &Arc<Self>, name: &str) -> Result<bool, FunctionError> {
         // The row triggers on users' tables go first (the cascade would
         // leave them firing into nothing).
-        self.store.set_triggers(name, &[]).await.ok();
+        self.store.set_triggers(name, &[]).await?;
         let deleted = self.store.delete(name).await?;
         self.reload(name).await?;
         Ok(deleted)
@@ -747,6 +747,9 @@ impl Functions {
                 .any(|(_, d)| *d == Declaration::Setup),
         };
         if setup {
+            if let Some(triggers) = triggers {
+                self.store.check_triggers(name, triggers).await?;
+            }
             let function = self.require(name).await?;
             let deployed = Arc::new(self.deployed_version(&function, version, None).await?);
             if let Err(message) = self.events.run_setup(deployed).await {

@@ -326,6 +326,21 @@ impl Store {
         Ok(declare::load(&**client, name).await?)
     }
 
+    /// Whether `triggers` would apply (tables exist, filters type-check),
+    /// without keeping anything: checked before a setup handler runs, so a
+    /// bad declaration does not leave setup's effects behind.
+    pub async fn check_triggers(
+        &self,
+        name: &str,
+        triggers: &[Declaration],
+    ) -> Result<(), FunctionError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        declare::apply(&tx, name, triggers).await?;
+        tx.rollback().await?;
+        Ok(())
+    }
+
     /// Replaces what the function runs on.
     pub async fn set_triggers(
         &self,

@@ -113,7 +113,11 @@ impl Runtime {
         drop(store);
         match (outcome, failures.into_iter().next()) {
             (Ok(()), Some(err)) => Err(EventError::Invoke(InvokeError::Commit(err.0))),
-            (outcome, _) => outcome,
+            (outcome, Some(err)) => {
+                tracing::warn!(error = %err, "rollback failed; connection discarded");
+                outcome
+            }
+            (outcome, None) => outcome,
         }
     }
 }

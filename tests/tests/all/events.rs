@@ -248,6 +248,48 @@ async fn table_changes_from_committed_transactions_reach_the_function_in_row_ord
     assert!(text.contains("handled database public.orders"), "{logs}");
     assert!(text.contains("\"kind\":\"event\""), "{logs}");
 
+    // Changing a binding hands its queued events to the new one.
+    db.batch_execute("insert into public.event_control values ('fail_all', '')")
+        .await
+        .unwrap();
+    db.batch_execute("insert into public.orders (id) values (5)")
+        .await
+        .unwrap();
+    let queued = "select count(*) from selfdb.outbox where ordering_key = 'public.orders:5'";
+    assert!(
+        eventually(WAIT, || async {
+            count(&db, "select count(*) from selfdb.outbox where ordering_key = 'public.orders:5' and attempts >= 1").await == 1
+        })
+        .await
+    );
+    let (status, body) = set_triggers(
+        &host,
+        "events",
+        json!([
+            {"on": "insert,update:public.orders"},
+            {"on": "insert,update:public.payments", "filter": "status=eq.paid"},
+        ]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(count(&db, queued).await, 1, "the queued change survived");
+    db.batch_execute("delete from public.event_control")
+        .await
+        .unwrap();
+    wait_count(
+        &db,
+        "select count(*) from public.event_log where payload->'record'->>'id' = '5'",
+        1,
+        WAIT,
+    )
+    .await;
+
+    // A table renamed since it was bound: unbinding still finds its
+    // triggers, and its writes keep working.
+    db.batch_execute("alter table public.payments rename to receipts")
+        .await
+        .unwrap();
+
     // Unbinding removes the Postgres triggers.
     let (status, _) = set_triggers(&host, "events", json!([])).await;
     assert_eq!(status, StatusCode::OK);
@@ -259,6 +301,9 @@ async fn table_changes_from_committed_transactions_reach_the_function_in_row_ord
         .await,
         0
     );
+    db.batch_execute("insert into public.receipts values (9, 'paid')")
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
