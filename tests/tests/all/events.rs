@@ -204,9 +204,17 @@ async fn table_changes_from_committed_transactions_reach_the_function_in_row_ord
             .await
             .unwrap();
     }
+    // Failed twice: back in the queue after its second attempt (not
+    // merely claimed for it, which could still see the flag removed).
     assert!(
         eventually(WAIT, || async {
-            count(&db, "select coalesce(max(attempts), 0)::int8 from selfdb.outbox where ordering_key = 'public.orders:4'").await >= 2
+            count(
+                &db,
+                "select count(*) from selfdb.outbox where ordering_key = 'public.orders:4' \
+                 and state = 'pending' and attempts >= 2",
+            )
+            .await
+                == 1
         })
         .await,
         "the first change was retried"
