@@ -560,8 +560,17 @@ async fn a_killed_host_loses_no_committed_change() {
         set_triggers(&first, "events", json!([{"on": "insert:public.orders"}])).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    // Killed in the middle of a delivery: the handler sleeps, the host dies.
-    db.batch_execute("insert into public.event_control values ('sleep_ms', '3000')")
+    // Killed in the middle of a delivery: the handler sleeps (far longer
+    // than it takes to see it running, however busy the machine), the host
+    // dies.
+    let status = first
+        .patch("/api/v1/functions/events")
+        .service_role(&first)
+        .json(&json!({"time_ms": 60000}))
+        .fetch_status()
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    db.batch_execute("insert into public.event_control values ('sleep_ms', '20000')")
         .await
         .unwrap();
     db.batch_execute("insert into public.orders (id) values (1)")
