@@ -241,13 +241,4 @@ impl Events {
         }
         Ok(())
     }
-
-    /// Rows waiting or being delivered, for `/metrics` and the tests.
-    pub async fn backlog(&self) -> Result<i64, EventsError> {
-        let client = self.pool.get().await?;
-        Ok(client
-            .query_one("select count(*) from selfdb.outbox", &[])
-            .await?
-            .get(0))
-    }
 }
