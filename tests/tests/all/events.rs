@@ -804,20 +804,30 @@ async fn a_burst_of_changes_waits_in_the_database_not_in_memory() {
             })
             .unwrap_or(0)
     };
+    // One change first, so the function is loaded and warm (loading a
+    // component takes memory of its own, and on a loaded machine takes
+    // seconds) before the burst is measured.
+    db.batch_execute("insert into public.orders (id) values (0)")
+        .await
+        .unwrap();
+    wait_count(&db, "select count(*) from public.event_log", 1, WAIT).await;
     let before = rss();
     db.batch_execute("insert into public.orders (id) select g from generate_series(1, 100000) g")
         .await
         .unwrap();
-    assert_eq!(
-        count(&db, "select count(*) from selfdb.outbox").await,
-        100_000
-    );
+    assert!(count(&db, "select count(*) from selfdb.outbox").await > 99_000);
     // Deliveries proceed, never more than the concurrency at once, and the
-    // host's memory stays flat while the rest waits in the table.
+    // host's memory stays flat while the rest waits in the table. Sampled
+    // for 8 s and until a delivery of the burst is seen, within a deadline.
     let mut peak_running = 0;
     let mut peak_rss = before;
+    let mut delivered = 1;
     let started = std::time::Instant::now();
-    while started.elapsed() < Duration::from_secs(8) {
+    while started.elapsed() < Duration::from_secs(8) || delivered < 2 {
+        assert!(
+            started.elapsed() < WAIT,
+            "no delivery of the burst within {WAIT:?}"
+        );
         peak_running = peak_running.max(
             count(
                 &db,
@@ -826,10 +836,9 @@ async fn a_burst_of_changes_waits_in_the_database_not_in_memory() {
             .await,
         );
         peak_rss = peak_rss.max(rss());
+        delivered = count(&db, "select count(*) from public.event_log").await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let delivered = count(&db, "select count(*) from public.event_log").await;
-    assert!(delivered > 0, "deliveries proceed");
     assert!(peak_running <= 4, "{peak_running} deliveries at once");
     assert!(
         peak_rss < before + 96 * 1024,
