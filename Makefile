@@ -11,7 +11,7 @@ FIXTURES := hello misbehave privileged events
 SYSTEM_COMPONENTS := -p auth -p crud -p postgrest-grammar
 USER_COMPONENTS := -p selfdb-sdk -p greet -p hello -p misbehave -p privileged -p events -p event-sink
 
-.PHONY: run test bench bootstrap components lint lint-components js-deps js-toolchain
+.PHONY: run test bench bootstrap components lint lint-components js-deps js-toolchain spin-fixtures
 
 # `make test` lints the host workspace inside its own build: clippy-driver
 # (what `cargo clippy` runs) compiles the workspace's crates with code
@@ -59,6 +59,18 @@ components:
 	@echo "make: building the system and example components (wasm32-wasip2)"
 	cd components && cargo build --release --target wasm32-wasip2 $(SYSTEM_COMPONENTS)
 	cd components && cargo build --release --target wasm32-wasip2 $(USER_COMPONENTS)
+
+# The Spin apps the tests deploy (tests/fixtures/spin), rebuilt from
+# components/spin-fixtures: one workspace per spin-sdk version (5.2.0, WASI
+# 0.2; 6.0.0, refused; 7.0.0, WASI 0.3), each pinned by its lockfile. The
+# built components are committed: three SDK builds would add ten minutes
+# to every CI run for bytes that only change with these sources.
+SPIN_SDKS := 5 6 7
+spin-fixtures: bootstrap
+	for v in $(SPIN_SDKS); do \
+		(cd components/spin-fixtures/v$$v && cargo build --locked --release --target wasm32-wasip2) && \
+		cp components/spin-fixtures/v$$v/target/wasm32-wasip2/release/spin_v$$v.wasm tests/fixtures/spin/v$$v/ || exit 1; \
+	done
 
 # What builds TypeScript/JavaScript functions (esbuild, tsc, ComponentizeJS),
 # pinned by its lockfile; the host runs it at deploy time.

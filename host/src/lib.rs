@@ -24,4 +24,5 @@ pub mod realtime;
 pub mod runtime;
 pub mod secrets;
 pub mod server;
+pub mod spin;
 pub mod storage;

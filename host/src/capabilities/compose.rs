@@ -111,6 +111,8 @@ pub struct Services {
 pub struct Capabilities {
     pub platform: Platform,
     pub privileged: Privileged,
+    /// Spin's interfaces, for Spin apps.
+    pub spin: super::spin::SpinServices,
 }
 
 impl Capabilities {
@@ -118,6 +120,7 @@ impl Capabilities {
         Self {
             platform: Platform::new(services),
             privileged: Privileged::new(services),
+            spin: super::spin::SpinServices::new(services.db.clone()),
         }
     }
 }

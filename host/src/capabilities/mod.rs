@@ -26,6 +26,7 @@
 
 pub mod bindings;
 pub mod compose;
+pub mod spin;
 pub mod wasi;
 
 pub mod auth_db;

@@ -42,8 +42,15 @@ pub enum FunctionsCommand {
     /// flags replace what the function runs on; without any, it keeps its
     /// current triggers.
     Deploy {
-        name: String,
-        path: PathBuf,
+        /// The function's name (for --spin: the app's, from spin.toml
+        /// unless given).
+        name: Option<String>,
+        /// A .wasm component, a TypeScript/JavaScript entry file, or a
+        /// directory holding index.ts, index.js or a Rust crate.
+        path: Option<PathBuf>,
+        /// Deploy the Spin app this spin.toml describes, unmodified.
+        #[arg(long, value_name = "SPIN_TOML", conflicts_with = "path")]
+        spin: Option<PathBuf>,
         #[command(flatten)]
         triggers: TriggerArgs,
     },
@@ -340,9 +347,44 @@ async fn remote(target: Target, command: FunctionsCommand) -> anyhow::Result<()>
         FunctionsCommand::New { name, lang, dir } => scaffold(&name, lang, &dir)?,
         FunctionsCommand::Deploy {
             name,
+            spin: Some(manifest),
+            triggers,
+            ..
+        } => {
+            if triggers.declarations().is_some() {
+                bail!("a Spin app runs on the HTTP routes in its spin.toml: trigger flags do not apply");
+            }
+            let app = super::spin_upload::read(&manifest, name)?;
+            let request = target
+                .request(Method::PUT, &format!("{base}/{}", app.name))
+                .timeout(Duration::from_secs(600))
+                .multipart(app.form);
+            let deployed = target.json(request).await?;
+            println!(
+                "deployed Spin app {} version {}{}",
+                app.name,
+                deployed["version"],
+                if deployed["created"] == false {
+                    " (unchanged)"
+                } else {
+                    ""
+                }
+            );
+            if let Some(warnings) = deployed["warnings"].as_array() {
+                for warning in warnings.iter().filter_map(Value::as_str) {
+                    eprintln!("warning: {warning}");
+                }
+            }
+        }
+        FunctionsCommand::Deploy {
+            name,
             path,
             triggers,
+            spin: None,
         } => {
+            let (Some(name), Some(path)) = (name, path) else {
+                bail!("deploy needs a NAME and a PATH (or --spin spin.toml)");
+            };
             let (bytes, entry) = upload(&path)?;
             let mut request = target
                 .request(Method::PUT, &format!("{base}/{name}"))

@@ -2,6 +2,7 @@
 //! host; `selfdb functions ...` is a client of a running one.
 
 pub mod functions;
+pub mod spin_upload;
 
 use crate::config::{DatabaseSource, FileConfig, FunctionLimits, Settings};
 use clap::{Args, Parser, Subcommand};

@@ -46,6 +46,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "events",
         include_str!("../../migrations/0009_events.sql"),
     ),
+    (10, "spin", include_str!("../../migrations/0010_spin.sql")),
 ];
 
 /// Arbitrary constant naming SelfDB's migration lock.

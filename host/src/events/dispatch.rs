@@ -468,6 +468,7 @@ impl Events {
             principal: service_principal(),
             request_id: request_id.clone(),
             client_ip: None,
+            spin_component: None,
         };
         let (outcome, report) = self.runtime.invoke_event(&invocation, event).await;
         if let Err(EventError::Invoke(InvokeError::Busy(_))) = &outcome {

@@ -19,6 +19,7 @@
 pub mod js;
 mod logs;
 pub mod sealed;
+pub mod spin;
 pub mod store;
 pub mod watch;
 
@@ -63,6 +64,10 @@ pub enum FunctionError {
     Secret(#[from] sealed::OpenError),
     #[error(transparent)]
     Events(#[from] EventsError),
+    /// The name belongs to another kind of function (a Spin app and a
+    /// function cannot share one).
+    #[error("{0}")]
+    Conflict(String),
     /// The new version's setup handler failed: it was not activated.
     #[error("the setup of version {version} failed, so it was not activated: {message}")]
     Setup { version: i32, message: String },
@@ -74,6 +79,8 @@ pub enum Upload {
     Component(Vec<u8>),
     /// A TypeScript or JavaScript entry file, named as the user named it.
     Source { entry: String, source: Vec<u8> },
+    /// A Spin app: `spin.toml` and its components.
+    Spin(spin::SpinUpload),
 }
 
 impl Upload {
@@ -82,13 +89,15 @@ impl Upload {
             Upload::Component(_) => "wasm",
             Upload::Source { entry, .. } if is_typescript(entry) => "ts",
             Upload::Source { .. } => "js",
+            Upload::Spin(_) => "spin",
         }
     }
 
-    fn bytes(&self) -> &[u8] {
+    fn sha256(&self) -> String {
         match self {
-            Upload::Component(bytes) => bytes,
-            Upload::Source { source, .. } => source,
+            Upload::Component(bytes) => hex::encode(Sha256::digest(bytes)),
+            Upload::Source { source, .. } => hex::encode(Sha256::digest(source)),
+            Upload::Spin(app) => app.sha256(),
         }
     }
 }
@@ -117,6 +126,10 @@ pub struct Deployment {
     pub kind: String,
     /// False when the same upload was already the active version.
     pub created: bool,
+    /// What the deploy did not act on, or what still needs doing (a Spin
+    /// manifest's ignored keys, required variables without a value).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A function with its versions and its secrets' names.
@@ -220,7 +233,16 @@ impl Functions {
                 "{name:?} is the name of a system component"
             )));
         }
-        let sha256 = hex::encode(Sha256::digest(upload.bytes()));
+        let upload = match upload {
+            Upload::Spin(app) => return self.deploy_spin(name, app, created_by).await,
+            other => other,
+        };
+        if self.store.active_kind(name).await?.as_deref() == Some("spin") {
+            return Err(FunctionError::Conflict(format!(
+                "{name:?} is a Spin app: deploy it with `selfdb functions deploy --spin spin.toml`, or delete it first"
+            )));
+        }
+        let sha256 = upload.sha256();
         let kind = upload.kind();
         if let Some(version) = self.store.active_with_sha(name, &sha256).await? {
             // Make sure this host serves it (a restart of a host that has
@@ -236,6 +258,7 @@ impl Functions {
                 version,
                 kind: kind.to_owned(),
                 created: false,
+                warnings: Vec::new(),
             });
         }
         let version = match &upload {
@@ -262,10 +285,12 @@ impl Functions {
                             component: Some(bytes.as_slice()),
                             sha256: &sha256,
                             created_by,
+                            spin: None,
                         },
                     )
                     .await?
             }
+            Upload::Spin(_) => unreachable!("deployed by deploy_spin above"),
             Upload::Source { entry, source } => {
                 if !valid_entry(entry) {
                     return Err(FunctionError::Invalid(format!(
@@ -288,6 +313,7 @@ impl Functions {
                             component: None,
                             sha256: &sha256,
                             created_by,
+                            spin: None,
                         },
                     )
                     .await?
@@ -303,6 +329,7 @@ impl Functions {
             version,
             kind: kind.to_owned(),
             created: true,
+            warnings: Vec::new(),
         })
     }
 
@@ -475,6 +502,20 @@ impl Functions {
             .await?
             .ok_or_else(|| FunctionError::VersionNotFound(name.to_owned(), version))?;
         let config = self.config_of(function).await?;
+        if code.meta.kind == "spin" {
+            let manifest = code.source.as_deref().unwrap_or_default();
+            let entry = self
+                .load_spin(name, version, &code.meta.sha256, manifest, &config)
+                .await?;
+            return Ok(self.deployed(
+                function,
+                version,
+                entry,
+                code.meta.sha256.clone(),
+                config,
+                None,
+            ));
+        }
         let script: Option<Arc<str>> = code
             .script
             .as_deref()

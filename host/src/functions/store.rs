@@ -7,6 +7,7 @@ use super::FunctionError;
 use crate::events::{declare, Declaration};
 use deadpool_postgres::Pool;
 use serde::Serialize;
+use sha2::Digest;
 use std::collections::BTreeMap;
 use tokio_postgres::Row;
 
@@ -91,6 +92,8 @@ impl VersionRow {
 /// What a version runs: its script and component, if any.
 pub struct VersionCode {
     pub meta: VersionRow,
+    /// A Spin version's manifest (TS/JS sources are not read here).
+    pub source: Option<Vec<u8>>,
     pub script: Option<Vec<u8>>,
     pub component: Option<Vec<u8>>,
 }
@@ -104,6 +107,8 @@ pub struct NewVersion<'a> {
     pub component: Option<&'a [u8]>,
     pub sha256: &'a str,
     pub created_by: &'a str,
+    /// A Spin app's components and files, stored with the version.
+    pub spin: Option<&'a crate::functions::spin::SpinUpload>,
 }
 
 /// Settings to change; `None` leaves one as it is.
@@ -219,7 +224,8 @@ impl Store {
         let row = client
             .query_opt(
                 &format!(
-                    "select {VERSION_COLUMNS}, script, component from selfdb.function_versions \
+                    "select {VERSION_COLUMNS}, script, component, \
+                       case when kind = 'spin' then source end from selfdb.function_versions \
                      where function = $1 and version = $2"
                 ),
                 &[&name, &version],
@@ -229,6 +235,7 @@ impl Store {
             meta: VersionRow::from_row(&row),
             script: row.get(7),
             component: row.get(8),
+            source: row.get(9),
         }))
     }
 
@@ -287,8 +294,78 @@ impl Store {
             )
             .await?
             .get(0);
+        if let Some(spin) = new.spin {
+            for (component, wasm) in &spin.components {
+                let sha = hex::encode(sha2::Sha256::digest(wasm));
+                tx.execute(
+                    "insert into selfdb.spin_components (function, version, component, wasm, sha256) \
+                     values ($1, $2, $3, $4, $5)",
+                    &[&name, &version, component, wasm, &sha],
+                )
+                .await?;
+            }
+            for file in &spin.files {
+                tx.execute(
+                    "insert into selfdb.spin_files (function, version, component, path, content) \
+                     values ($1, $2, $3, $4, $5)",
+                    &[&name, &version, &file.component, &file.path, &file.content],
+                )
+                .await?;
+            }
+        }
         tx.commit().await?;
         Ok(version)
+    }
+
+    /// A Spin version's components: (id, bytes).
+    pub async fn spin_components(
+        &self,
+        name: &str,
+        version: i32,
+    ) -> Result<Vec<(String, Vec<u8>)>, FunctionError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "select component, wasm from selfdb.spin_components \
+                 where function = $1 and version = $2 order by component",
+                &[&name, &version],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// A Spin version's files: (component, path, content).
+    pub async fn spin_files(
+        &self,
+        name: &str,
+        version: i32,
+    ) -> Result<Vec<(String, String, Vec<u8>)>, FunctionError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "select component, path, content from selfdb.spin_files \
+                 where function = $1 and version = $2 order by component, path",
+                &[&name, &version],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    /// The kind of the function's active version (`wasm`, `ts`, `js`,
+    /// `spin`), if it has one.
+    pub async fn active_kind(&self, name: &str) -> Result<Option<String>, FunctionError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "select v.kind from selfdb.functions f join selfdb.function_versions v \
+                   on v.function = f.name and v.version = f.active_version where f.name = $1",
+                &[&name],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)))
     }
 
     /// Makes `version` active (the current one becomes the previous one)

@@ -14,6 +14,7 @@ use super::principal::require_service_role;
 use super::AppState;
 use crate::events::{Declaration, DeclarationJson, EventsError};
 use crate::functions::js::BuildError;
+use crate::functions::spin::{SpinFile, SpinUpload};
 use crate::functions::store::SettingsPatch;
 use crate::functions::{FunctionError, Upload};
 use axum::body::Bytes;
@@ -38,6 +39,9 @@ impl From<FunctionError> for ApiError {
             }
             FunctionError::VersionNotFound(..) => {
                 ApiError::new(StatusCode::NOT_FOUND, "version_not_found", message)
+            }
+            FunctionError::Conflict(_) => {
+                ApiError::new(StatusCode::CONFLICT, "function_exists", message)
             }
             FunctionError::NoPrevious(_) => {
                 ApiError::new(StatusCode::CONFLICT, "no_previous_version", message)
@@ -191,6 +195,21 @@ pub async fn deploy(
                 .to_ascii_lowercase()
         })
         .unwrap_or_default();
+    if content_type == "multipart/form-data" {
+        if query.triggers.is_some() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "a Spin app runs on its HTTP routes: `triggers` is not accepted with it",
+            ));
+        }
+        let upload = spin_upload(&headers, bytes).await?;
+        let deployed = app
+            .functions
+            .deploy_with(&name, Upload::Spin(upload), "service_role", None)
+            .await?;
+        return Ok(Json(json!(deployed)));
+    }
     let is_wasm = bytes.starts_with(b"\0asm");
     let triggers = match &query.triggers {
         Some(text) => Some(declarations(json_body(
@@ -223,6 +242,58 @@ pub async fn deploy(
         .deploy_with(&name, upload, "service_role", triggers)
         .await?;
     Ok(Json(json!(deployed)))
+}
+
+/// A Spin app as `selfdb functions deploy --spin` sends it: a multipart
+/// form with a `manifest` part (spin.toml), a `component:<id>` part per
+/// component and a `file:<id>:<path>` part per mounted file.
+async fn spin_upload(headers: &HeaderMap, bytes: Bytes) -> Result<SpinUpload, ApiError> {
+    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message);
+    let boundary = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| multer::parse_boundary(ct).ok())
+        .ok_or_else(|| bad("a multipart body needs a boundary".into()))?;
+    let stream = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(bytes) });
+    let mut form = multer::Multipart::new(stream, boundary);
+    let mut upload = SpinUpload::default();
+    let mut manifest = None;
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| bad(format!("the multipart body is malformed: {e}")))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        let content = field
+            .bytes()
+            .await
+            .map_err(|e| bad(format!("part {name:?}: {e}")))?
+            .to_vec();
+        if name == "manifest" {
+            manifest =
+                Some(String::from_utf8(content).map_err(|_| bad("spin.toml is not UTF-8".into()))?);
+        } else if let Some(id) = name.strip_prefix("component:") {
+            upload.components.insert(id.to_owned(), content);
+        } else if let Some(rest) = name.strip_prefix("file:") {
+            let (component, path) = rest.split_once(':').ok_or_else(|| {
+                bad(format!(
+                    "part {name:?}: file parts are file:<component>:<path>"
+                ))
+            })?;
+            upload.files.push(SpinFile {
+                component: component.to_owned(),
+                path: path.to_owned(),
+                content,
+            });
+        } else {
+            return Err(bad(format!(
+                "unknown part {name:?}: a Spin app is `manifest`, `component:<id>` and `file:<id>:<path>` parts"
+            )));
+        }
+    }
+    upload.manifest =
+        manifest.ok_or_else(|| bad("the `manifest` part (spin.toml) is missing".into()))?;
+    Ok(upload)
 }
 
 pub async fn details(

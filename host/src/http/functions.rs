@@ -7,10 +7,15 @@ use super::invoke::{invoke_reporting, ErrorStyle};
 use super::principal::authenticate;
 use super::AppState;
 use crate::auth::{Principal, Role};
+use crate::runtime::registry::Entry;
+use crate::runtime::spin::SpinApp;
 use crate::runtime::Deployed;
-use axum::extract::{Path, Request, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use crate::spin::manifest::RouteTarget;
+use crate::spin::routes::Target;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +58,15 @@ async fn run(app: AppState, name: String, request: Request) -> Result<Response, 
         )),
         Err(err) => return Err(err),
     };
+    // A Spin app routes the request to one of its components (or answers
+    // it from the manifest).
+    let (request, spin_component) = match &function.entry {
+        Entry::Spin(spin) => match route_spin(spin, &name, request) {
+            SpinRouted::Component(request, index) => (request, Some(index)),
+            SpinRouted::Answer(response) => return Ok(response),
+        },
+        _ => (request, None),
+    };
     let slot = match &function.slots {
         Some(slots) => Some(wait_for_slot(&function, slots).await?),
         None => None,
@@ -63,6 +77,7 @@ async fn run(app: AppState, name: String, request: Request) -> Result<Response, 
         principal,
         request,
         ErrorStyle::SelfDb,
+        spin_component,
     )
     .await;
     // The invocation may still be streaming its body: its place under the
@@ -78,6 +93,110 @@ async fn run(app: AppState, name: String, request: Request) -> Result<Response, 
         });
     }
     Ok(answered.response)
+}
+
+enum SpinRouted {
+    /// The request as the component sees it, and the component's index.
+    Component(Request, usize),
+    /// A static response, or no route.
+    Answer(Response),
+}
+
+/// Routes a request to a Spin app as `spin up` would serve it at `/`: the
+/// `/functions/v1/{app}` prefix is taken off the path the guest sees, and
+/// Spin's `spin-*` headers describe the match (any the client sent are
+/// dropped first, so they cannot be forged).
+fn route_spin(app: &SpinApp, name: &str, request: Request) -> SpinRouted {
+    let (mut parts, body) = request.into_parts();
+    let prefix = format!("/functions/v1/{name}");
+    let full_path = parts.uri.path();
+    let path = match full_path.strip_prefix(&prefix) {
+        Some("") | None => "/",
+        Some(rest) => rest,
+    }
+    .to_owned();
+    let Some(matched) = app.router.route(&path) else {
+        return SpinRouted::Answer(
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "route_not_found",
+                format!("no route of {name:?} matches {path:?}"),
+            )
+            .into_response(),
+        );
+    };
+    let index = match matched.target {
+        Target::Component(index) => index,
+        Target::Static(index) => return SpinRouted::Answer(static_response(app, index)),
+    };
+    let path_and_query = match parts.uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    };
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost")
+        .to_owned();
+    let full_url = format!(
+        "{}://{host}{}",
+        parts.uri.scheme_str().unwrap_or("http"),
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or(full_path)
+    );
+    let client_addr = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.to_string())
+        .unwrap_or_default();
+    let forged: Vec<HeaderName> = parts
+        .headers
+        .keys()
+        .filter(|n| n.as_str().starts_with("spin-"))
+        .cloned()
+        .collect();
+    for name in forged {
+        parts.headers.remove(name);
+    }
+    for (name, value) in matched.headers(&full_url, &client_addr) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            parts.headers.append(name, value);
+        }
+    }
+    if let Ok(uri) = path_and_query.parse::<Uri>() {
+        parts.uri = uri;
+    }
+    SpinRouted::Component(Request::from_parts(parts, body), index)
+}
+
+/// A route's `static_response` from the manifest.
+fn static_response(app: &SpinApp, index: usize) -> Response {
+    let Some(RouteTarget::Static(spec)) = app.manifest.routes.get(index).map(|r| &r.target) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let mut response = Response::new(axum::body::Body::from(
+        spec.body.clone().unwrap_or_default(),
+    ));
+    *response.status_mut() = spec
+        .status_code
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    for (name, value) in &spec.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
 }
 
 /// A place under the function's concurrency cap, waiting at most its time

@@ -53,7 +53,7 @@ pub async fn invoke_component(
     request: Request,
     style: ErrorStyle,
 ) -> Response {
-    invoke_reporting(app, function, principal, request, style)
+    invoke_reporting(app, function, principal, request, style, None)
         .await
         .response
 }
@@ -76,6 +76,7 @@ pub async fn invoke_reporting(
     principal: Arc<Principal>,
     request: Request,
     style: ErrorStyle,
+    spin_component: Option<usize>,
 ) -> Answered {
     let client_ip = client_ip(&request);
     let limit = app.settings.max_body_bytes;
@@ -142,6 +143,7 @@ pub async fn invoke_reporting(
         principal,
         request_id: request_id.clone(),
         client_ip,
+        spin_component,
     };
     let Invoked { response, report } = app.runtime.invoke_http(invocation, request).await;
     let mut response = match response {

@@ -4,6 +4,7 @@ use super::cache::{ComponentCache, Loaded};
 use super::registry::{valid_name, Deployed, Entry, Registry};
 use crate::capabilities::bindings::listener::ListenerPre;
 use crate::capabilities::bindings::RecordHandlerPre;
+use crate::capabilities::spin::SpinState;
 use crate::capabilities::{self, Capabilities, Platform, Privileged, SystemState, UserState};
 use crate::config::Settings;
 use std::collections::BTreeMap;
@@ -49,9 +50,11 @@ pub struct Runtime {
     pub engine: Engine,
     user_linker: Linker<UserState>,
     system_linker: Linker<SystemState>,
+    /// Spin apps' components: WASI 0.2 and 0.3, and Spin's interfaces.
+    pub(super) spin_linker: Linker<SpinState>,
     /// What components can ask of the host, per process.
     pub(super) capabilities: Capabilities,
-    cache: ComponentCache,
+    pub(super) cache: ComponentCache,
     pub registry: Registry,
     pub metrics: RuntimeMetrics,
     settings: Arc<Settings>,
@@ -91,6 +94,11 @@ impl Runtime {
         capabilities::wasi::link(&mut system_linker)?;
         Platform::link(&mut system_linker)?;
         Privileged::link(&mut system_linker)?;
+        let mut spin_linker = Linker::new(&engine);
+        capabilities::wasi::link(&mut spin_linker)?;
+        capabilities::wasi::link_p3(&mut spin_linker)?;
+        Platform::link(&mut spin_linker)?;
+        capabilities::spin::link(&mut spin_linker)?;
 
         let cache = ComponentCache::new(&engine, settings.cache_dir.join("components")).map_err(
             |source| RuntimeError::Io {
@@ -104,6 +112,7 @@ impl Runtime {
             engine,
             user_linker,
             system_linker,
+            spin_linker,
             capabilities,
             cache,
             registry: Registry::default(),

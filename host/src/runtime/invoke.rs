@@ -15,6 +15,7 @@
 use super::engine::{Runtime, RuntimeMetrics};
 use super::limits::MemoryLimiter;
 use super::registry::{Deployed, Entry};
+use super::spin::SpinHttp;
 use crate::auth::Principal;
 use crate::capabilities::bindings::{HandlerRequest, HandlerResponse, RecordHandlerPre};
 use crate::capabilities::compose::FinishSet;
@@ -34,6 +35,8 @@ use tokio::sync::oneshot;
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+use wasmtime_wasi_http::p3::Request as P3Request;
 use wasmtime_wasi_http::{WasiHttpView, DEFAULT_FORBIDDEN_HEADERS};
 
 /// Largest response body a component may produce.
@@ -101,6 +104,8 @@ pub struct Invocation {
     pub principal: Arc<Principal>,
     pub request_id: Arc<str>,
     pub client_ip: Option<std::net::IpAddr>,
+    /// For a Spin app: the component its router picked.
+    pub spin_component: Option<usize>,
 }
 
 /// What an invocation left besides its response, for the function's logs.
@@ -145,8 +150,8 @@ fn full_body(bytes: Bytes) -> ResponseBody {
 /// The guest's response body, capped at [`MAX_RESPONSE_BYTES`], whose end
 /// waits for the invocation's outcome (`done`): a clean end once it
 /// committed, an error otherwise.
-struct Gated {
-    body: Limited<wasmtime_wasi_http::p2::body::HyperOutgoingBody>,
+struct Gated<B> {
+    body: Limited<B>,
     done: Option<oneshot::Receiver<Result<(), String>>>,
     /// Bytes still to come when the guest declared a `content-length`:
     /// the frame that completes it is held until the outcome, since with a
@@ -156,7 +161,11 @@ struct Gated {
     held: Option<Frame<Bytes>>,
 }
 
-impl Body for Gated {
+impl<B> Body for Gated<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     type Data = Bytes;
     type Error = BodyError;
 
@@ -207,6 +216,8 @@ impl Body for Gated {
 /// The export to call, in a store of state `InvocationState<P>`.
 enum Call<'a, P: 'static> {
     Http(&'a ProxyPre<InvocationState<P>>),
+    /// `wasi:http/handler@0.3.0` (WASI 0.3; spin-sdk 7 components).
+    Service(&'a ServicePre<InvocationState<P>>),
     Record(&'a RecordHandlerPre<InvocationState<P>>),
 }
 
@@ -322,6 +333,26 @@ impl Runtime {
                 )
                 .await
             }
+            Entry::Spin(app) => {
+                let Some(component) = invocation
+                    .spin_component
+                    .and_then(|i| app.components.get(i))
+                else {
+                    let _ = head.send(Err(InvokeError::NoHttpHandler));
+                    return false;
+                };
+                let spin = self.capabilities.spin.prepare(&component.spec);
+                let call = match &component.http {
+                    SpinHttp::P2(pre) => Call::Http(pre),
+                    SpinHttp::P3(pre) => Call::Service(pre),
+                };
+                // Its own WASI state: environment, files, outbound hosts.
+                let (wasi, stdout, stderr) =
+                    WasiState::for_spin(&component.spec, component.files.as_deref());
+                let wasi = (wasi, Some((stdout, stderr)));
+                self.run_with(function, wasi, platform, spin, call, request, report, head)
+                    .await
+            }
         }
     }
 
@@ -340,14 +371,32 @@ impl Runtime {
         report: &mut Report,
         head: Head,
     ) -> bool {
-        let limits = function.limits;
         // A user function's stdout and stderr go to its logs.
-        let (wasi, output) = if function.system {
+        let wasi = if function.system {
             (WasiState::sealed(function.allowed_hosts.clone()), None)
         } else {
             let (wasi, stdout, stderr) = WasiState::capturing(function.allowed_hosts.clone());
             (wasi, Some((stdout, stderr)))
         };
+        self.run_with(
+            function, wasi, platform, privileged, call, request, report, head,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_with<P: FinishSet>(
+        &self,
+        function: &Deployed,
+        (wasi, output): (WasiState, Option<(CapturedOutput, CapturedOutput)>),
+        platform: PlatformState,
+        privileged: P,
+        call: Call<'_, P>,
+        request: http::Request<RequestBody>,
+        report: &mut Report,
+        head: Head,
+    ) -> bool {
+        let limits = function.limits;
         let state = InvocationState {
             wasi,
             limiter: MemoryLimiter::new(limits.memory_bytes),
@@ -372,6 +421,9 @@ impl Runtime {
         let called = match call {
             Call::Http(pre) => {
                 call_http(&mut store, pre, request, metrics, deadline, &mut answer).await
+            }
+            Call::Service(pre) => {
+                call_service(&mut store, pre, request, metrics, deadline, &mut answer).await
             }
             Call::Record(pre) => {
                 match tokio::time::timeout_at(
@@ -463,10 +515,11 @@ impl Answer {
     }
 
     /// Sends the guest's response with its body gated on the outcome.
-    fn stream(
-        &mut self,
-        response: http::Response<wasmtime_wasi_http::p2::body::HyperOutgoingBody>,
-    ) {
+    fn stream<B>(&mut self, response: http::Response<B>)
+    where
+        B: Body<Data = Bytes> + Unpin + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let (done, gate) = oneshot::channel();
         self.done = Some(done);
         let (parts, body) = response.into_parts();
@@ -587,6 +640,81 @@ async fn call_http<P: Send + 'static>(
         }
     }
     called
+}
+
+/// Calls `wasi:http/handler@0.3.0`'s `handle`: the guest runs as a task in
+/// the store's event loop, which must keep running while it writes the
+/// body; so the body is forwarded, frame by frame, from inside the loop to
+/// the response already sent, until it ends or the deadline passes.
+async fn call_service<P: Send + 'static>(
+    store: &mut Store<InvocationState<P>>,
+    pre: &ServicePre<InvocationState<P>>,
+    request: http::Request<RequestBody>,
+    metrics: &RuntimeMetrics,
+    deadline: tokio::time::Instant,
+    answer: &mut Answer,
+) -> Called {
+    let started = Instant::now();
+    let service = match tokio::time::timeout_at(deadline, pre.instantiate_async(&mut *store)).await
+    {
+        Err(_) => return Err(None),
+        Ok(Err(err)) => return Err(Some((true, err))),
+        Ok(Ok(service)) => service,
+    };
+    note_instantiation(metrics, started);
+    let request = request.map(|body| {
+        body.map_err(|code| wasmtime_wasi_http::Error::InternalError(Some(format!("{code:?}"))))
+    });
+    let (req, io) = P3Request::from_http(store.data_mut().http().hooks, request);
+    let run = store.run_concurrent(async |store| {
+        let respond = async {
+            let response = match service.handle(store, req).await? {
+                Ok(response) => response,
+                Err(code) => {
+                    answer.send(Err(InvokeError::ResponseBody(format!("{code:?}"))));
+                    return wasmtime::Result::Ok(());
+                }
+            };
+            let response = store.with(|store| response.into_http(store, async { Ok(()) }))?;
+            let (parts, mut body) = response.into_parts();
+            let (frames, receiver) = tokio::sync::mpsc::channel(4);
+            answer.stream(http::Response::from_parts(parts, ChannelBody(receiver)));
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| BodyError(format!("{e:?}")));
+                let failed = frame.is_err();
+                // The client went away: stop reading the guest's body.
+                if frames.send(frame).await.is_err() || failed {
+                    break;
+                }
+            }
+            Ok(())
+        };
+        let (responded, read) = tokio::join!(respond, io);
+        if let Err(err) = read {
+            tracing::debug!(error = ?err, "the request body was not read to its end");
+        }
+        responded
+    });
+    match tokio::time::timeout_at(deadline, run).await {
+        Err(_) => Err(None),
+        Ok(Err(err)) | Ok(Ok(Err(err))) => Err(Some((false, err))),
+        Ok(Ok(Ok(()))) => Ok(()),
+    }
+}
+
+/// A response body fed by the store's event loop (see [`call_service`]).
+struct ChannelBody(tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, BodyError>>);
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        self.0.poll_recv(cx)
+    }
 }
 
 type OutparamSet = Result<

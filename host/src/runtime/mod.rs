@@ -9,6 +9,7 @@ pub mod event;
 pub mod invoke;
 pub mod limits;
 pub mod registry;
+pub mod spin;
 
 /// System components embedded at build time (see `host/build.rs`).
 pub mod embedded {

@@ -25,6 +25,8 @@ pub enum Entry {
     /// `selfdb:platform/handler`: the request and response as plain values,
     /// for system components built with the SDK.
     Record(RecordHandlerPre<SystemState>),
+    /// A Spin app: its router and components.
+    Spin(Arc<super::spin::SpinApp>),
 }
 
 pub struct Deployed {

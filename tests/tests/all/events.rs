@@ -771,14 +771,18 @@ async fn setup_runs_before_activation_and_a_failing_one_keeps_the_old_version() 
         .fetch_json()
         .await;
     assert_eq!(answer, json!({"ok": true}));
-    let logs = host
-        .get("/api/v1/functions/jobs/logs")
-        .service_role(&host)
-        .fetch_json()
-        .await;
+    // Log records are written in batches, after the deploy answered.
     assert!(
-        logs.to_string().contains("setup of version 2 failed"),
-        "{logs}"
+        eventually(WAIT, || async {
+            host.get("/api/v1/functions/jobs/logs")
+                .service_role(&host)
+                .fetch_json()
+                .await
+                .to_string()
+                .contains("setup of version 2 failed")
+        })
+        .await,
+        "the failed setup is in the function's logs"
     );
 }
 

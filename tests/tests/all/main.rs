@@ -17,6 +17,7 @@ mod limits;
 mod realtime;
 mod rls;
 mod routing;
+mod spin;
 mod storage_files;
 mod storage_inline;
 mod storage_keys;

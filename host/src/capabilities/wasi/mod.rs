@@ -15,7 +15,7 @@ pub use outbound::OutboundPolicy;
 
 use std::sync::Arc;
 use wasmtime::component::{Linker, ResourceTable};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// One invocation's WASI state.
@@ -42,10 +42,36 @@ impl WasiState {
         (state, stdout, stderr)
     }
 
-    fn build(
-        allowed_hosts: Arc<Vec<String>>,
-        output: Option<(CapturedOutput, CapturedOutput)>,
-    ) -> Self {
+    /// A Spin component's: its environment, its `files` (read-only at
+    /// `/`), outbound requests as its `allowed_outbound_hosts` allow, and
+    /// stdout and stderr kept for the app's logs.
+    pub fn for_spin(
+        spec: &crate::spin::ComponentSpec,
+        files: Option<&std::path::Path>,
+    ) -> (Self, CapturedOutput, CapturedOutput) {
+        let (stdout, stderr) = (CapturedOutput::default(), CapturedOutput::default());
+        let mut builder = Self::builder(Some((stdout.clone(), stderr.clone())));
+        for (key, value) in &spec.environment {
+            builder.env(key, value);
+        }
+        if let Some(dir) = files {
+            if let Err(err) = builder.preopened_dir(dir, "/", FsPerms::ReadOnly) {
+                tracing::warn!(dir = %dir.display(), %err, "cannot mount a Spin component's files");
+            }
+        }
+        let state = Self {
+            ctx: builder.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: OutboundPolicy {
+                allowed_hosts: Arc::default(),
+                spin: Some(spec.allowed_hosts.clone()),
+            },
+        };
+        (state, stdout, stderr)
+    }
+
+    fn builder(output: Option<(CapturedOutput, CapturedOutput)>) -> wasmtime_wasi::WasiCtxBuilder {
         let mut builder = WasiCtx::builder();
         builder
             .allow_tcp(false)
@@ -54,11 +80,22 @@ impl WasiState {
         if let Some((stdout, stderr)) = output {
             builder.stdout(stdout).stderr(stderr);
         }
+        builder
+    }
+
+    fn build(
+        allowed_hosts: Arc<Vec<String>>,
+        output: Option<(CapturedOutput, CapturedOutput)>,
+    ) -> Self {
+        let mut builder = Self::builder(output);
         Self {
             ctx: builder.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: OutboundPolicy { allowed_hosts },
+            hooks: OutboundPolicy {
+                allowed_hosts,
+                spin: None,
+            },
         }
     }
 
@@ -76,6 +113,16 @@ impl WasiState {
             hooks: &mut self.hooks,
         }
     }
+}
+
+/// Adds WASI 0.3 and `wasi:http@0.3.0` (types and client), for components
+/// built for WASI 0.3 (spin-sdk 7); their outbound requests go through the
+/// same policy.
+pub fn link_p3<T: WasiView + WasiHttpView + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
+    wasmtime_wasi::p3::add_to_linker(linker)?;
+    wasmtime_wasi_http::p3::add_to_linker(linker)
 }
 
 /// Adds WASI 0.2 and `wasi:http`'s types and outgoing handler.

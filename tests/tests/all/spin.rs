@@ -1,0 +1,391 @@
+//! Spin apps deployed unmodified (`selfdb functions deploy --spin
+//! spin.toml`): components built with spin-sdk 5.2.0 (WASI 0.2) and 7.0.0
+//! (WASI 0.3) from `components/spin-fixtures`, served under
+//! `/functions/v1/{app}/` with Spin's routing and headers, key-value
+//! stores shared by every host, variables from the manifest, secrets and
+//! the environment, outbound HTTP as `allowed_outbound_hosts` says, mounted
+//! files; and what cannot run refused at deploy with the reason.
+
+use reqwest::StatusCode;
+use selfdb_tests::{eventually, selfdb_binary, workspace_root, Host, HostBuilder, RequestExt};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn fixture(sdk: u32) -> PathBuf {
+    workspace_root()
+        .join("tests/fixtures/spin")
+        .join(format!("v{sdk}"))
+}
+
+/// `selfdb functions ARGS` against `host`: (success, stdout, stderr).
+async fn cli(host: &Host, args: &[&str]) -> (bool, String, String) {
+    let (url, key) = (host.url.clone(), host.service_key().to_owned());
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let output = Command::new(selfdb_binary())
+            .arg("functions")
+            .args(&args)
+            .env("SELFDB_URL", url)
+            .env("SELFDB_SERVICE_KEY", key)
+            .output()
+            .expect("run selfdb functions");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+async fn deploy(host: &Host, sdk: u32, name: &str) -> (String, String) {
+    let manifest = fixture(sdk).join("spin.toml");
+    let (ok, stdout, stderr) = cli(
+        host,
+        &["deploy", name, "--spin", manifest.to_str().unwrap()],
+    )
+    .await;
+    assert!(ok, "{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
+async fn get(host: &Host, path: &str) -> (StatusCode, String) {
+    let response = host.get(path).apikey(host.anon_key()).fetch().await;
+    let status = response.status();
+    (status, response.text().await.unwrap_or_default())
+}
+
+async fn get_json(host: &Host, path: &str) -> (StatusCode, Value) {
+    let (status, text) = get(host, path).await;
+    let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: {status} {text}"));
+    (status, value)
+}
+
+/// A host whose process environment overrides the app's `region`.
+async fn serve_with_region() -> HostBuilder {
+    Host::serve().await.env("SPIN_VARIABLE_REGION", "us")
+}
+
+/// What both SDKs' fixtures must do the same way, against app `app`.
+async fn the_app_behaves_like_spin(host: &Host, app: &str, sdk: u64) {
+    let base = format!("/functions/v1/{app}");
+
+    // Routing: the guest sees the path below the app, with Spin's headers;
+    // a client's own spin-* headers do not get through.
+    let response = host
+        .get(&format!("{base}/some/path?x=1"))
+        .apikey(host.anon_key())
+        .header("spin-path-info", "/forged")
+        .fetch()
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen: Value = response.json().await.unwrap();
+    assert_eq!(seen["sdk"], sdk);
+    assert_eq!(seen["path"], "/some/path", "{seen}");
+    assert_eq!(seen["query"], "x=1");
+    let headers = &seen["headers"];
+    assert_eq!(headers["spin-path-info"], "/some/path", "{seen}");
+    assert_eq!(headers["spin-matched-route"], "/...");
+    assert_eq!(headers["spin-raw-component-route"], "/...");
+    assert_eq!(headers["spin-component-route"], "");
+    assert_eq!(headers["spin-base-path"], "/");
+    assert!(headers["spin-full-url"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("{base}/some/path?x=1")));
+    assert!(headers["spin-client-addr"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+
+    // The longest prefix wins: /p2/... is the second component.
+    let (_, second) = get_json(host, &format!("{base}/p2/x/")).await;
+    assert_eq!(second["headers"]["spin-matched-route"], "/p2/...");
+    assert_eq!(second["headers"]["spin-path-info"], "/x/");
+    assert_eq!(second["headers"]["spin-component-route"], "/p2");
+
+    // A static response from the manifest.
+    let response = host
+        .get(&format!("{base}/static"))
+        .apikey(host.anon_key())
+        .fetch()
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()["x-static"], "yes");
+    assert_eq!(response.text().await.unwrap(), "static body");
+
+    // Named segments.
+    assert_eq!(
+        get(host, &format!("{base}/hello/planet")).await,
+        (StatusCode::OK, "hello planet".into())
+    );
+
+    // Key-value: set, get, exists, keys, delete, across requests.
+    let kv = |key: &str| format!("{base}/kv/{key}");
+    let status = host
+        .put(&kv("colour"))
+        .apikey(host.anon_key())
+        .body("blue")
+        .fetch_status()
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        get(host, &kv("colour")).await,
+        (StatusCode::OK, "blue".into())
+    );
+    assert_eq!(
+        host.head(&kv("colour"))
+            .apikey(host.anon_key())
+            .fetch_status()
+            .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        host.head(&kv("nothing"))
+            .apikey(host.anon_key())
+            .fetch_status()
+            .await,
+        StatusCode::NOT_FOUND
+    );
+    let (_, keys) = get_json(host, &format!("{base}/kv-keys")).await;
+    assert!(
+        keys.as_array().unwrap().contains(&"colour".into()),
+        "{keys}"
+    );
+    assert_eq!(
+        host.delete(&kv("colour"))
+            .apikey(host.anon_key())
+            .fetch_status()
+            .await,
+        StatusCode::OK
+    );
+    assert_eq!(get(host, &kv("colour")).await.0, StatusCode::NOT_FOUND);
+    // A store the component does not list.
+    let (status, denied) = get_json(host, &format!("{base}/kv-open/other")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        denied["error"].as_str().unwrap().contains("AccessDenied"),
+        "{denied}"
+    );
+
+    // Variables: a template over a default, the environment's override, an
+    // undeclared name, an invalid one; the required one is set below.
+    let var = |name: &str| format!("{base}/vars/{name}");
+    assert_eq!(
+        get_json(host, &var("message")).await.1["value"],
+        "hello, world"
+    );
+    assert_eq!(get_json(host, &var("region")).await.1["value"], "us");
+    let (status, undefined) = get_json(host, &var("nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        undefined["error"].as_str().unwrap().contains("Undefined"),
+        "{undefined}"
+    );
+    let (_, invalid) = get_json(host, &var("Bad")).await;
+    assert!(
+        invalid["error"].as_str().unwrap().contains("InvalidName"),
+        "{invalid}"
+    );
+
+    // The component's environment.
+    assert_eq!(
+        get_json(host, &format!("{base}/env/MODE")).await.1["value"],
+        "test"
+    );
+
+    // Outbound HTTP: 127.0.0.1 is allowed, localhost is not.
+    let port = host.url.rsplit(':').next().unwrap().to_owned();
+    let (status, allowed) = get_json(
+        host,
+        &format!("{base}/outbound?url=http%3A%2F%2F127.0.0.1%3A{port}%2Fhealth"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{allowed}");
+    assert_eq!(allowed["status"], 200);
+    let (status, refused) = get_json(
+        host,
+        &format!("{base}/outbound?url=http%3A%2F%2Flocalhost%3A{port}%2Fhealth"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("Denied"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn spin_sdk_5_and_7_apps_deploy_unmodified_and_behave_as_under_spin() {
+    let host = serve_with_region().await.start();
+    for (sdk, app) in [(5u32, "spin-v5"), (7, "spin-v7")] {
+        let (stdout, stderr) = deploy(&host, sdk, app).await;
+        assert!(
+            stdout.contains(&format!("deployed Spin app {app} version 1")),
+            "{stdout}"
+        );
+        // What the manifest says that SelfDB does not use is reported.
+        for ignored in [
+            "trigger.redis",
+            "application.targets",
+            "component.api.build",
+        ] {
+            assert!(stderr.contains(ignored), "{ignored} in {stderr}");
+        }
+        assert!(stderr.contains("\"api_token\" is required"), "{stderr}");
+        the_app_behaves_like_spin(&host, app, u64::from(sdk)).await;
+
+        // The required variable, once set as a secret.
+        let (status, before) = get_json(&host, &format!("/functions/v1/{app}/vars/token")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(
+            before["error"].as_str().unwrap().contains("Provider"),
+            "{before}"
+        );
+        let (ok, out, err) = cli(&host, &["secrets", "set", app, "api_token=s3cret"]).await;
+        assert!(ok, "{out}{err}");
+        let path = format!("/functions/v1/{app}/vars/token");
+        assert!(
+            eventually(WAIT, || async {
+                get(&host, &path).await.1.contains("s3cret")
+            })
+            .await,
+            "the secret reaches the variable"
+        );
+    }
+
+    // Files mounted read-only (5.x reads them through std::fs).
+    assert_eq!(
+        get(&host, "/functions/v1/spin-v5/file/hello.txt").await,
+        (StatusCode::OK, "hello from a mounted file (sdk 5)\n".into())
+    );
+    // An unknown app is the platform's 404.
+    let (status, body) = get(&host, "/functions/v1/no-such-app/x").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // Another host of the same database sees the same stores.
+    let status = host
+        .put("/functions/v1/spin-v7/kv/shared")
+        .apikey(host.anon_key())
+        .body("from the first host")
+        .fetch_status()
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let second = HostBuilder::alongside(&host).start();
+    assert!(
+        eventually(WAIT, || async {
+            get(&second, "/functions/v1/spin-v7/kv/shared").await
+                == (StatusCode::OK, "from the first host".into())
+        })
+        .await,
+        "the second host reads what the first wrote"
+    );
+    // Both SDKs' apps keep their own data: the stores are per app.
+    assert_eq!(
+        get(&second, "/functions/v1/spin-v5/kv/shared").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_spin_app_is_versioned_and_what_cannot_run_is_refused() {
+    let host = Host::serve().await.start();
+
+    // spin-sdk 6 targets a WASI 0.3 release candidate.
+    let manifest = fixture(6).join("spin.toml");
+    let (ok, stdout, stderr) = cli(&host, &["deploy", "--spin", manifest.to_str().unwrap()]).await;
+    assert!(!ok, "{stdout}");
+    assert!(
+        stderr.contains("spin-sdk 6.x") && stderr.contains("spin-sdk 7"),
+        "{stderr}"
+    );
+
+    // A component importing what SelfDB does not give Spin apps (this one
+    // is a SelfDB function importing a system component's interface).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        workspace_root().join("target/test-functions/privileged.wasm"),
+        dir.path().join("privileged.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("spin.toml"),
+        "spin_manifest_version = 2\n[application]\nname = \"odd\"\n\
+         [[trigger.http]]\nroute = \"/...\"\ncomponent = \"odd\"\n\
+         [component.odd]\nsource = \"privileged.wasm\"\n",
+    )
+    .unwrap();
+    let odd = dir.path().join("spin.toml");
+    let (ok, _, stderr) = cli(&host, &["deploy", "--spin", odd.to_str().unwrap()]).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("it imports selfdb:platform/") && stderr.contains("does not provide"),
+        "{stderr}"
+    );
+
+    // A function's name cannot be taken by an app, nor an app's by a
+    // function; the same app deployed again is the same version.
+    let hello = std::fs::read(workspace_root().join("target/test-functions/hello.wasm")).unwrap();
+    let status = host
+        .put("/api/v1/functions/taken")
+        .service_role(&host)
+        .header("content-type", "application/wasm")
+        .body(hello.clone())
+        .fetch_status()
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let v5 = fixture(5).join("spin.toml");
+    let (ok, _, stderr) = cli(&host, &["deploy", "taken", "--spin", v5.to_str().unwrap()]).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("function_exists") || stderr.contains("is a function"),
+        "{stderr}"
+    );
+    deploy(&host, 5, "swap").await;
+    let (stdout, _) = deploy(&host, 5, "swap").await;
+    assert!(stdout.contains("version 1 (unchanged)"), "{stdout}");
+    let status = host
+        .put("/api/v1/functions/swap")
+        .service_role(&host)
+        .header("content-type", "application/wasm")
+        .body(hello)
+        .fetch_status()
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // A new version of the app (another SDK's build), then a rollback.
+    let (stdout, _) = deploy(&host, 7, "swap").await;
+    assert!(stdout.contains("version 2"), "{stdout}");
+    assert_eq!(get_json(&host, "/functions/v1/swap/x").await.1["sdk"], 7);
+    let (ok, out, err) = cli(&host, &["rollback", "swap"]).await;
+    assert!(ok, "{out}{err}");
+    assert!(
+        eventually(WAIT, || async {
+            get_json(&host, "/functions/v1/swap/x").await.1["sdk"] == 5
+        })
+        .await,
+        "the rollback serves the first version again"
+    );
+
+    // Malformed uploads get structured errors.
+    let (status, body) = host
+        .put("/api/v1/functions/broken")
+        .service_role(&host)
+        .header("content-type", "multipart/form-data; boundary=x")
+        .body("--x\r\nContent-Disposition: form-data; name=\"manifest\"\r\n\r\nspin_manifest_version = 2\r\n--x--\r\n")
+        .fetch_status_json()
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("[application]"),
+        "{body}"
+    );
+}
