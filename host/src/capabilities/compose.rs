@@ -105,6 +105,8 @@ pub struct Services {
     pub limiter: Arc<RateLimiter>,
     pub mailer: Arc<crate::auth::mailer::Mailer>,
     pub schema: Arc<SharedSchema>,
+    /// The host's data directory (Spin apps' SQLite files).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Every capability's per-process value, owned by the runtime.
@@ -120,7 +122,7 @@ impl Capabilities {
         Self {
             platform: Platform::new(services),
             privileged: Privileged::new(services),
-            spin: super::spin::SpinServices::new(services.db.clone()),
+            spin: super::spin::SpinServices::new(services.db.clone(), &services.data_dir),
         }
     }
 }

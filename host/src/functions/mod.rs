@@ -465,6 +465,7 @@ impl Functions {
             if self.runtime.registry.get(name).is_some_and(|f| !f.system) {
                 self.runtime.registry.remove(name);
                 tracing::info!(function = name, "function removed");
+                spin::forget_app(&self.settings.data_dir, name);
             }
             return Ok(());
         };

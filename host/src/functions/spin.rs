@@ -6,6 +6,7 @@
 use super::{Deployment, FunctionError, Functions};
 use crate::runtime::registry::Entry;
 use crate::runtime::spin::{SpinApp, SpinComponent};
+use crate::spin::allowed_hosts::AllowedHosts;
 use crate::spin::manifest::Manifest;
 use crate::spin::routes::Router;
 use crate::spin::{unresolved_variables, ComponentSpec};
@@ -104,6 +105,42 @@ impl SpinUpload {
     }
 }
 
+/// What would otherwise fail only when the version is loaded, after it
+/// became the active one: the routes, and allow-list entries that name no
+/// variable (those that do are checked with the variables' values at load).
+fn check_before_storing(manifest: &Manifest) -> Result<(), FunctionError> {
+    let index: HashMap<&str, usize> = manifest
+        .component_ids()
+        .enumerate()
+        .map(|(i, id)| (id, i))
+        .collect();
+    Router::build(manifest, &index).map_err(|e| FunctionError::Invalid(e.to_string()))?;
+    for (id, component) in &manifest.components {
+        for entry in &component.allowed_outbound_hosts {
+            if entry.references().next().is_some() {
+                continue;
+            }
+            let text = entry
+                .render(|_| Err::<String, ()>(()))
+                .map_err(|()| FunctionError::Invalid(format!("component {id}: a template")))?;
+            AllowedHosts::parse(&[text])
+                .map_err(|e| FunctionError::Invalid(format!("component {id}: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes what a deleted app kept on this host's disk (its SQLite
+/// databases); its key-value rows go with its function row.
+pub(super) fn forget_app(data_dir: &std::path::Path, name: &str) {
+    let dir = data_dir.join("spin").join("sqlite").join(name);
+    if dir.is_dir() {
+        if let Err(err) = std::fs::remove_dir_all(&dir) {
+            tracing::warn!(app = name, %err, "cannot remove a deleted Spin app's SQLite databases");
+        }
+    }
+}
+
 /// An absolute path of plain segments: no `.`, `..` or empty ones.
 fn valid_file_path(path: &str) -> bool {
     match path.strip_prefix('/') {
@@ -132,6 +169,7 @@ impl Functions {
             }
             _ => {}
         }
+        check_before_storing(&manifest)?;
         let mut warnings = manifest.ignored.clone();
         let sha256 = upload.sha256();
         if let Some(version) = self.store.active_with_sha(name, &sha256).await? {
@@ -271,27 +309,35 @@ impl Functions {
         if dir.is_dir() {
             return Ok(dir);
         }
-        let staging = root.join(format!(".{key}-{component}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&root).map_err(|e| io("create the files directory", e))?;
+        // A directory of its own for each attempt: two loads of one version
+        // in this process must not share one.
+        let staging = tempfile::Builder::new()
+            .prefix(".staging-")
+            .tempdir_in(&root)
+            .map_err(|e| io("create a staging directory", e))?;
         for (path, content) in files {
             if !valid_file_path(&path) {
                 continue;
             }
-            let target = staging.join(path.trim_start_matches('/'));
+            let target = staging.path().join(path.trim_start_matches('/'));
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| io("create a files directory", e))?;
             }
             std::fs::write(&target, content).map_err(|e| io("write a file", e))?;
         }
-        std::fs::create_dir_all(&staging).map_err(|e| io("create a files directory", e))?;
+        let staging = staging.keep();
         match std::fs::rename(&staging, &dir) {
             Ok(()) => Ok(dir),
-            // Another host process placed them first.
+            // Another load placed them first.
             Err(_) if dir.is_dir() => {
                 let _ = std::fs::remove_dir_all(&staging);
                 Ok(dir)
             }
-            Err(e) => Err(io("place the files", e)),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                Err(io("place the files", e))
+            }
         }
     }
 }

@@ -108,13 +108,13 @@ enum SpinRouted {
 /// dropped first, so they cannot be forged).
 fn route_spin(app: &SpinApp, name: &str, request: Request) -> SpinRouted {
     let (mut parts, body) = request.into_parts();
-    let prefix = format!("/functions/v1/{name}");
+    // What follows `/functions/v1/{app}`, cut by segments: the app's name
+    // may be percent-encoded in the path.
     let full_path = parts.uri.path();
-    let path = match full_path.strip_prefix(&prefix) {
-        Some("") | None => "/",
-        Some(rest) => rest,
-    }
-    .to_owned();
+    let path = match full_path.splitn(5, '/').nth(4) {
+        Some(rest) => format!("/{rest}"),
+        None => "/".to_owned(),
+    };
     let Some(matched) = app.router.route(&path) else {
         return SpinRouted::Answer(
             ApiError::new(

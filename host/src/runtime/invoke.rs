@@ -341,7 +341,7 @@ impl Runtime {
                     let _ = head.send(Err(InvokeError::NoHttpHandler));
                     return false;
                 };
-                let spin = self.capabilities.spin.prepare(&component.spec);
+                let spin = self.capabilities.spin.prepare(&component.spec, &cx);
                 let call = match &component.http {
                     SpinHttp::P2(pre) => Call::Http(pre),
                     SpinHttp::P3(pre) => Call::Service(pre),

@@ -1,6 +1,7 @@
 //! Spin's `allowed_outbound_hosts` entries: `scheme://host[:port]`, where
 //! each part may be `*`, the host may be `*.domain` (any subdomain), the
-//! port a range `a-b`, and a missing port is the scheme's well-known one.
+//! port a range `a..b` (end excluded, as in Spin), and a missing port is
+//! the scheme's well-known one.
 //! `*://*:*` allows everything. Outbound HTTP, PostgreSQL and Redis all
 //! check their address against the same list, as in Spin.
 
@@ -151,14 +152,14 @@ fn parse_entry(text: &str) -> Result<Entry, AllowedHostError> {
     };
     let ports = match port {
         Some("*") => Ports::Any,
-        Some(p) => match p.split_once('-') {
+        Some(p) => match p.split_once("..") {
             Some((lo, hi)) => {
-                let lo = lo.parse().map_err(|_| fail("invalid port range"))?;
-                let hi = hi.parse().map_err(|_| fail("invalid port range"))?;
-                if lo > hi {
+                let lo: u16 = lo.parse().map_err(|_| fail("invalid port range"))?;
+                let hi: u16 = hi.parse().map_err(|_| fail("invalid port range"))?;
+                if lo >= hi {
                     return Err(fail("invalid port range"));
                 }
-                Ports::Range(lo, hi)
+                Ports::Range(lo, hi - 1)
             }
             None => {
                 let p = p.parse().map_err(|_| fail("invalid port"))?;
@@ -215,9 +216,9 @@ mod tests {
     fn everything_ranges_and_ipv6() {
         let all = hosts(&["*://*:*"]);
         assert!(all.allows("anything", "x", 1));
-        let ranges = hosts(&["http://127.0.0.1:8000-8010", "http://[::1]:80"]);
+        let ranges = hosts(&["http://127.0.0.1:8000..8010", "http://[::1]:80"]);
         assert!(ranges.allows_url("http://127.0.0.1:8005/"));
-        assert!(!ranges.allows_url("http://127.0.0.1:8011/"));
+        assert!(!ranges.allows_url("http://127.0.0.1:8010/"));
         assert!(ranges.allows_url("http://[::1]/"));
         assert!(!AllowedHosts::none().allows("https", "example.com", 443));
     }

@@ -342,16 +342,17 @@ fn parse_component(
         allowed_outbound_hosts.push(template);
     }
     if !raw.allowed_http_hosts.is_empty() {
-        // Spin 1's key: Spin 2 reads it as HTTPS-or-HTTP hosts.
+        // Spin 1's key, read as Spin 2 does: each host over HTTP and
+        // HTTPS, `insecure:allow-all` as any HTTP(S) host (nothing else).
         for host in &raw.allowed_http_hosts {
-            let entry = if host == "insecure:allow-all" {
-                "*://*:*".to_owned()
+            let entries = if host == "insecure:allow-all" {
+                vec!["http://*:*".to_owned(), "https://*:*".to_owned()]
             } else if host.contains("://") {
-                host.clone()
+                vec![host.clone()]
             } else {
-                format!("*://{host}")
+                vec![format!("http://{host}"), format!("https://{host}")]
             };
-            allowed_outbound_hosts.push(Template::literal(entry));
+            allowed_outbound_hosts.extend(entries.into_iter().map(Template::literal));
         }
     }
     let mut files = Vec::new();

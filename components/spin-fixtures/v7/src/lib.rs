@@ -3,7 +3,7 @@
 
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{IntoResponse, Method, Request, StatusCode};
-use spin_sdk::{http_service, key_value, variables};
+use spin_sdk::{http_service, key_value, pg, redis, sqlite, variables};
 
 fn json(status: u16, value: serde_json::Value) -> (StatusCode, String) {
     (
@@ -52,6 +52,13 @@ async fn handle(req: Request) -> impl IntoResponse {
                 Err(err) => json(502, serde_json::json!({ "error": format!("{err:?}") })),
             }
         }
+        ["sqlite"] => sqlite().await,
+        ["pg", "list"] => pg_list().await,
+        ["pg", "add"] => {
+            let body = req.into_body().bytes().await.unwrap_or_default();
+            pg_add(String::from_utf8_lossy(&body).into_owned()).await
+        }
+        ["redis"] => redis().await,
         _ => headers(&req),
     }
 }
@@ -102,5 +109,104 @@ async fn kv(req: Request, key: &str) -> (StatusCode, String) {
     match outcome {
         Ok(what) => (StatusCode::OK, what.to_owned()),
         Err(err) => json(500, serde_json::json!({ "error": format!("{err:?}") })),
+    }
+}
+
+fn error(status: u16, err: impl std::fmt::Debug) -> (StatusCode, String) {
+    json(status, serde_json::json!({ "error": format!("{err:?}") }))
+}
+
+/// spin:sqlite/sqlite@3.1.0's async functions (rows as a stream).
+async fn sqlite() -> (StatusCode, String) {
+    let db = match sqlite::Connection::open_default().await {
+        Ok(db) => db,
+        Err(err) => return error(500, err),
+    };
+    for statement in [
+        "create table if not exists visits (n integer, via text)",
+        "insert into visits (n, via) values (5, 'v7')",
+    ] {
+        match db.execute(statement, []).await {
+            Ok(result) => {
+                if let Err(err) = result.collect().await {
+                    return error(500, err);
+                }
+            }
+            Err(err) => return error(500, err),
+        }
+    }
+    let rowid = db.last_insert_rowid().await;
+    let rows = match db.execute("select count(*) as visits, sum(n) as total from visits", []).await {
+        Ok(result) => result.collect().await,
+        Err(err) => return error(500, err),
+    };
+    match rows {
+        Ok(rows) => {
+            let row = rows.first();
+            json(200, serde_json::json!({
+                "visits": row.and_then(|r| r.get::<i64>(0)),
+                "total": row.and_then(|r| r.get::<i64>(1)),
+                "rowid": rowid,
+            }))
+        }
+        Err(err) => error(500, err),
+    }
+}
+
+async fn db() -> Result<pg::Connection, (StatusCode, String)> {
+    let address = variables::get("db_url").await.unwrap_or_default();
+    pg::Connection::open(address).await.map_err(|err| error(500, err))
+}
+
+/// spin:postgres/postgres@4.2.0's async query (rows as a stream), as the caller.
+async fn pg_list() -> (StatusCode, String) {
+    let db = match db().await {
+        Ok(db) => db,
+        Err(answer) => return answer,
+    };
+    let rows = match db.query("select body from public.notes order by id", []).await {
+        Ok(result) => result.collect().await,
+        Err(err) => return error(403, err),
+    };
+    match rows {
+        Ok(rows) => {
+            let bodies: Vec<Option<String>> = rows.iter().map(|r| r.get::<String>("body")).collect();
+            json(200, serde_json::json!(bodies))
+        }
+        Err(err) => error(403, err),
+    }
+}
+
+async fn pg_add(body: String) -> (StatusCode, String) {
+    let db = match db().await {
+        Ok(db) => db,
+        Err(answer) => return answer,
+    };
+    match db.execute("insert into public.notes (body) values ($1)", [body.into()]).await {
+        Ok(n) => json(200, serde_json::json!({ "inserted": n })),
+        Err(err) => error(403, err),
+    }
+}
+
+/// spin:redis/redis@3.0.0.
+async fn redis() -> (StatusCode, String) {
+    let address = variables::get("redis_url").await.unwrap_or_default();
+    let conn = match redis::Connection::open(address).await {
+        Ok(conn) => conn,
+        Err(err) => return error(500, err),
+    };
+    let outcome = async {
+        conn.set("spin-v7-key", b"value").await?;
+        let got = conn.get("spin-v7-key").await?;
+        let counter = conn.incr("spin-v7-counter").await?;
+        Ok::<_, redis::Error>(serde_json::json!({
+            "got": got.map(|v| String::from_utf8_lossy(&v).into_owned()),
+            "counter": counter,
+        }))
+    }
+    .await;
+    match outcome {
+        Ok(value) => json(200, value),
+        Err(err) => error(500, err),
     }
 }

@@ -1,0 +1,524 @@
+//! Spin's outbound Redis (`fermyon:spin/redis@2.0.0`,
+//! `spin:redis/redis@3.0.0`): connections to the servers the component's
+//! `allowed_outbound_hosts` allow (`redis://host:port`); any other address
+//! is `invalid-address`, as in Spin.
+
+use super::bindings::spin::redis::redis as v3;
+use super::bindings::v2::redis as v2;
+use crate::spin::ComponentSpec;
+use redis::aio::MultiplexedConnection;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{Accessor, HasData, HasSelf, Linker, Resource};
+
+/// Connections open at once in one invocation.
+const MAX_CONNECTIONS: usize = 16;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Per invocation: the connections the component opened.
+pub struct RedisState {
+    spec: Arc<ComponentSpec>,
+    open: Vec<Option<MultiplexedConnection>>,
+}
+
+/// Errors both versions share.
+enum RedisError {
+    InvalidAddress,
+    TooManyConnections,
+    TypeError,
+    Other(String),
+}
+
+/// A command's answer, in both versions' terms.
+enum Answer {
+    Nil,
+    Status(String),
+    Int(i64),
+    Binary(Vec<u8>),
+}
+
+/// A command argument.
+enum Arg {
+    Int(i64),
+    Binary(Vec<u8>),
+}
+
+fn other(err: redis::RedisError) -> RedisError {
+    if err.kind() == redis::ErrorKind::TypeError {
+        return RedisError::TypeError;
+    }
+    RedisError::Other(err.to_string())
+}
+
+impl RedisState {
+    pub fn new(spec: Arc<ComponentSpec>) -> Self {
+        Self {
+            spec,
+            open: Vec::new(),
+        }
+    }
+
+    /// The client for `address`, if the component may connect to it.
+    fn client(&self, address: &str) -> Result<redis::Client, RedisError> {
+        if self.open.iter().flatten().count() >= MAX_CONNECTIONS {
+            return Err(RedisError::TooManyConnections);
+        }
+        if !self.spec.allowed_hosts.allows_url(address) {
+            return Err(RedisError::InvalidAddress);
+        }
+        redis::Client::open(address).map_err(|_| RedisError::InvalidAddress)
+    }
+
+    fn insert(&mut self, conn: MultiplexedConnection) -> u32 {
+        match self.open.iter().position(Option::is_none) {
+            Some(free) => {
+                self.open[free] = Some(conn);
+                free as u32
+            }
+            None => {
+                self.open.push(Some(conn));
+                (self.open.len() - 1) as u32
+            }
+        }
+    }
+
+    fn conn(&self, rep: u32) -> wasmtime::Result<MultiplexedConnection> {
+        self.open
+            .get(rep as usize)
+            .and_then(Option::clone)
+            .ok_or_else(|| wasmtime::format_err!("unknown Redis connection handle"))
+    }
+
+    fn close(&mut self, rep: u32) {
+        if let Some(slot) = self.open.get_mut(rep as usize) {
+            *slot = None;
+        }
+    }
+
+    async fn open_address(&mut self, address: &str) -> Result<u32, RedisError> {
+        let conn = connect(self.client(address)?).await?;
+        Ok(self.insert(conn))
+    }
+}
+
+async fn connect(client: redis::Client) -> Result<MultiplexedConnection, RedisError> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection()).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(err)) => Err(RedisError::Other(format!("cannot connect: {err}"))),
+        Err(_) => Err(RedisError::Other("cannot connect: timed out".into())),
+    }
+}
+
+/// The commands, shared by both versions.
+mod ops {
+    use super::*;
+
+    pub async fn publish(
+        mut c: MultiplexedConnection,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> Result<(), RedisError> {
+        redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query_async::<i64>(&mut c)
+            .await
+            .map(drop)
+            .map_err(other)
+    }
+
+    pub async fn get(
+        mut c: MultiplexedConnection,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, RedisError> {
+        redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut c)
+            .await
+            .map_err(other)
+    }
+
+    pub async fn set(
+        mut c: MultiplexedConnection,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), RedisError> {
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .query_async::<()>(&mut c)
+            .await
+            .map_err(other)
+    }
+
+    pub async fn incr(mut c: MultiplexedConnection, key: String) -> Result<i64, RedisError> {
+        redis::cmd("INCR")
+            .arg(key)
+            .query_async(&mut c)
+            .await
+            .map_err(other)
+    }
+
+    pub async fn del(mut c: MultiplexedConnection, keys: Vec<String>) -> Result<u32, RedisError> {
+        redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut c)
+            .await
+            .map_err(other)
+    }
+
+    pub async fn sadd(
+        mut c: MultiplexedConnection,
+        key: String,
+        values: Vec<String>,
+    ) -> Result<u32, RedisError> {
+        redis::cmd("SADD")
+            .arg(key)
+            .arg(values)
+            .query_async(&mut c)
+            .await
+            .map_err(other)
+    }
+
+    pub async fn smembers(
+        mut c: MultiplexedConnection,
+        key: String,
+    ) -> Result<Vec<String>, RedisError> {
+        redis::cmd("SMEMBERS")
+            .arg(key)
+            .query_async(&mut c)
+            .await
+            .map_err(other)
+    }
+
+    pub async fn srem(
+        mut c: MultiplexedConnection,
+        key: String,
+        values: Vec<String>,
+    ) -> Result<u32, RedisError> {
+        redis::cmd("SREM")
+            .arg(key)
+            .arg(values)
+            .query_async(&mut c)
+            .await
+            .map_err(other)
+    }
+
+    pub async fn execute(
+        mut c: MultiplexedConnection,
+        command: String,
+        args: Vec<Arg>,
+    ) -> Result<Vec<Answer>, RedisError> {
+        let mut cmd = redis::cmd(&command);
+        for arg in args {
+            match arg {
+                Arg::Int(i) => cmd.arg(i),
+                Arg::Binary(b) => cmd.arg(b),
+            };
+        }
+        let value: redis::Value = cmd.query_async(&mut c).await.map_err(other)?;
+        let mut out = Vec::new();
+        flatten(value, &mut out);
+        Ok(out)
+    }
+
+    /// Spin's shape: a reply is a list of scalars, nested replies inlined.
+    fn flatten(value: redis::Value, out: &mut Vec<Answer>) {
+        use redis::Value as V;
+        match value {
+            V::Nil => out.push(Answer::Nil),
+            V::Int(i) => out.push(Answer::Int(i)),
+            V::BulkString(b) => out.push(Answer::Binary(b)),
+            V::SimpleString(s) => out.push(Answer::Status(s)),
+            V::Okay => out.push(Answer::Status("OK".into())),
+            V::Array(items) | V::Set(items) => items.into_iter().for_each(|i| flatten(i, out)),
+            V::Map(pairs) => pairs.into_iter().for_each(|(k, v)| {
+                flatten(k, out);
+                flatten(v, out);
+            }),
+            V::Boolean(b) => out.push(Answer::Int(i64::from(b))),
+            V::Double(d) => out.push(Answer::Status(d.to_string())),
+            V::VerbatimString { text, .. } => out.push(Answer::Status(text)),
+            other => out.push(Answer::Status(format!("{other:?}"))),
+        }
+    }
+}
+
+macro_rules! conversions {
+    ($m:ident) => {
+        impl From<RedisError> for $m::Error {
+            fn from(e: RedisError) -> Self {
+                match e {
+                    RedisError::InvalidAddress => $m::Error::InvalidAddress,
+                    RedisError::TooManyConnections => $m::Error::TooManyConnections,
+                    RedisError::TypeError => $m::Error::TypeError,
+                    RedisError::Other(m) => $m::Error::Other(m),
+                }
+            }
+        }
+
+        impl From<Answer> for $m::RedisResult {
+            fn from(a: Answer) -> Self {
+                match a {
+                    Answer::Nil => $m::RedisResult::Nil,
+                    Answer::Status(s) => $m::RedisResult::Status(s),
+                    Answer::Int(i) => $m::RedisResult::Int64(i),
+                    Answer::Binary(b) => $m::RedisResult::Binary(b),
+                }
+            }
+        }
+
+        impl From<$m::RedisParameter> for Arg {
+            fn from(p: $m::RedisParameter) -> Self {
+                match p {
+                    $m::RedisParameter::Int64(i) => Arg::Int(i),
+                    $m::RedisParameter::Binary(b) => Arg::Binary(b),
+                }
+            }
+        }
+    };
+}
+
+conversions!(v2);
+conversions!(v3);
+
+fn answer<T, U: From<T>, E: From<RedisError>>(r: Result<T, RedisError>) -> Result<U, E> {
+    r.map(Into::into).map_err(Into::into)
+}
+
+impl v2::Host for RedisState {}
+
+impl v2::HostConnection for RedisState {
+    async fn open(
+        &mut self,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<v2::Connection>, v2::Error>> {
+        Ok(self
+            .open_address(&address)
+            .await
+            .map(Resource::new_own)
+            .map_err(Into::into))
+    }
+
+    async fn publish(
+        &mut self,
+        c: Resource<v2::Connection>,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), v2::Error>> {
+        Ok(answer(
+            ops::publish(self.conn(c.rep())?, channel, payload).await,
+        ))
+    }
+
+    async fn get(
+        &mut self,
+        c: Resource<v2::Connection>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, v2::Error>> {
+        Ok(answer(ops::get(self.conn(c.rep())?, key).await))
+    }
+
+    async fn set(
+        &mut self,
+        c: Resource<v2::Connection>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), v2::Error>> {
+        Ok(answer(ops::set(self.conn(c.rep())?, key, value).await))
+    }
+
+    async fn incr(
+        &mut self,
+        c: Resource<v2::Connection>,
+        key: String,
+    ) -> wasmtime::Result<Result<i64, v2::Error>> {
+        Ok(answer(ops::incr(self.conn(c.rep())?, key).await))
+    }
+
+    async fn del(
+        &mut self,
+        c: Resource<v2::Connection>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, v2::Error>> {
+        Ok(answer(ops::del(self.conn(c.rep())?, keys).await))
+    }
+
+    async fn sadd(
+        &mut self,
+        c: Resource<v2::Connection>,
+        key: String,
+        values: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, v2::Error>> {
+        Ok(answer(ops::sadd(self.conn(c.rep())?, key, values).await))
+    }
+
+    async fn smembers(
+        &mut self,
+        c: Resource<v2::Connection>,
+        key: String,
+    ) -> wasmtime::Result<Result<Vec<String>, v2::Error>> {
+        Ok(answer(ops::smembers(self.conn(c.rep())?, key).await))
+    }
+
+    async fn srem(
+        &mut self,
+        c: Resource<v2::Connection>,
+        key: String,
+        values: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, v2::Error>> {
+        Ok(answer(ops::srem(self.conn(c.rep())?, key, values).await))
+    }
+
+    async fn execute(
+        &mut self,
+        c: Resource<v2::Connection>,
+        command: String,
+        arguments: Vec<v2::RedisParameter>,
+    ) -> wasmtime::Result<Result<Vec<v2::RedisResult>, v2::Error>> {
+        let args = arguments.into_iter().map(Into::into).collect();
+        Ok(ops::execute(self.conn(c.rep())?, command, args)
+            .await
+            .map(|answers| answers.into_iter().map(Into::into).collect())
+            .map_err(Into::into))
+    }
+
+    async fn drop(&mut self, c: Resource<v2::Connection>) -> wasmtime::Result<()> {
+        self.close(c.rep());
+        Ok(())
+    }
+}
+
+/// 3.0's functions are async: they reach the state through an [`Accessor`].
+pub struct RedisV3;
+
+impl HasData for RedisV3 {
+    type Data<'a> = &'a mut RedisState;
+}
+
+impl v3::Host for RedisState {}
+
+impl v3::HostConnection for RedisState {
+    async fn drop(&mut self, c: Resource<v3::Connection>) -> wasmtime::Result<()> {
+        self.close(c.rep());
+        Ok(())
+    }
+}
+
+fn conn_of<T: Send>(
+    a: &Accessor<T, RedisV3>,
+    c: &Resource<v3::Connection>,
+) -> wasmtime::Result<MultiplexedConnection> {
+    a.with(|mut access| access.get().conn(c.rep()))
+}
+
+impl<T: Send> v3::HostConnectionWithStore<T> for RedisV3 {
+    async fn open(
+        a: &Accessor<T, Self>,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<v3::Connection>, v3::Error>> {
+        let client = a.with(|mut access| access.get().client(&address));
+        let conn = match client {
+            Ok(client) => connect(client).await,
+            Err(err) => Err(err),
+        };
+        Ok(match conn {
+            Ok(conn) => Ok(Resource::new_own(
+                a.with(|mut access| access.get().insert(conn)),
+            )),
+            Err(err) => Err(err.into()),
+        })
+    }
+
+    async fn publish(
+        a: &Accessor<T, Self>,
+        c: Resource<v3::Connection>,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), v3::Error>> {
+        Ok(answer(
+            ops::publish(conn_of(a, &c)?, channel, payload).await,
+        ))
+    }
+
+    async fn get(
+        a: &Accessor<T, Self>,
+        c: Resource<v3::Connection>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, v3::Error>> {
+        Ok(answer(ops::get(conn_of(a, &c)?, key).await))
+    }
+
+    async fn set(
+        a: &Accessor<T, Self>,
+        c: Resource<v3::Connection>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), v3::Error>> {
+        Ok(answer(ops::set(conn_of(a, &c)?, key, value).await))
+    }
+
+    async fn incr(
+        a: &Accessor<T, Self>,
+        c: Resource<v3::Connection>,
+        key: String,
+    ) -> wasmtime::Result<Result<i64, v3::Error>> {
+        Ok(answer(ops::incr(conn_of(a, &c)?, key).await))
+    }
+
+    async fn del(
+        a: &Accessor<T, Self>,
+        c: Resource<v3::Connection>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, v3::Error>> {
+        Ok(answer(ops::del(conn_of(a, &c)?, keys).await))
+    }
+
+    async fn sadd(
+        a: &Accessor<T, Self>,
+        c: Resource<v3::Connection>,
+        key: String,
+        values: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, v3::Error>> {
+        Ok(answer(ops::sadd(conn_of(a, &c)?, key, values).await))
+    }
+
+    async fn smembers(
+        a: &Accessor<T, Self>,
+        c: Resource<v3::Connection>,
+        key: String,
+    ) -> wasmtime::Result<Result<Vec<String>, v3::Error>> {
+        Ok(answer(ops::smembers(conn_of(a, &c)?, key).await))
+    }
+
+    async fn srem(
+        a: &Accessor<T, Self>,
+        c: Resource<v3::Connection>,
+        key: String,
+        values: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, v3::Error>> {
+        Ok(answer(ops::srem(conn_of(a, &c)?, key, values).await))
+    }
+
+    async fn execute(
+        a: &Accessor<T, Self>,
+        c: Resource<v3::Connection>,
+        command: String,
+        arguments: Vec<v3::RedisParameter>,
+    ) -> wasmtime::Result<Result<Vec<v3::RedisResult>, v3::Error>> {
+        let args = arguments.into_iter().map(Into::into).collect();
+        Ok(ops::execute(conn_of(a, &c)?, command, args)
+            .await
+            .map(|answers| answers.into_iter().map(Into::into).collect())
+            .map_err(Into::into))
+    }
+}
+
+pub fn link<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut RedisState,
+) -> wasmtime::Result<()> {
+    v2::add_to_linker::<T, HasSelf<RedisState>>(linker, get)?;
+    v3::add_to_linker::<T, RedisV3>(linker, get)
+}
