@@ -816,9 +816,17 @@ async fn a_burst_of_changes_waits_in_the_database_not_in_memory() {
         .unwrap();
     wait_count(&db, "select count(*) from public.event_log", 1, WAIT).await;
     let before = rss();
-    db.batch_execute("insert into public.orders (id) select g from generate_series(1, 100000) g")
-        .await
-        .unwrap();
+    // Each change carries 8 KB, so a host that held the backlog would grow
+    // by some 800 MB; what a host may grow by anyway (warm instance slots
+    // and allocator arenas, which scale with the machine's cores, not the
+    // backlog) stays well below the bound. Postgres compresses the repeated
+    // text, so the burst itself is cheap to write.
+    db.batch_execute(
+        "insert into public.orders (id, status) \
+         select g, repeat('x', 8000) from generate_series(1, 100000) g",
+    )
+    .await
+    .unwrap();
     assert!(count(&db, "select count(*) from selfdb.outbox").await > 99_000);
     // Deliveries proceed, never more than the concurrency at once, and the
     // host's memory stays flat while the rest waits in the table. Sampled
@@ -845,8 +853,9 @@ async fn a_burst_of_changes_waits_in_the_database_not_in_memory() {
     }
     assert!(peak_running <= 4, "{peak_running} deliveries at once");
     assert!(
-        peak_rss < before + 96 * 1024,
-        "host memory grew from {before} KiB to {peak_rss} KiB"
+        peak_rss < before + 256 * 1024,
+        "host memory grew from {before} KiB to {peak_rss} KiB on {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     // Unbinding drops what is still queued.
     let (status, _) = set_triggers(&host, "events", json!([])).await;
