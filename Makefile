@@ -93,5 +93,6 @@ lint: lint-components
 lint-components:
 	@echo "make: checking the components' formatting and lints (wasm32-wasip2)"
 	cd components && cargo fmt --all -- --check
+	for v in $(SPIN_FIXTURES); do (cd components/spin-fixtures/$$v && cargo fmt -- --check) || exit 1; done
 	cd components && cargo clippy --target wasm32-wasip2 --all-targets $(SYSTEM_COMPONENTS) -- -D warnings
 	cd components && cargo clippy --target wasm32-wasip2 --all-targets $(USER_COMPONENTS) -- -D warnings

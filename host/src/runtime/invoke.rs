@@ -675,7 +675,11 @@ async fn call_service<P: Send + 'static>(
                     return wasmtime::Result::Ok(());
                 }
             };
-            let response = store.with(|store| response.into_http(store, async { Ok(()) }))?;
+            // As wasmtime's own handler does: the request body's outcome
+            // ends the response body (with an error if reading it failed).
+            // It is not joined apart: a guest that keeps the request body
+            // unread would hold a finished invocation open until its deadline.
+            let response = store.with(|store| response.into_http(store, io))?;
             let (parts, mut body) = response.into_parts();
             let (frames, receiver) = tokio::sync::mpsc::channel(4);
             answer.stream(http::Response::from_parts(parts, ChannelBody(receiver)));
@@ -689,11 +693,7 @@ async fn call_service<P: Send + 'static>(
             }
             Ok(())
         };
-        let (responded, read) = tokio::join!(respond, io);
-        if let Err(err) = read {
-            tracing::debug!(error = ?err, "the request body was not read to its end");
-        }
-        responded
+        respond.await
     });
     match tokio::time::timeout_at(deadline, run).await {
         Err(_) => Err(None),

@@ -479,6 +479,42 @@ async fn spin_apps_reach_sqlite_postgres_under_rls_and_redis() {
         assert_eq!(answer["counter"], 1);
     }
 
+    // A Redis reply larger than the function's memory limit is refused
+    // before the host holds it; smaller ones are read whole.
+    let redis_cli = |args: &[&str]| {
+        let output = Command::new("redis-cli")
+            .arg("-u")
+            .arg(&redis.url)
+            .args(args)
+            .output()
+            .expect("redis-cli (make test installs it)");
+        assert!(output.status.success(), "redis-cli {args:?}: {output:?}");
+    };
+    redis_cli(&["SET", "spin-small", "abc"]);
+    // SETRANGE pads with zeros: a 20 MiB value without a 20 MiB argument.
+    redis_cli(&["SETRANGE", "spin-big", &((20 << 20) - 1).to_string(), "x"]);
+    let (ok, out, err) = cli(&host, &["config", "spin-v7", "--memory-mb", "16"]).await;
+    assert!(ok, "{out}{err}");
+    let big = || get_as(&host, "/functions/v1/spin-v7/redis-len/spin-big", None);
+    let refused = eventually(WAIT, || async {
+        let (status, body) = big().await;
+        status == StatusCode::INTERNAL_SERVER_ERROR
+            && body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("larger than the function's memory limit"))
+    })
+    .await;
+    assert!(
+        refused,
+        "a 20 MiB reply under a 16 MiB limit: {:?}",
+        big().await
+    );
+    let (status, small) = get_as(&host, "/functions/v1/spin-v7/redis-len/spin-small", None).await;
+    assert_eq!(
+        (status, small),
+        (StatusCode::OK, serde_json::json!({"len": 3}))
+    );
+
     // The 2.0 and 3.0 versions 5.x components import.
     let (status, count) = get_as(&host, "/functions/v1/spin-v5/pg2/count", Some(&bob)).await;
     assert_eq!(status, StatusCode::OK, "{count}");

@@ -3,7 +3,9 @@
 //! outbound HTTP) and answers in JSON so the tests can check each result.
 
 use spin_sdk::http::{IntoResponse, Method, Params, Request, Response, Router};
-use spin_sdk::{http_component, key_value, llm, mqtt, mysql, pg, pg4, redis, sqlite, sqlite3, variables};
+use spin_sdk::{
+    http_component, key_value, llm, mqtt, mysql, pg, pg4, redis, sqlite, sqlite3, variables,
+};
 
 #[http_component]
 fn handle(req: Request) -> Response {
@@ -40,7 +42,10 @@ fn json(status: u16, value: serde_json::Value) -> Response {
 }
 
 fn hello(_req: Request, params: Params) -> anyhow::Result<impl IntoResponse> {
-    Ok(Response::new(200, format!("hello {}", params.get("name").unwrap_or("?"))))
+    Ok(Response::new(
+        200,
+        format!("hello {}", params.get("name").unwrap_or("?")),
+    ))
 }
 
 /// The request as the component saw it: path and every spin-* header.
@@ -93,10 +98,12 @@ fn kv_open(_req: Request, params: Params) -> anyhow::Result<impl IntoResponse> {
 }
 
 fn vars(_req: Request, params: Params) -> anyhow::Result<impl IntoResponse> {
-    Ok(match variables::get(params.get("name").unwrap_or_default()) {
-        Ok(value) => json(200, serde_json::json!({ "value": value })),
-        Err(err) => json(404, serde_json::json!({ "error": format!("{err:?}") })),
-    })
+    Ok(
+        match variables::get(params.get("name").unwrap_or_default()) {
+            Ok(value) => json(200, serde_json::json!({ "value": value })),
+            Err(err) => json(404, serde_json::json!({ "error": format!("{err:?}") })),
+        },
+    )
 }
 
 fn env(_req: Request, params: Params) -> anyhow::Result<impl IntoResponse> {
@@ -106,10 +113,17 @@ fn env(_req: Request, params: Params) -> anyhow::Result<impl IntoResponse> {
 
 /// A file from the component's `files` mounts.
 fn file(req: Request, _params: Params) -> anyhow::Result<impl IntoResponse> {
-    let path = req.header("spin-path-info").and_then(|v| v.as_str()).unwrap_or("/").to_owned();
+    let path = req
+        .header("spin-path-info")
+        .and_then(|v| v.as_str())
+        .unwrap_or("/")
+        .to_owned();
     Ok(match std::fs::read_to_string(&path) {
         Ok(text) => Response::new(200, text),
-        Err(err) => json(404, serde_json::json!({ "error": err.to_string(), "path": path })),
+        Err(err) => json(
+            404,
+            serde_json::json!({ "error": err.to_string(), "path": path }),
+        ),
     })
 }
 
@@ -141,21 +155,32 @@ fn sqlite(_req: Request, _params: Params) -> anyhow::Result<impl IntoResponse> {
         Err(err) => return Ok(error(500, err)),
     };
     let steps = db
-        .execute("create table if not exists visits (n integer, via text)", &[])
+        .execute(
+            "create table if not exists visits (n integer, via text)",
+            &[],
+        )
         .and_then(|_| {
             db.execute(
                 "insert into visits (n, via) values (?, ?)",
                 &[sqlite::Value::Integer(5), sqlite::Value::Text("v2".into())],
             )
         })
-        .and_then(|_| db.execute("select count(*) as visits, sum(n) as total from visits", &[]));
+        .and_then(|_| {
+            db.execute(
+                "select count(*) as visits, sum(n) as total from visits",
+                &[],
+            )
+        });
     Ok(match steps {
         Ok(result) => {
             let row = result.rows().next();
-            json(200, serde_json::json!({
-                "visits": row.as_ref().and_then(|r| r.get::<i64>("visits")),
-                "total": row.as_ref().and_then(|r| r.get::<i64>("total")),
-            }))
+            json(
+                200,
+                serde_json::json!({
+                    "visits": row.as_ref().and_then(|r| r.get::<i64>("visits")),
+                    "total": row.as_ref().and_then(|r| r.get::<i64>("total")),
+                }),
+            )
         }
         Err(err) => error(500, err),
     })
@@ -168,19 +193,32 @@ fn sqlite3(_req: Request, _params: Params) -> anyhow::Result<impl IntoResponse> 
         Err(err) => return Ok(error(500, err)),
     };
     let inserted = db
-        .execute("create table if not exists visits (n integer, via text)", &[])
-        .and_then(|_| db.execute("insert into visits (n, via) values (?, 'v3')", &[sqlite3::Value::Integer(7)]));
+        .execute(
+            "create table if not exists visits (n integer, via text)",
+            &[],
+        )
+        .and_then(|_| {
+            db.execute(
+                "insert into visits (n, via) values (?, 'v3')",
+                &[sqlite3::Value::Integer(7)],
+            )
+        });
     Ok(match inserted {
-        Ok(_) => json(200, serde_json::json!({ "rowid": db.last_insert_rowid(), "changes": db.changes() })),
+        Ok(_) => json(
+            200,
+            serde_json::json!({ "rowid": db.last_insert_rowid(), "changes": db.changes() }),
+        ),
         Err(err) => error(500, err),
     })
 }
 
 fn sqlite_open(_req: Request, params: Params) -> anyhow::Result<impl IntoResponse> {
-    Ok(match sqlite::Connection::open(params.get("label").unwrap_or_default()) {
-        Ok(_) => json(200, serde_json::json!({ "opened": true })),
-        Err(err) => error(403, err),
-    })
+    Ok(
+        match sqlite::Connection::open(params.get("label").unwrap_or_default()) {
+            Ok(_) => json(200, serde_json::json!({ "opened": true })),
+            Err(err) => error(403, err),
+        },
+    )
 }
 
 fn db_url() -> String {
@@ -193,13 +231,16 @@ fn pg_list(_req: Request, _params: Params) -> anyhow::Result<impl IntoResponse> 
         Ok(db) => db,
         Err(err) => return Ok(error(500, err)),
     };
-    Ok(match db.query("select body from public.notes order by id", &[]) {
-        Ok(rows) => {
-            let bodies: Vec<Option<String>> = rows.rows().map(|r| r.get::<String>("body")).collect();
-            json(200, serde_json::json!(bodies))
-        }
-        Err(err) => error(403, err),
-    })
+    Ok(
+        match db.query("select body from public.notes order by id", &[]) {
+            Ok(rows) => {
+                let bodies: Vec<Option<String>> =
+                    rows.rows().map(|r| r.get::<String>("body")).collect();
+                json(200, serde_json::json!(bodies))
+            }
+            Err(err) => error(403, err),
+        },
+    )
 }
 
 fn pg_add(req: Request, _params: Params) -> anyhow::Result<impl IntoResponse> {
@@ -208,10 +249,15 @@ fn pg_add(req: Request, _params: Params) -> anyhow::Result<impl IntoResponse> {
         Err(err) => return Ok(error(500, err)),
     };
     let body = String::from_utf8_lossy(req.body()).into_owned();
-    Ok(match db.execute("insert into public.notes (body) values ($1)", &[pg4::ParameterValue::Str(body)]) {
-        Ok(n) => json(200, serde_json::json!({ "inserted": n })),
-        Err(err) => error(403, err),
-    })
+    Ok(
+        match db.execute(
+            "insert into public.notes (body) values ($1)",
+            &[pg4::ParameterValue::Str(body)],
+        ) {
+            Ok(n) => json(200, serde_json::json!({ "inserted": n })),
+            Err(err) => error(403, err),
+        },
+    )
 }
 
 /// fermyon:spin/postgres@2.0.0.
@@ -220,20 +266,24 @@ fn pg2_count(_req: Request, _params: Params) -> anyhow::Result<impl IntoResponse
         Ok(db) => db,
         Err(err) => return Ok(error(500, err)),
     };
-    Ok(match db.query("select count(*) as n from public.notes", &[]) {
-        Ok(rows) => match rows.rows.first().and_then(|r| r.first()) {
-            Some(pg::DbValue::Int64(n)) => json(200, serde_json::json!({ "count": n })),
-            other => error(500, other),
+    Ok(
+        match db.query("select count(*) as n from public.notes", &[]) {
+            Ok(rows) => match rows.rows.first().and_then(|r| r.first()) {
+                Some(pg::DbValue::Int64(n)) => json(200, serde_json::json!({ "count": n })),
+                other => error(500, other),
+            },
+            Err(err) => error(403, err),
         },
-        Err(err) => error(403, err),
-    })
+    )
 }
 
 fn pg_denied(_req: Request, _params: Params) -> anyhow::Result<impl IntoResponse> {
-    Ok(match pg4::Connection::open("postgres://user:pw@db.example.com:5432/app") {
-        Ok(_) => json(200, serde_json::json!({ "opened": true })),
-        Err(err) => error(403, err),
-    })
+    Ok(
+        match pg4::Connection::open("postgres://user:pw@db.example.com:5432/app") {
+            Ok(_) => json(200, serde_json::json!({ "opened": true })),
+            Err(err) => error(403, err),
+        },
+    )
 }
 
 /// fermyon:spin/redis@2.0.0 against the Redis named by `redis_url`.
@@ -268,10 +318,12 @@ fn redis(_req: Request, _params: Params) -> anyhow::Result<impl IntoResponse> {
 }
 
 fn redis_denied(_req: Request, _params: Params) -> anyhow::Result<impl IntoResponse> {
-    Ok(match redis::Connection::open("redis://cache.example.com:6379") {
-        Ok(_) => json(200, serde_json::json!({ "opened": true })),
-        Err(err) => error(403, err),
-    })
+    Ok(
+        match redis::Connection::open("redis://cache.example.com:6379") {
+            Ok(_) => json(200, serde_json::json!({ "opened": true })),
+            Err(err) => error(403, err),
+        },
+    )
 }
 
 /// The interfaces SelfDB answers with "not supported".
@@ -279,9 +331,12 @@ fn refused(_req: Request, _params: Params) -> anyhow::Result<impl IntoResponse> 
     let mqtt = mqtt::Connection::open("mqtt://localhost:1883", "", "", 30).err();
     let mysql = mysql::Connection::open("mysql://localhost/db").err();
     let llm = llm::infer(llm::InferencingModel::Llama2Chat, "hi").err();
-    Ok(json(200, serde_json::json!({
-        "mqtt": format!("{mqtt:?}"),
-        "mysql": format!("{mysql:?}"),
-        "llm": format!("{llm:?}"),
-    })))
+    Ok(json(
+        200,
+        serde_json::json!({
+            "mqtt": format!("{mqtt:?}"),
+            "mysql": format!("{mysql:?}"),
+            "llm": format!("{llm:?}"),
+        }),
+    ))
 }

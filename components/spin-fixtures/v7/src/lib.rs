@@ -36,7 +36,10 @@ async fn handle(req: Request) -> impl IntoResponse {
             Ok(value) => json(200, serde_json::json!({ "value": value })),
             Err(err) => json(404, serde_json::json!({ "error": format!("{err:?}") })),
         },
-        ["env", name] => json(200, serde_json::json!({ "value": std::env::var(name).ok() })),
+        ["env", name] => json(
+            200,
+            serde_json::json!({ "value": std::env::var(name).ok() }),
+        ),
         ["outbound"] => {
             let url = req
                 .uri()
@@ -48,7 +51,10 @@ async fn handle(req: Request) -> impl IntoResponse {
                 .replace("%3A", ":")
                 .replace("%2F", "/");
             match spin_sdk::http::get(url).await {
-                Ok(response) => json(200, serde_json::json!({ "status": response.status().as_u16() })),
+                Ok(response) => json(
+                    200,
+                    serde_json::json!({ "status": response.status().as_u16() }),
+                ),
                 Err(err) => json(502, serde_json::json!({ "error": format!("{err:?}") })),
             }
         }
@@ -59,6 +65,7 @@ async fn handle(req: Request) -> impl IntoResponse {
             pg_add(String::from_utf8_lossy(&body).into_owned()).await
         }
         ["redis"] => redis().await,
+        ["redis-len", key] => redis_len(key).await,
         _ => headers(&req),
     }
 }
@@ -90,7 +97,9 @@ async fn kv(req: Request, key: &str) -> (StatusCode, String) {
     let method = req.method().clone();
     let outcome = match method {
         Method::GET => match store.get(key).await {
-            Ok(Some(value)) => return (StatusCode::OK, String::from_utf8_lossy(&value).into_owned()),
+            Ok(Some(value)) => {
+                return (StatusCode::OK, String::from_utf8_lossy(&value).into_owned());
+            }
             Ok(None) => return (StatusCode::NOT_FOUND, "no such key".into()),
             Err(err) => Err(err),
         },
@@ -136,18 +145,24 @@ async fn sqlite() -> (StatusCode, String) {
         }
     }
     let rowid = db.last_insert_rowid().await;
-    let rows = match db.execute("select count(*) as visits, sum(n) as total from visits", []).await {
+    let rows = match db
+        .execute("select count(*) as visits, sum(n) as total from visits", [])
+        .await
+    {
         Ok(result) => result.collect().await,
         Err(err) => return error(500, err),
     };
     match rows {
         Ok(rows) => {
             let row = rows.first();
-            json(200, serde_json::json!({
-                "visits": row.and_then(|r| r.get::<i64>(0)),
-                "total": row.and_then(|r| r.get::<i64>(1)),
-                "rowid": rowid,
-            }))
+            json(
+                200,
+                serde_json::json!({
+                    "visits": row.and_then(|r| r.get::<i64>(0)),
+                    "total": row.and_then(|r| r.get::<i64>(1)),
+                    "rowid": rowid,
+                }),
+            )
         }
         Err(err) => error(500, err),
     }
@@ -155,7 +170,9 @@ async fn sqlite() -> (StatusCode, String) {
 
 async fn db() -> Result<pg::Connection, (StatusCode, String)> {
     let address = variables::get("db_url").await.unwrap_or_default();
-    pg::Connection::open(address).await.map_err(|err| error(500, err))
+    pg::Connection::open(address)
+        .await
+        .map_err(|err| error(500, err))
 }
 
 /// spin:postgres/postgres@4.2.0's async query (rows as a stream), as the caller.
@@ -164,13 +181,17 @@ async fn pg_list() -> (StatusCode, String) {
         Ok(db) => db,
         Err(answer) => return answer,
     };
-    let rows = match db.query("select body from public.notes order by id", []).await {
+    let rows = match db
+        .query("select body from public.notes order by id", [])
+        .await
+    {
         Ok(result) => result.collect().await,
         Err(err) => return error(403, err),
     };
     match rows {
         Ok(rows) => {
-            let bodies: Vec<Option<String>> = rows.iter().map(|r| r.get::<String>("body")).collect();
+            let bodies: Vec<Option<String>> =
+                rows.iter().map(|r| r.get::<String>("body")).collect();
             json(200, serde_json::json!(bodies))
         }
         Err(err) => error(403, err),
@@ -182,9 +203,26 @@ async fn pg_add(body: String) -> (StatusCode, String) {
         Ok(db) => db,
         Err(answer) => return answer,
     };
-    match db.execute("insert into public.notes (body) values ($1)", [body.into()]).await {
+    match db
+        .execute("insert into public.notes (body) values ($1)", [body.into()])
+        .await
+    {
         Ok(n) => json(200, serde_json::json!({ "inserted": n })),
         Err(err) => error(403, err),
+    }
+}
+
+/// The length of a Redis value the component reads whole.
+async fn redis_len(key: &str) -> (StatusCode, String) {
+    let address = variables::get("redis_url").await.unwrap_or_default();
+    let outcome = async {
+        let conn = redis::Connection::open(address).await?;
+        conn.get(key).await
+    }
+    .await;
+    match outcome {
+        Ok(value) => json(200, serde_json::json!({ "len": value.map(|v| v.len()) })),
+        Err(err) => error(500, err),
     }
 }
 

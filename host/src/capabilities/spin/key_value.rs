@@ -8,6 +8,7 @@
 
 use super::bindings::spin::key_value::key_value as v3;
 use super::bindings::v2::key_value as v2;
+use super::handles::HandleTable;
 use crate::spin::ComponentSpec;
 use deadpool_postgres::Pool;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ const MAX_KEYS_BYTES: usize = 16 << 20;
 pub struct KeyValueState {
     spec: Arc<ComponentSpec>,
     pool: Pool,
-    open: Vec<Option<String>>,
+    open: HandleTable<String>,
 }
 
 /// Errors common to both versions, converted to each one's variant.
@@ -63,7 +64,7 @@ impl KeyValueState {
         Self {
             spec,
             pool,
-            open: Vec::new(),
+            open: HandleTable::new(MAX_OPEN_STORES),
         }
     }
 
@@ -71,16 +72,7 @@ impl KeyValueState {
         if !self.spec.key_value_stores.contains(&label) {
             return Err(KvError::AccessDenied);
         }
-        let slot = match self.open.iter().position(Option::is_none) {
-            Some(free) => free,
-            None if self.open.len() < MAX_OPEN_STORES => {
-                self.open.push(None);
-                self.open.len() - 1
-            }
-            None => return Err(KvError::TableFull),
-        };
-        self.open[slot] = Some(label);
-        Ok(slot as u32)
+        self.open.insert(label).ok_or(KvError::TableFull)
     }
 
     /// What an operation on handle `rep` needs: the pool and the store's
@@ -88,8 +80,7 @@ impl KeyValueState {
     fn store(&self, rep: u32) -> wasmtime::Result<Store> {
         let label = self
             .open
-            .get(rep as usize)
-            .and_then(Option::as_ref)
+            .get(rep)
             .ok_or_else(|| wasmtime::format_err!("unknown key-value store handle"))?;
         Ok(Store {
             pool: self.pool.clone(),
@@ -99,9 +90,7 @@ impl KeyValueState {
     }
 
     fn close(&mut self, rep: u32) {
-        if let Some(slot) = self.open.get_mut(rep as usize) {
-            *slot = None;
-        }
+        self.open.release(rep);
     }
 }
 
@@ -167,18 +156,23 @@ impl Store {
     }
 
     async fn keys(&self) -> Result<Vec<String>, KvError> {
+        use futures::TryStreamExt;
         let client = self.client().await?;
-        let rows = client
-            .query(
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&&*self.app, &self.label];
+        // Read row by row, so a store with too many keys stops at the cap
+        // instead of being held whole first.
+        let stream = client
+            .query_raw(
                 "select key from selfdb.spin_key_value where app = $1 and store = $2 order by key",
-                &[&&*self.app, &self.label],
+                params,
             )
             .await
             .map_err(other)?;
+        futures::pin_mut!(stream);
         let mut total = 0;
-        let mut keys = Vec::with_capacity(rows.len());
-        for row in rows {
-            let key: String = row.get(0);
+        let mut keys = Vec::new();
+        while let Some(row) = stream.try_next().await.map_err(other)? {
+            let key: String = row.try_get(0).map_err(other)?;
             total += key.len();
             if total > MAX_KEYS_BYTES {
                 return Err(KvError::Other(format!(

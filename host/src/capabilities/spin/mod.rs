@@ -14,6 +14,7 @@
 //!   own "not supported" error.
 
 pub mod bindings;
+mod handles;
 pub mod key_value;
 pub mod postgres;
 pub mod redis;
@@ -60,7 +61,7 @@ impl SpinServices {
                 cx.principal.clone(),
                 cx.function.limits.time_ms,
             ),
-            redis: redis::RedisState::new(spec.clone()),
+            redis: redis::RedisState::new(spec.clone(), cx.function.limits.memory_bytes),
             refused: refused::Refused,
         }
     }

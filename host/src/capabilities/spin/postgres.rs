@@ -17,6 +17,7 @@
 use super::bindings::spin::postgres3_0_0::postgres as v3;
 use super::bindings::spin::postgres4_2_0::postgres as v4;
 use super::bindings::v2::{postgres as v2, rdbms_types as r2};
+use super::handles::HandleTable;
 use crate::auth::Principal;
 use crate::db::invocation::{InvocationTx, StatementError, MAX_ROWS};
 use crate::db::values::{column_value, SqlValue};
@@ -41,8 +42,8 @@ pub struct PostgresState {
     spec: Arc<ComponentSpec>,
     own: tokio_postgres::Config,
     tx: Arc<Mutex<InvocationTx>>,
-    open: Vec<Option<Conn>>,
-    builders: Vec<Option<Builder>>,
+    open: HandleTable<Conn>,
+    builders: HandleTable<Builder>,
 }
 
 #[derive(Clone)]
@@ -81,15 +82,14 @@ impl PostgresState {
                 principal,
                 time_ms,
             ))),
-            open: Vec::new(),
-            builders: Vec::new(),
+            open: HandleTable::new(MAX_CONNECTIONS),
+            builders: HandleTable::new(MAX_CONNECTIONS),
         }
     }
 
     fn builder_address(&self, rep: u32) -> wasmtime::Result<String> {
         self.builders
-            .get(rep as usize)
-            .and_then(Option::as_ref)
+            .get(rep)
             .map(|b| b.address.clone())
             .ok_or_else(|| wasmtime::format_err!("unknown PostgreSQL connection builder handle"))
     }
@@ -111,11 +111,6 @@ impl PostgresState {
     /// What `open(address)` connects to, checked against the allow-list;
     /// the connection itself is made outside the store.
     fn target(&self, address: &str) -> Result<Target, PgError> {
-        if self.open.iter().flatten().count() >= MAX_CONNECTIONS {
-            return Err(PgError::ConnectionFailed(
-                "too many connections opened".into(),
-            ));
-        }
         let config: tokio_postgres::Config = address
             .parse()
             .map_err(|e| PgError::ConnectionFailed(format!("invalid address: {e}")))?;
@@ -154,35 +149,32 @@ impl PostgresState {
         Ok(Target::External(Box::new(config)))
     }
 
-    fn insert(&mut self, conn: Conn) -> u32 {
-        match self.open.iter().position(Option::is_none) {
-            Some(free) => {
-                self.open[free] = Some(conn);
-                free as u32
-            }
-            None => {
-                self.open.push(Some(conn));
-                (self.open.len() - 1) as u32
-            }
-        }
+    /// Checks an open and reserves its handle; the connection is made
+    /// outside the store, then the table's `settle` keeps it.
+    fn begin_open(&mut self, address: &str) -> Result<(Target, u32), PgError> {
+        let target = self.target(address)?;
+        let handle = self
+            .open
+            .reserve()
+            .ok_or_else(|| PgError::ConnectionFailed("too many connections opened".into()))?;
+        Ok((target, handle))
     }
 
     fn conn(&self, rep: u32) -> wasmtime::Result<Conn> {
         self.open
-            .get(rep as usize)
-            .and_then(Option::clone)
+            .get(rep)
+            .cloned()
             .ok_or_else(|| wasmtime::format_err!("unknown PostgreSQL connection handle"))
     }
 
     fn close(&mut self, rep: u32) {
-        if let Some(slot) = self.open.get_mut(rep as usize) {
-            *slot = None;
-        }
+        self.open.release(rep);
     }
 
     async fn open_address(&mut self, address: &str) -> Result<u32, PgError> {
-        let conn = connect(self.target(address)?).await?;
-        Ok(self.insert(conn))
+        let (target, handle) = self.begin_open(address)?;
+        let conn = connect(target).await;
+        self.open.settle(handle, conn)
     }
 }
 
@@ -773,158 +765,77 @@ fn v2_error(e: PgError) -> r2::Error {
 
 // --- host implementations ----------------------------------------------
 
-impl v2::Host for PostgresState {}
+/// `connection` as 2.0, 3.0 and 4.x's synchronous form declare it: the
+/// same operations, each version's types and error conversion.
+macro_rules! sync_connection {
+    ($version:ident, $types:ident, $params:ident, $rows:ident, $error:ident) => {
+        impl $version::Host for PostgresState {}
 
-impl v2::HostConnection for PostgresState {
-    async fn open(
-        &mut self,
-        address: String,
-    ) -> wasmtime::Result<Result<Resource<v2::Connection>, r2::Error>> {
-        Ok(self
-            .open_address(&address)
-            .await
-            .map(Resource::new_own)
-            .map_err(v2_error))
-    }
+        impl $version::HostConnection for PostgresState {
+            async fn open(
+                &mut self,
+                address: String,
+            ) -> wasmtime::Result<Result<Resource<$version::Connection>, $types::Error>> {
+                Ok(self
+                    .open_address(&address)
+                    .await
+                    .map(Resource::new_own)
+                    .map_err($error))
+            }
 
-    async fn query(
-        &mut self,
-        connection: Resource<v2::Connection>,
-        statement: String,
-        params: Vec<r2::ParameterValue>,
-    ) -> wasmtime::Result<Result<r2::RowSet, r2::Error>> {
-        let conn = self.conn(connection.rep())?;
-        let params = match params.into_iter().map(v2_param).collect() {
-            Ok(params) => params,
-            Err(err) => return Ok(Err(v2_error(err))),
-        };
-        Ok(query(conn, statement, params)
-            .await
-            .map(v2_rows)
-            .map_err(v2_error))
-    }
+            async fn query(
+                &mut self,
+                connection: Resource<$version::Connection>,
+                statement: String,
+                params: Vec<$types::ParameterValue>,
+            ) -> wasmtime::Result<Result<$types::RowSet, $types::Error>> {
+                let conn = self.conn(connection.rep())?;
+                let params = match $params(params) {
+                    Ok(params) => params,
+                    Err(err) => return Ok(Err($error(err))),
+                };
+                Ok(query(conn, statement, params)
+                    .await
+                    .map($rows)
+                    .map_err($error))
+            }
 
-    async fn execute(
-        &mut self,
-        connection: Resource<v2::Connection>,
-        statement: String,
-        params: Vec<r2::ParameterValue>,
-    ) -> wasmtime::Result<Result<u64, r2::Error>> {
-        let conn = self.conn(connection.rep())?;
-        let params = match params.into_iter().map(v2_param).collect() {
-            Ok(params) => params,
-            Err(err) => return Ok(Err(v2_error(err))),
-        };
-        Ok(execute(conn, statement, params).await.map_err(v2_error))
-    }
+            async fn execute(
+                &mut self,
+                connection: Resource<$version::Connection>,
+                statement: String,
+                params: Vec<$types::ParameterValue>,
+            ) -> wasmtime::Result<Result<u64, $types::Error>> {
+                let conn = self.conn(connection.rep())?;
+                let params = match $params(params) {
+                    Ok(params) => params,
+                    Err(err) => return Ok(Err($error(err))),
+                };
+                Ok(execute(conn, statement, params).await.map_err($error))
+            }
 
-    async fn drop(&mut self, connection: Resource<v2::Connection>) -> wasmtime::Result<()> {
-        self.close(connection.rep());
-        Ok(())
-    }
+            async fn drop(
+                &mut self,
+                connection: Resource<$version::Connection>,
+            ) -> wasmtime::Result<()> {
+                self.close(connection.rep());
+                Ok(())
+            }
+        }
+    };
 }
 
-impl v3::Host for PostgresState {}
-
-impl v3::HostConnection for PostgresState {
-    async fn open(
-        &mut self,
-        address: String,
-    ) -> wasmtime::Result<Result<Resource<v3::Connection>, v3::Error>> {
-        Ok(self
-            .open_address(&address)
-            .await
-            .map(Resource::new_own)
-            .map_err(v3_error))
-    }
-
-    async fn query(
-        &mut self,
-        connection: Resource<v3::Connection>,
-        statement: String,
-        params: Vec<v3::ParameterValue>,
-    ) -> wasmtime::Result<Result<v3::RowSet, v3::Error>> {
-        let conn = self.conn(connection.rep())?;
-        let params = match params.into_iter().map(v3_param).collect() {
-            Ok(params) => params,
-            Err(err) => return Ok(Err(v3_error(err))),
-        };
-        Ok(query(conn, statement, params)
-            .await
-            .map(v3_rows)
-            .map_err(v3_error))
-    }
-
-    async fn execute(
-        &mut self,
-        connection: Resource<v3::Connection>,
-        statement: String,
-        params: Vec<v3::ParameterValue>,
-    ) -> wasmtime::Result<Result<u64, v3::Error>> {
-        let conn = self.conn(connection.rep())?;
-        let params = match params.into_iter().map(v3_param).collect() {
-            Ok(params) => params,
-            Err(err) => return Ok(Err(v3_error(err))),
-        };
-        Ok(execute(conn, statement, params).await.map_err(v3_error))
-    }
-
-    async fn drop(&mut self, connection: Resource<v3::Connection>) -> wasmtime::Result<()> {
-        self.close(connection.rep());
-        Ok(())
-    }
+fn v2_params(params: Vec<r2::ParameterValue>) -> Result<Vec<SqlValue>, PgError> {
+    params.into_iter().map(v2_param).collect()
 }
 
-impl v4::Host for PostgresState {}
-
-impl v4::HostConnection for PostgresState {
-    async fn open(
-        &mut self,
-        address: String,
-    ) -> wasmtime::Result<Result<Resource<v4::Connection>, v4::Error>> {
-        Ok(self
-            .open_address(&address)
-            .await
-            .map(Resource::new_own)
-            .map_err(v4_error))
-    }
-
-    async fn query(
-        &mut self,
-        connection: Resource<v4::Connection>,
-        statement: String,
-        params: Vec<v4::ParameterValue>,
-    ) -> wasmtime::Result<Result<v4::RowSet, v4::Error>> {
-        let conn = self.conn(connection.rep())?;
-        let params = match v4_params(params) {
-            Ok(params) => params,
-            Err(err) => return Ok(Err(v4_error(err))),
-        };
-        Ok(query(conn, statement, params)
-            .await
-            .map(v4_rows)
-            .map_err(v4_error))
-    }
-
-    async fn execute(
-        &mut self,
-        connection: Resource<v4::Connection>,
-        statement: String,
-        params: Vec<v4::ParameterValue>,
-    ) -> wasmtime::Result<Result<u64, v4::Error>> {
-        let conn = self.conn(connection.rep())?;
-        let params = match v4_params(params) {
-            Ok(params) => params,
-            Err(err) => return Ok(Err(v4_error(err))),
-        };
-        Ok(execute(conn, statement, params).await.map_err(v4_error))
-    }
-
-    async fn drop(&mut self, connection: Resource<v4::Connection>) -> wasmtime::Result<()> {
-        self.close(connection.rep());
-        Ok(())
-    }
+fn v3_params(params: Vec<v3::ParameterValue>) -> Result<Vec<SqlValue>, PgError> {
+    params.into_iter().map(v3_param).collect()
 }
+
+sync_connection!(v2, r2, v2_params, v2_rows, v2_error);
+sync_connection!(v3, v3, v3_params, v3_rows, v3_error);
+sync_connection!(v4, v4, v4_params, v4_rows, v4_error);
 
 /// `connection-builder` (4.1): an address, optionally a CA root (no TLS
 /// here, so a CA root is refused), then `build`.
@@ -934,19 +845,10 @@ pub struct Builder {
 
 impl v4::HostConnectionBuilder for PostgresState {
     async fn new(&mut self, address: String) -> wasmtime::Result<Resource<v4::ConnectionBuilder>> {
-        let builder = Some(Builder { address });
-        let rep = match self.builders.iter().position(Option::is_none) {
-            Some(free) => {
-                self.builders[free] = builder;
-                free
-            }
-            None if self.builders.len() < MAX_CONNECTIONS => {
-                self.builders.push(builder);
-                self.builders.len() - 1
-            }
+        match self.builders.insert(Builder { address }) {
+            Some(handle) => Ok(Resource::new_own(handle)),
             None => wasmtime::bail!("too many PostgreSQL connection builders"),
-        };
-        Ok(Resource::new_own(rep as u32))
+        }
     }
 
     async fn set_ca_root(
@@ -972,9 +874,7 @@ impl v4::HostConnectionBuilder for PostgresState {
     }
 
     async fn drop(&mut self, builder: Resource<v4::ConnectionBuilder>) -> wasmtime::Result<()> {
-        if let Some(slot) = self.builders.get_mut(builder.rep() as usize) {
-            *slot = None;
-        }
+        self.builders.release(builder.rep());
         Ok(())
     }
 }
@@ -990,17 +890,15 @@ async fn open_with<T: Send>(
     accessor: &Accessor<T, PostgresV4>,
     address: String,
 ) -> wasmtime::Result<Result<Resource<v4::Connection>, v4::Error>> {
-    let target = accessor.with(|mut access| access.get().target(&address));
-    let conn = match target {
-        Ok(target) => connect(target).await,
-        Err(err) => Err(err),
+    let (target, handle) = match accessor.with(|mut access| access.get().begin_open(&address)) {
+        Ok(begun) => begun,
+        Err(err) => return Ok(Err(v4_error(err))),
     };
-    Ok(match conn {
-        Ok(conn) => Ok(Resource::new_own(
-            accessor.with(|mut access| access.get().insert(conn)),
-        )),
-        Err(err) => Err(v4_error(err)),
-    })
+    let conn = connect(target).await;
+    Ok(accessor
+        .with(|mut access| access.get().open.settle(handle, conn))
+        .map(Resource::new_own)
+        .map_err(v4_error))
 }
 
 impl<T: Send> v4::HostConnectionBuilderWithStore<T> for PostgresV4 {

@@ -5,6 +5,7 @@
 
 use super::bindings::spin::redis::redis as v3;
 use super::bindings::v2::redis as v2;
+use super::handles::HandleTable;
 use crate::spin::ComponentSpec;
 use redis::aio::MultiplexedConnection;
 use std::sync::Arc;
@@ -19,7 +20,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Per invocation: the connections the component opened.
 pub struct RedisState {
     spec: Arc<ComponentSpec>,
-    open: Vec<Option<MultiplexedConnection>>,
+    open: HandleTable<MultiplexedConnection>,
+    /// Bytes one connection may read: the invocation's memory limit, which
+    /// no reply it could use can exceed.
+    read_budget: u64,
 }
 
 /// Errors both versions share.
@@ -52,61 +56,101 @@ fn other(err: redis::RedisError) -> RedisError {
 }
 
 impl RedisState {
-    pub fn new(spec: Arc<ComponentSpec>) -> Self {
+    pub fn new(spec: Arc<ComponentSpec>, read_budget: u64) -> Self {
         Self {
             spec,
-            open: Vec::new(),
+            open: HandleTable::new(MAX_CONNECTIONS),
+            read_budget,
         }
     }
 
-    /// The client for `address`, if the component may connect to it.
-    fn client(&self, address: &str) -> Result<redis::Client, RedisError> {
-        if self.open.iter().flatten().count() >= MAX_CONNECTIONS {
-            return Err(RedisError::TooManyConnections);
-        }
+    /// The client for `address`, if the component may connect to it, and
+    /// the handle reserved for it; the table's `settle` keeps the
+    /// connection made outside the store.
+    fn begin_open(&mut self, address: &str) -> Result<(Connect, u32), RedisError> {
         if !self.spec.allowed_hosts.allows_url(address) {
             return Err(RedisError::InvalidAddress);
         }
-        redis::Client::open(address).map_err(|_| RedisError::InvalidAddress)
-    }
-
-    fn insert(&mut self, conn: MultiplexedConnection) -> u32 {
-        match self.open.iter().position(Option::is_none) {
-            Some(free) => {
-                self.open[free] = Some(conn);
-                free as u32
-            }
-            None => {
-                self.open.push(Some(conn));
-                (self.open.len() - 1) as u32
-            }
-        }
+        let client = redis::Client::open(address).map_err(|_| RedisError::InvalidAddress)?;
+        let handle = self.open.reserve().ok_or(RedisError::TooManyConnections)?;
+        let connect = Connect {
+            client,
+            read_budget: self.read_budget,
+        };
+        Ok((connect, handle))
     }
 
     fn conn(&self, rep: u32) -> wasmtime::Result<MultiplexedConnection> {
         self.open
-            .get(rep as usize)
-            .and_then(Option::clone)
+            .get(rep)
+            .cloned()
             .ok_or_else(|| wasmtime::format_err!("unknown Redis connection handle"))
     }
 
     fn close(&mut self, rep: u32) {
-        if let Some(slot) = self.open.get_mut(rep as usize) {
-            *slot = None;
-        }
+        self.open.release(rep);
     }
 
     async fn open_address(&mut self, address: &str) -> Result<u32, RedisError> {
-        let conn = connect(self.client(address)?).await?;
-        Ok(self.insert(conn))
+        let (connect, handle) = self.begin_open(address)?;
+        let conn = connect.run().await;
+        self.open.settle(handle, conn)
     }
 }
 
-async fn connect(client: redis::Client) -> Result<MultiplexedConnection, RedisError> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection()).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(err)) => Err(RedisError::Other(format!("cannot connect: {err}"))),
-        Err(_) => Err(RedisError::Other("cannot connect: timed out".into())),
+/// A connection to make, outside the store.
+struct Connect {
+    client: redis::Client,
+    read_budget: u64,
+}
+
+impl Connect {
+    /// Connects over a socket that reads at most `read_budget` bytes:
+    /// redis-rs reads a reply whole before answering, whatever its size, so
+    /// without it one `GET` of a huge value (Redis allows 512 MiB) would be
+    /// held in the host's memory before the guest could refuse it.
+    async fn run(self) -> Result<MultiplexedConnection, RedisError> {
+        let info = self.client.get_connection_info();
+        let redis::ConnectionAddr::Tcp(host, port) = &info.addr else {
+            return Err(RedisError::InvalidAddress);
+        };
+        let connect = async {
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+            tcp.set_nodelay(true)?;
+            let (read, write) = tcp.into_split();
+            let read = BudgetedRead(tokio::io::AsyncReadExt::take(read, self.read_budget));
+            let (conn, driver) =
+                MultiplexedConnection::new(&info.redis, tokio::io::join(read, write))
+                    .await
+                    .map_err(std::io::Error::other)?;
+            // Ends when the last handle to the connection is dropped.
+            tokio::spawn(driver);
+            Ok::<_, std::io::Error>(conn)
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(err)) => Err(RedisError::Other(format!("cannot connect: {err}"))),
+            Err(_) => Err(RedisError::Other("cannot connect: timed out".into())),
+        }
+    }
+}
+
+/// A socket's read half that fails, rather than ending, once its budget is
+/// spent, so the command waiting on it gets a reason.
+struct BudgetedRead(tokio::io::Take<tokio::net::tcp::OwnedReadHalf>);
+
+impl tokio::io::AsyncRead for BudgetedRead {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.0.limit() == 0 && buf.remaining() > 0 {
+            return std::task::Poll::Ready(Err(std::io::Error::other(
+                "Redis replies larger than the function's memory limit are refused",
+            )));
+        }
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
     }
 }
 
@@ -418,17 +462,14 @@ impl<T: Send> v3::HostConnectionWithStore<T> for RedisV3 {
         a: &Accessor<T, Self>,
         address: String,
     ) -> wasmtime::Result<Result<Resource<v3::Connection>, v3::Error>> {
-        let client = a.with(|mut access| access.get().client(&address));
-        let conn = match client {
-            Ok(client) => connect(client).await,
-            Err(err) => Err(err),
+        let (connect, handle) = match a.with(|mut access| access.get().begin_open(&address)) {
+            Ok(begun) => begun,
+            Err(err) => return Ok(Err(err.into())),
         };
-        Ok(match conn {
-            Ok(conn) => Ok(Resource::new_own(
-                a.with(|mut access| access.get().insert(conn)),
-            )),
-            Err(err) => Err(err.into()),
-        })
+        let conn = connect.run().await;
+        Ok(a.with(|mut access| access.get().open.settle(handle, conn))
+            .map(Resource::new_own)
+            .map_err(Into::into))
     }
 
     async fn publish(

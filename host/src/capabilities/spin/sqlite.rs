@@ -10,6 +10,7 @@
 
 use super::bindings::spin::sqlite::sqlite as v3;
 use super::bindings::v2::sqlite as v2;
+use super::handles::HandleTable;
 use crate::spin::ComponentSpec;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -34,7 +35,7 @@ pub struct SqliteState {
     spec: Arc<ComponentSpec>,
     /// This app's directory of databases.
     dir: PathBuf,
-    open: Vec<Option<Db>>,
+    open: HandleTable<Db>,
     /// When the invocation's time is up: a statement still running then
     /// is interrupted (a blocking thread cannot be cancelled otherwise).
     deadline: Instant,
@@ -84,7 +85,7 @@ impl SqliteState {
         Self {
             spec,
             dir,
-            open: Vec::new(),
+            open: HandleTable::new(MAX_CONNECTIONS),
             deadline: Instant::now() + Duration::from_millis(time_ms),
         }
     }
@@ -104,42 +105,35 @@ impl SqliteState {
                 "{label:?} is not a usable database name"
             )));
         }
-        if self.open.iter().flatten().count() >= MAX_CONNECTIONS {
-            return Err(SqlError::Io("too many connections opened".into()));
-        }
         Ok(self.dir.join(format!("{label}.db")))
     }
 
-    fn insert(&mut self, db: Db) -> u32 {
-        match self.open.iter().position(Option::is_none) {
-            Some(free) => {
-                self.open[free] = Some(db);
-                free as u32
-            }
-            None => {
-                self.open.push(Some(db));
-                (self.open.len() - 1) as u32
-            }
-        }
+    /// Checks an open and reserves its handle; the file is opened outside
+    /// the store, then the table's `settle` keeps it.
+    fn begin_open(&mut self, label: &str) -> Result<(PathBuf, Instant, u32), SqlError> {
+        let path = self.path(label)?;
+        let handle = self
+            .open
+            .reserve()
+            .ok_or_else(|| SqlError::Io("too many connections opened".into()))?;
+        Ok((path, self.deadline, handle))
     }
 
     fn db(&self, rep: u32) -> wasmtime::Result<Db> {
         self.open
-            .get(rep as usize)
-            .and_then(Option::clone)
+            .get(rep)
+            .cloned()
             .ok_or_else(|| wasmtime::format_err!("unknown SQLite connection handle"))
     }
 
     fn close(&mut self, rep: u32) {
-        if let Some(slot) = self.open.get_mut(rep as usize) {
-            *slot = None;
-        }
+        self.open.release(rep);
     }
 
     async fn open_label(&mut self, label: &str) -> Result<u32, SqlError> {
-        let path = self.path(label)?;
-        let db = open(path, self.deadline).await?;
-        Ok(self.insert(db))
+        let (path, deadline, handle) = self.begin_open(label)?;
+        let db = open(path, deadline).await;
+        self.open.settle(handle, db)
     }
 }
 
@@ -279,68 +273,53 @@ macro_rules! value_conversions {
 value_conversions!(v2);
 value_conversions!(v3);
 
-impl v2::Host for SqliteState {}
+/// `connection` as 2.0 and 3.x's synchronous form declare it, plus what
+/// only a version has.
+macro_rules! sync_connection {
+    ($version:ident { $($extra:tt)* }) => {
+        impl $version::Host for SqliteState {}
 
-impl v2::HostConnection for SqliteState {
-    async fn open(
-        &mut self,
-        database: String,
-    ) -> wasmtime::Result<Result<Resource<v2::Connection>, v2::Error>> {
-        Ok(self
-            .open_label(&database)
-            .await
-            .map(Resource::new_own)
-            .map_err(Into::into))
-    }
+        impl $version::HostConnection for SqliteState {
+            async fn open(
+                &mut self,
+                database: String,
+            ) -> wasmtime::Result<Result<Resource<$version::Connection>, $version::Error>> {
+                Ok(self
+                    .open_label(&database)
+                    .await
+                    .map(Resource::new_own)
+                    .map_err(Into::into))
+            }
 
-    async fn execute(
-        &mut self,
-        connection: Resource<v2::Connection>,
-        statement: String,
-        parameters: Vec<v2::Value>,
-    ) -> wasmtime::Result<Result<v2::QueryResult, v2::Error>> {
-        let db = self.db(connection.rep())?;
-        let params = parameters.into_iter().map(Into::into).collect();
-        Ok(execute(db, statement, params)
-            .await
-            .map(Into::into)
-            .map_err(Into::into))
-    }
+            async fn execute(
+                &mut self,
+                connection: Resource<$version::Connection>,
+                statement: String,
+                parameters: Vec<$version::Value>,
+            ) -> wasmtime::Result<Result<$version::QueryResult, $version::Error>> {
+                let db = self.db(connection.rep())?;
+                let params = parameters.into_iter().map(Into::into).collect();
+                Ok(execute(db, statement, params)
+                    .await
+                    .map(Into::into)
+                    .map_err(Into::into))
+            }
 
-    async fn drop(&mut self, connection: Resource<v2::Connection>) -> wasmtime::Result<()> {
-        self.close(connection.rep());
-        Ok(())
-    }
+            async fn drop(
+                &mut self,
+                connection: Resource<$version::Connection>,
+            ) -> wasmtime::Result<()> {
+                self.close(connection.rep());
+                Ok(())
+            }
+
+            $($extra)*
+        }
+    };
 }
 
-impl v3::Host for SqliteState {}
-
-impl v3::HostConnection for SqliteState {
-    async fn open(
-        &mut self,
-        database: String,
-    ) -> wasmtime::Result<Result<Resource<v3::Connection>, v3::Error>> {
-        Ok(self
-            .open_label(&database)
-            .await
-            .map(Resource::new_own)
-            .map_err(Into::into))
-    }
-
-    async fn execute(
-        &mut self,
-        connection: Resource<v3::Connection>,
-        statement: String,
-        parameters: Vec<v3::Value>,
-    ) -> wasmtime::Result<Result<v3::QueryResult, v3::Error>> {
-        let db = self.db(connection.rep())?;
-        let params = parameters.into_iter().map(Into::into).collect();
-        Ok(execute(db, statement, params)
-            .await
-            .map(Into::into)
-            .map_err(Into::into))
-    }
-
+sync_connection!(v2 {});
+sync_connection!(v3 {
     async fn last_insert_rowid(
         &mut self,
         connection: Resource<v3::Connection>,
@@ -351,12 +330,7 @@ impl v3::HostConnection for SqliteState {
     async fn changes(&mut self, connection: Resource<v3::Connection>) -> wasmtime::Result<u64> {
         changes(self.db(connection.rep())?).await
     }
-
-    async fn drop(&mut self, connection: Resource<v3::Connection>) -> wasmtime::Result<()> {
-        self.close(connection.rep());
-        Ok(())
-    }
-}
+});
 
 /// 3.1's async functions reach the state through an [`Accessor`].
 pub struct SqliteV3;
@@ -370,20 +344,16 @@ impl<T: Send> v3::HostConnectionWithStore<T> for SqliteV3 {
         accessor: &Accessor<T, Self>,
         database: String,
     ) -> wasmtime::Result<Result<Resource<v3::Connection>, v3::Error>> {
-        let path = accessor.with(|mut access| {
-            let state = access.get();
-            state.path(&database).map(|p| (p, state.deadline))
-        });
-        let db = match path {
-            Ok((path, deadline)) => open(path, deadline).await,
-            Err(err) => Err(err),
+        let begun = accessor.with(|mut access| access.get().begin_open(&database));
+        let (path, deadline, handle) = match begun {
+            Ok(begun) => begun,
+            Err(err) => return Ok(Err(err.into())),
         };
-        Ok(match db {
-            Ok(db) => Ok(Resource::new_own(
-                accessor.with(|mut access| access.get().insert(db)),
-            )),
-            Err(err) => Err(err.into()),
-        })
+        let db = open(path, deadline).await;
+        Ok(accessor
+            .with(|mut access| access.get().open.settle(handle, db))
+            .map(Resource::new_own)
+            .map_err(Into::into))
     }
 
     #[allow(clippy::type_complexity)]
