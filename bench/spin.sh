@@ -24,13 +24,13 @@ echo "Spin apps (wrk -t$THREADS -c$CONNECTIONS -d$DURATION; $(nproc) cores; wasm
 t0=$(now_ms)
 "$BIN" functions deploy --spin tests/fixtures/spin/hello/spin.toml >/dev/null
 t1=$(now_ms)
-answers spin-hello/
+answers spin-hello
 t2=$(now_ms)
 echo "  deploy spin-hello: $((t1 - t0)) ms to deployed, first request $((t2 - t1)) ms after"
 
 echo "spin-sdk 5 hello world: SelfDB (credentials checked) vs wasmtime serve, same component"
 serve_wasmtime "wasmtime-serve" tests/fixtures/spin/hello/spin_hello.wasm
-measure "selfdb" "$SELFDB_URL/functions/v1/spin-hello/" "apikey: $SELFDB_ANON_KEY"
+measure "selfdb" "$SELFDB_URL/functions/v1/spin-hello" "apikey: $SELFDB_ANON_KEY"
 
 echo "Key-value get through a spin-sdk 5 app (PostgreSQL-backed store)"
 "$BIN" functions deploy kv --spin tests/fixtures/spin/v5/spin.toml >/dev/null 2>&1
@@ -42,6 +42,9 @@ measure "kv-get" "$SELFDB_URL/functions/v1/kv/kv/bench" "apikey: $SELFDB_ANON_KE
 stop_host
 start_host
 t0=$(now_ms)
-answers spin-hello/
+answers spin-hello
 t1=$(now_ms)
 echo "  first request after restart: $((t1 - t0)) ms"
+awk -v s="$rps_selfdb" -v w="$rps_wasmtime_serve" 'BEGIN {
+  printf "SelfDB / wasmtime serve (spin-sdk hello): %.0f%% (target >= 100%%)\n", 100 * s / w
+}'

@@ -44,6 +44,9 @@ pub fn router(app: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/metrics", get(health::metrics))
         .route("/functions/v1/{name}", any(functions::invoke))
+        // `{*rest}` needs at least one character: an app's root, `/`, is
+        // its own route (what `spin up` serves at `/`).
+        .route("/functions/v1/{name}/", any(functions::invoke))
         .route(
             "/functions/v1/{name}/{*rest}",
             any(functions::invoke_with_path),

@@ -21,13 +21,14 @@ pub enum Loaded {
 }
 
 impl ComponentCache {
-    pub fn new(engine: &Engine, dir: PathBuf) -> std::io::Result<Self> {
+    /// `label` tells apart engines that share `dir`.
+    pub fn new(engine: &Engine, dir: PathBuf, label: &str) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Ok(Self {
             dir,
-            engine_key: format!("{:016x}", hasher.finish()),
+            engine_key: format!("{label}{:016x}", hasher.finish()),
         })
     }
 

@@ -1,4 +1,13 @@
-//! The process's one wasmtime `Engine`, its linkers and its epoch ticker.
+//! The process's wasmtime engines, their linkers and the epoch ticker.
+//!
+//! Two engines: functions (Rust, JavaScript, system components) run on one
+//! without wasmtime's concurrency support, and Spin apps on one with it.
+//! spin-sdk 7 components need it (WASI 0.3: component-model async, and
+//! Spin's async interfaces, which cannot even be linked without it), but
+//! turned on for every store it cost functions about a fifth of their
+//! throughput (`make bench`, functions part, same run: Rust trivial 16.0k
+//! vs 20.5k req/s). spin-sdk 5 components run on the Spin engine too: the
+//! interfaces they import are defined next to their async forms.
 
 use super::cache::{ComponentCache, Loaded};
 use super::registry::{valid_name, Deployed, Entry, Registry};
@@ -47,7 +56,10 @@ pub struct RuntimeMetrics {
 }
 
 pub struct Runtime {
+    /// Functions' engine, without concurrency support.
     pub engine: Engine,
+    /// Spin apps' engine, with concurrency support (see the module docs).
+    pub(super) spin_engine: Engine,
     user_linker: Linker<UserState>,
     system_linker: Linker<SystemState>,
     /// Spin apps' components: WASI 0.2 and 0.3, and Spin's interfaces.
@@ -55,6 +67,9 @@ pub struct Runtime {
     /// What components can ask of the host, per process.
     pub(super) capabilities: Capabilities,
     pub(super) cache: ComponentCache,
+    /// The Spin engine's compiled components (its own key: code compiled
+    /// by one engine never loads into the other).
+    pub(super) spin_cache: ComponentCache,
     pub registry: Registry,
     pub metrics: RuntimeMetrics,
     settings: Arc<Settings>,
@@ -66,26 +81,8 @@ impl Runtime {
         settings: Arc<Settings>,
         capabilities: Capabilities,
     ) -> Result<Arc<Self>, RuntimeError> {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        config.epoch_interruption(true);
-        let instances = settings.max_instances;
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(instances)
-            .total_core_instances(instances.saturating_mul(8))
-            .total_memories(instances.saturating_mul(2))
-            .total_tables(instances.saturating_mul(8))
-            .total_stacks(instances)
-            .max_memory_size(usize::try_from(settings.max_memory_bytes()).unwrap_or(usize::MAX))
-            // Reset a used slot by rewriting only its dirty pages (PAGEMAP_SCAN,
-            // Linux 6.7+) instead of madvise: with an instance per request, the
-            // TLB shootdowns of madvise on every exit dominate the cost.
-            .pagemap_scan(wasmtime::Enabled::Auto)
-            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
-            .table_keep_resident(64 << 10)
-            .decommit_batch_size(32);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config)?;
+        let engine = Engine::new(&engine_config(&settings, false))?;
+        let spin_engine = Engine::new(&engine_config(&settings, true))?;
 
         let mut user_linker = Linker::new(&engine);
         capabilities::wasi::link(&mut user_linker)?;
@@ -94,27 +91,30 @@ impl Runtime {
         capabilities::wasi::link(&mut system_linker)?;
         Platform::link(&mut system_linker)?;
         Privileged::link(&mut system_linker)?;
-        let mut spin_linker = Linker::new(&engine);
+        let mut spin_linker = Linker::new(&spin_engine);
         capabilities::wasi::link(&mut spin_linker)?;
         capabilities::wasi::link_p3(&mut spin_linker)?;
         Platform::link(&mut spin_linker)?;
         capabilities::spin::link(&mut spin_linker)?;
 
-        let cache = ComponentCache::new(&engine, settings.cache_dir.join("components")).map_err(
-            |source| RuntimeError::Io {
-                action: "create the component cache".into(),
-                source,
-            },
-        )?;
+        let cache_error = |source| RuntimeError::Io {
+            action: "create the component cache".into(),
+            source,
+        };
+        let dir = settings.cache_dir.join("components");
+        let cache = ComponentCache::new(&engine, dir.clone(), "").map_err(cache_error)?;
+        let spin_cache = ComponentCache::new(&spin_engine, dir, "spin-").map_err(cache_error)?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        spawn_epoch_ticker(engine.clone(), ticker_stop.clone());
+        spawn_epoch_ticker(vec![engine.clone(), spin_engine.clone()], ticker_stop.clone());
         Ok(Arc::new(Runtime {
             engine,
+            spin_engine,
             user_linker,
             system_linker,
             spin_linker,
             capabilities,
             cache,
+            spin_cache,
             registry: Registry::default(),
             metrics: RuntimeMetrics::default(),
             settings,
@@ -268,13 +268,42 @@ impl Drop for Runtime {
     }
 }
 
-fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) {
+/// One engine's configuration: component model, epoch interruption, and
+/// the pooling allocator sized by the host's settings; `concurrency` turns
+/// on wasmtime's concurrency support (see the module docs).
+fn engine_config(settings: &Settings, concurrency: bool) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.concurrency_support(concurrency);
+    let instances = settings.max_instances;
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(8))
+        .total_memories(instances.saturating_mul(2))
+        .total_tables(instances.saturating_mul(8))
+        .total_stacks(instances)
+        .max_memory_size(usize::try_from(settings.max_memory_bytes()).unwrap_or(usize::MAX))
+        // Reset a used slot by rewriting only its dirty pages (PAGEMAP_SCAN,
+        // Linux 6.7+) instead of madvise: with an instance per request, the
+        // TLB shootdowns of madvise on every exit dominate the cost.
+        .pagemap_scan(wasmtime::Enabled::Auto)
+        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+        .table_keep_resident(64 << 10)
+        .decommit_batch_size(32);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+fn spawn_epoch_ticker(engines: Vec<Engine>, stop: Arc<AtomicBool>) {
     std::thread::Builder::new()
         .name("selfdb-epoch".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(EPOCH_TICK);
-                engine.increment_epoch();
+                for engine in &engines {
+                    engine.increment_epoch();
+                }
             }
         })
         .ok();

@@ -403,7 +403,12 @@ impl Runtime {
             platform,
             privileged,
         };
-        let mut store = Store::new(&self.engine, state);
+        // A store belongs to the engine its component was compiled by.
+        let engine = match &function.entry {
+            Entry::Spin(_) => &self.spin_engine,
+            _ => &self.engine,
+        };
+        let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
         yield_every_tick_until(&mut store, limits.time_ms);
 

@@ -73,14 +73,14 @@ impl Runtime {
         bytes: &[u8],
     ) -> Result<SpinHttp, RuntimeError> {
         let name = format!("{app}/{id}");
-        let (component, _, _) = self.cache.load(&self.engine, bytes)?;
+        let (component, _, _) = self.spin_cache.load(&self.spin_engine, bytes)?;
         let link = |message: String| RuntimeError::Link {
             name: name.clone(),
             message,
         };
         let ty = component.component_type();
         let exports: Vec<String> = ty
-            .exports(&self.engine)
+            .exports(&self.spin_engine)
             .map(|(name, _)| name.to_owned())
             .collect();
         if let Some(why) = exports.iter().find_map(|e| refused_export(e)) {

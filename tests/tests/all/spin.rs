@@ -105,6 +105,13 @@ async fn the_app_behaves_like_spin(host: &Host, app: &str, sdk: u64) {
         .unwrap()
         .starts_with("127.0.0.1:"));
 
+    // The app's root, with and without its slash, as `spin up` serves `/`.
+    for root in [format!("{base}/"), base.to_string()] {
+        let (status, at_root) = get_json(host, &root).await;
+        assert_eq!(status, StatusCode::OK, "{root}: {at_root}");
+        assert_eq!(at_root["headers"]["spin-path-info"], "/", "{root}");
+    }
+
     // The longest prefix wins: /p2/... is the second component.
     let (_, second) = get_json(host, &format!("{base}/p2/x/")).await;
     assert_eq!(second["headers"]["spin-matched-route"], "/p2/...");
