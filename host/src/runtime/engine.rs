@@ -105,7 +105,10 @@ impl Runtime {
         let cache = ComponentCache::new(&engine, dir.clone(), "").map_err(cache_error)?;
         let spin_cache = ComponentCache::new(&spin_engine, dir, "spin-").map_err(cache_error)?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        spawn_epoch_ticker(vec![engine.clone(), spin_engine.clone()], ticker_stop.clone());
+        spawn_epoch_ticker(
+            vec![engine.clone(), spin_engine.clone()],
+            ticker_stop.clone(),
+        );
         Ok(Arc::new(Runtime {
             engine,
             spin_engine,

@@ -1,5 +1,6 @@
-//! The WebAssembly component runtime: one `Engine` per process (component
-//! model, pooling allocator, epoch interruption), compiled components cached
+//! The WebAssembly component runtime: two engines per process (component
+//! model, pooling allocator, epoch interruption; functions' without
+//! concurrency support, Spin apps' with it: see `engine`), compiled components cached
 //! on disk, one pre-instantiated component per deployed version and a fresh
 //! `Store` per invocation, capped in memory and time.
 
