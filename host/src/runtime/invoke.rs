@@ -681,9 +681,9 @@ async fn call_service<P: Send + 'static>(
                 }
             };
             // As wasmtime's own handler does: the request body's outcome
-            // ends the response body (with an error if reading it failed).
-            // It is not joined apart: a guest that keeps the request body
-            // unread would hold a finished invocation open until its deadline.
+            // goes to the guest (the future `response.new` gave it), not
+            // joined here, where a guest that keeps the request body unread
+            // would hold a finished invocation open until its deadline.
             let response = store.with(|store| response.into_http(store, io))?;
             let (parts, mut body) = response.into_parts();
             let (frames, receiver) = tokio::sync::mpsc::channel(4);

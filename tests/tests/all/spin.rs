@@ -521,6 +521,22 @@ async fn spin_apps_reach_sqlite_postgres_under_rls_and_redis() {
         (status, small),
         (StatusCode::OK, serde_json::json!({"len": 3}))
     );
+    // Every connection an invocation opened is closed with it: in the end
+    // only the client asking is connected.
+    let clients = || {
+        let output = Command::new("redis-cli")
+            .arg("-u")
+            .arg(&redis.url)
+            .args(["CLIENT", "LIST"])
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&output.stdout).lines().count()
+    };
+    assert!(
+        eventually(WAIT, || async { clients() == 1 }).await,
+        "{} Redis clients left",
+        clients()
+    );
 
     // The 2.0 and 3.0 versions 5.x components import.
     let (status, count) = get_as(&host, "/functions/v1/spin-v5/pg2/count", Some(&bob)).await;

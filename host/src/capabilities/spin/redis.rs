@@ -8,6 +8,7 @@ use super::bindings::v2::redis as v2;
 use super::handles::HandleTable;
 use crate::spin::ComponentSpec;
 use redis::aio::MultiplexedConnection;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{Accessor, HasData, HasSelf, Linker, Resource};
@@ -20,10 +21,27 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Per invocation: the connections the component opened.
 pub struct RedisState {
     spec: Arc<ComponentSpec>,
-    open: HandleTable<MultiplexedConnection>,
-    /// Bytes one connection may read: the invocation's memory limit, which
-    /// no reply it could use can exceed.
+    open: HandleTable<Connection>,
+    /// Bytes one command may read: the invocation's memory limit, which no
+    /// reply it could use can exceed.
     read_budget: u64,
+}
+
+/// One open connection. Dropping it (the guest's `drop`, or the end of the
+/// invocation) ends its driver task and closes the socket: redis-rs's
+/// driver alone would wait forever on a command left in flight.
+struct Connection {
+    conn: MultiplexedConnection,
+    /// Bytes the connection may still read; set back to the budget before
+    /// each command (see [`BudgetedRead`]).
+    left: Arc<AtomicU64>,
+    driver: tokio::task::AbortHandle,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
 }
 
 /// Errors both versions share.
@@ -80,11 +98,16 @@ impl RedisState {
         Ok((connect, handle))
     }
 
+    /// The connection behind `rep`, for one command: its read budget is
+    /// renewed, so the bound is on what a command reads, not on what the
+    /// connection reads over the invocation.
     fn conn(&self, rep: u32) -> wasmtime::Result<MultiplexedConnection> {
-        self.open
+        let open = self
+            .open
             .get(rep)
-            .cloned()
-            .ok_or_else(|| wasmtime::format_err!("unknown Redis connection handle"))
+            .ok_or_else(|| wasmtime::format_err!("unknown Redis connection handle"))?;
+        open.left.store(self.read_budget, Ordering::Relaxed);
+        Ok(open.conn.clone())
     }
 
     fn close(&mut self, rep: u32) {
@@ -105,11 +128,12 @@ struct Connect {
 }
 
 impl Connect {
-    /// Connects over a socket that reads at most `read_budget` bytes:
-    /// redis-rs reads a reply whole before answering, whatever its size, so
-    /// without it one `GET` of a huge value (Redis allows 512 MiB) would be
-    /// held in the host's memory before the guest could refuse it.
-    async fn run(self) -> Result<MultiplexedConnection, RedisError> {
+    /// Connects over a socket whose reads are budgeted (see
+    /// [`BudgetedRead`]): redis-rs reads a reply whole before answering,
+    /// whatever its size, so without it one `GET` of a huge value (Redis
+    /// allows 512 MiB) would be held in the host's memory before the guest
+    /// could refuse it.
+    async fn run(self) -> Result<Connection, RedisError> {
         let info = self.client.get_connection_info();
         let redis::ConnectionAddr::Tcp(host, port) = &info.addr else {
             return Err(RedisError::InvalidAddress);
@@ -118,14 +142,17 @@ impl Connect {
             let tcp = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
             tcp.set_nodelay(true)?;
             let (read, write) = tcp.into_split();
-            let read = BudgetedRead(tokio::io::AsyncReadExt::take(read, self.read_budget));
+            let left = Arc::new(AtomicU64::new(self.read_budget));
+            let read = BudgetedRead {
+                inner: read,
+                left: left.clone(),
+            };
             let (conn, driver) =
                 MultiplexedConnection::new(&info.redis, tokio::io::join(read, write))
                     .await
                     .map_err(std::io::Error::other)?;
-            // Ends when the last handle to the connection is dropped.
-            tokio::spawn(driver);
-            Ok::<_, std::io::Error>(conn)
+            let driver = tokio::spawn(driver).abort_handle();
+            Ok::<_, std::io::Error>(Connection { conn, left, driver })
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Ok(Ok(conn)) => Ok(conn),
@@ -135,9 +162,14 @@ impl Connect {
     }
 }
 
-/// A socket's read half that fails, rather than ending, once its budget is
-/// spent, so the command waiting on it gets a reason.
-struct BudgetedRead(tokio::io::Take<tokio::net::tcp::OwnedReadHalf>);
+/// A socket's read half that fails, rather than ending, once the budget
+/// of the command under way is spent, so that command gets a reason. A
+/// read may pass the budget by what it was offered at once (the reader's
+/// buffer), never by a whole reply.
+struct BudgetedRead {
+    inner: tokio::net::tcp::OwnedReadHalf,
+    left: Arc<AtomicU64>,
+}
 
 impl tokio::io::AsyncRead for BudgetedRead {
     fn poll_read(
@@ -145,12 +177,21 @@ impl tokio::io::AsyncRead for BudgetedRead {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        if self.0.limit() == 0 && buf.remaining() > 0 {
+        if self.left.load(Ordering::Relaxed) == 0 && buf.remaining() > 0 {
             return std::task::Poll::Ready(Err(std::io::Error::other(
                 "Redis replies larger than the function's memory limit are refused",
             )));
         }
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = (buf.filled().len() - before) as u64;
+        // Saturating: a read may overshoot what was left.
+        let _ = self
+            .left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                Some(left.saturating_sub(read))
+            });
+        polled
     }
 }
 
