@@ -20,6 +20,7 @@ pub mod events;
 pub mod files;
 pub mod functions;
 pub mod http;
+pub mod memory;
 pub mod realtime;
 pub mod runtime;
 pub mod secrets;

@@ -237,6 +237,16 @@ impl HostBuilder {
         Self::serve_with(database_url, previous.data_dir.clone())
     }
 
+    /// Gives the host no JavaScript toolchain, so it prepares no JavaScript
+    /// engine in the background: for measurements a compile would disturb
+    /// (on a fresh machine the engine is compiled by whichever hosts start
+    /// first, taking a couple of hundred megabytes while it runs).
+    pub fn without_javascript(mut self) -> Self {
+        self.args.push("--js-toolchain".into());
+        self.args.push("/nonexistent/toolchain".into());
+        self
+    }
+
     /// Keeps compiled components in the host's own data dir instead of the
     /// run's shared cache, and builds no JavaScript engine there, for tests
     /// of the cache itself.
@@ -244,9 +254,7 @@ impl HostBuilder {
         if let Some(i) = self.args.iter().position(|a| a == "--cache-dir") {
             self.args.drain(i..i + 2);
         }
-        self.args.push("--js-toolchain".into());
-        self.args.push("/nonexistent/toolchain".into());
-        self
+        self.without_javascript()
     }
 
     pub fn arg(mut self, arg: impl Into<String>) -> Self {

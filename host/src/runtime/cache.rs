@@ -66,8 +66,18 @@ impl ComponentCache {
         }
         let compiled = engine.precompile_component(bytes)?;
         crate::files::write_atomically(&path, &compiled)?;
-        // SAFETY: `compiled` was produced by this engine just now.
-        let component = unsafe { Component::deserialize(engine, &compiled)? };
+        // Mapped from the file just written rather than copied from memory:
+        // clean file pages are shared between hosts on one machine and the
+        // kernel may drop them under pressure, where a copy is anonymous
+        // memory held for the host's life.
+        // SAFETY: the file holds what this engine produced just now.
+        let component = match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => component,
+            // SAFETY: `compiled` was produced by this engine just now.
+            Err(_) => unsafe { Component::deserialize(engine, &compiled)? },
+        };
+        drop(compiled);
+        crate::memory::release_freed();
         Ok((component, Loaded::Compiled, digest))
     }
 }

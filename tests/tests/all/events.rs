@@ -788,8 +788,11 @@ async fn setup_runs_before_activation_and_a_failing_one_keeps_the_old_version() 
 
 #[tokio::test]
 async fn a_burst_of_changes_waits_in_the_database_not_in_memory() {
+    // Without JavaScript: on a fresh machine the host would compile the
+    // JavaScript engine in the background while the burst is measured.
     let host = Host::serve()
         .await
+        .without_javascript()
         .arg("--event-concurrency")
         .arg("4")
         .start();
@@ -817,10 +820,9 @@ async fn a_burst_of_changes_waits_in_the_database_not_in_memory() {
     wait_count(&db, "select count(*) from public.event_log", 1, WAIT).await;
     let before = rss();
     // Each change carries 8 KB, so a host that held the backlog would grow
-    // by some 800 MB; what a host may grow by anyway (warm instance slots
-    // and allocator arenas, which scale with the machine's cores, not the
-    // backlog) stays well below the bound. Postgres compresses the repeated
-    // text, so the burst itself is cheap to write.
+    // by some 800 MB; what it grows by here is a few MB (CI once saw +290
+    // MB: the JavaScript engine compiling in the background, now off).
+    // Postgres compresses the repeated text, so the burst is cheap to write.
     db.batch_execute(
         "insert into public.orders (id, status) \
          select g, repeat('x', 8000) from generate_series(1, 100000) g",
@@ -853,7 +855,7 @@ async fn a_burst_of_changes_waits_in_the_database_not_in_memory() {
     }
     assert!(peak_running <= 4, "{peak_running} deliveries at once");
     assert!(
-        peak_rss < before + 256 * 1024,
+        peak_rss < before + 128 * 1024,
         "host memory grew from {before} KiB to {peak_rss} KiB on {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
