@@ -22,6 +22,10 @@ fi
 if ! command -v openssl >/dev/null 2>&1; then
   apt_packages+=(openssl)
 fi
+# Projects' tests put PgBouncer (transaction mode) in front of a database.
+if [ ! -x /usr/sbin/pgbouncer ] && ! command -v pgbouncer >/dev/null 2>&1; then
+  apt_packages+=(pgbouncer)
+fi
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   apt_packages+=(nodejs npm)
 fi

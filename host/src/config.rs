@@ -108,6 +108,9 @@ pub struct FileConfig {
     pub realtime_max_channels: Option<usize>,
     pub event_concurrency: Option<usize>,
     pub event_retry_base_ms: Option<u64>,
+    pub project_schema_poll_ms: Option<u64>,
+    pub request_log: Option<bool>,
+    pub request_log_retention_days: Option<u32>,
     pub db_pool_size: Option<usize>,
     pub max_instances: Option<u32>,
     pub function_memory_mb: Option<u64>,
@@ -168,6 +171,12 @@ pub struct Settings {
     pub event_concurrency: usize,
     /// The first retry's delay of a failed delivery (it doubles each time).
     pub event_retry_base_ms: u64,
+    /// How often each project's schema digest is compared.
+    pub project_schema_poll: std::time::Duration,
+    /// Whether every API request is logged (`selfdb.request_logs`).
+    pub request_log: bool,
+    /// Days of request logs kept.
+    pub request_log_retention_days: u32,
     pub db_pool_size: usize,
     pub max_instances: u32,
     pub default_limits: FunctionLimits,

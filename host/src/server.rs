@@ -52,8 +52,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     };
 
     let config = match socket_config {
-        Some(config) => config,
-        None => database_url.parse().context("parse the database URL")?,
+        Some(config) => crate::db::connect::plain(config)?,
+        None if embedded.is_some() => {
+            // The embedded cluster has no certificate: no TLS attempt.
+            let target = crate::db::connect::parse(&database_url, None)?;
+            crate::db::connect::plain(target.config)?
+        }
+        None => crate::db::connect::parse(&database_url, None).context("the database URL")?,
     };
     let result = serve(settings, config, &database_url, started, signals).await;
     if let Some(mut pg) = embedded {
@@ -87,7 +92,7 @@ struct Opened {
 /// by a start-up that then fails before printing it.
 async fn serve(
     settings: Arc<Settings>,
-    database: tokio_postgres::Config,
+    database: crate::db::connect::PgTarget,
     database_url: &str,
     started: Instant,
     signals: ShutdownSignals,
@@ -122,7 +127,7 @@ async fn serve(
         db: db.clone(),
         keys: opened.keys.clone(),
         limiter,
-        mailer,
+        mailer: mailer.clone(),
         schema: schema.clone(),
         data_dir: settings.data_dir.clone(),
     });
@@ -144,16 +149,28 @@ async fn serve(
     tracing::info!(served, functions = ?deployed, dir = %settings.functions_dir.display(), "functions deployed");
     tokio::spawn(crate::functions::follow_changes(
         functions.clone(),
-        db.owner_config().clone(),
+        db.owner_target().clone(),
     ));
     functions.warm_up();
-    functions.events.start(db.owner_config().clone());
+    functions.events.start(db.owner_target().clone());
     if matches!(settings.database, DatabaseSource::Embedded) {
         tokio::spawn(crate::functions::watch::watch(
             functions.clone(),
             settings.functions_dir.clone(),
         ));
     }
+
+    let projects = crate::projects::Projects::new(
+        crate::projects::store::Store::new(db.clone()),
+        &secrets_key,
+        mailer,
+        crate::projects::ProjectSettings {
+            schema_poll: settings.project_schema_poll,
+        },
+    );
+    let known = projects.load_all().await.context("read projects")?;
+    tracing::info!(projects = known, "projects registered");
+    projects.start(db.owner_target().clone());
 
     let storage = Arc::new(
         crate::storage::Storage::start(&settings, &db)
@@ -192,6 +209,13 @@ async fn serve(
         storage: storage.clone(),
         functions,
         realtime,
+        projects,
+        request_log: settings.request_log.then(|| {
+            crate::request_log::RequestLog::start(
+                db_for_admin.clone(),
+                settings.request_log_retention_days,
+            )
+        }),
     });
     let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
 
@@ -234,7 +258,7 @@ async fn serve(
 /// the keys.
 async fn open_database(
     settings: &Settings,
-    database: tokio_postgres::Config,
+    database: crate::db::connect::PgTarget,
 ) -> anyhow::Result<Opened> {
     let db = Database::connect_with(database, settings.db_pool_size)
         .await
@@ -400,8 +424,10 @@ fn write_env_file(settings: &Settings, lines: &[String]) -> anyhow::Result<()> {
 }
 
 async fn create_database_if_missing(maintenance_url: &str, name: &str) -> anyhow::Result<()> {
-    let (client, connection) =
-        tokio_postgres::connect(maintenance_url, tokio_postgres::NoTls).await?;
+    // The embedded cluster's own URL: no TLS there.
+    let target = crate::db::connect::parse(maintenance_url, None)?;
+    let target = crate::db::connect::plain(target.config)?;
+    let (client, connection) = target.config.connect(target.tls).await?;
     let task = tokio::spawn(connection);
     let exists = client
         .query_opt("select 1 from pg_database where datname = $1", &[&name])

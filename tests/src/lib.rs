@@ -12,8 +12,10 @@
 //! sleeps for a guessed time.
 
 mod api;
+mod external;
 
 pub use api::{error_code, misbehave, run_sql, run_sql_body, RequestExt};
+pub use external::{ExternalCluster, PgBouncer};
 
 use selfdb::embedded_pg::EmbeddedPg;
 use std::collections::HashMap;
@@ -360,6 +362,17 @@ impl Host {
             .expect("temp dir")
             .keep();
         HostBuilder::serve_with(&database_url, data_dir)
+    }
+
+    /// `selfdb serve` on a database of the caller's (an external cluster's
+    /// URL, with its `sslmode`).
+    pub fn serve_at(database_url: &str) -> HostBuilder {
+        let data_dir = tempfile::Builder::new()
+            .prefix("selfdb-test-host")
+            .tempdir_in("/tmp")
+            .expect("temp dir")
+            .keep();
+        HostBuilder::serve_with(database_url, data_dir)
     }
 
     /// `selfdb dev` with its own embedded cluster in `data_dir`.

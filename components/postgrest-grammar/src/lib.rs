@@ -145,9 +145,26 @@ pub fn unquote(text: &str) -> String {
     }
 }
 
+/// The first `->` outside double quotes (a quoted column may contain one).
+fn find_arrow(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut quoted = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            b'-' if !quoted && bytes.get(i + 1) == Some(&b'>') => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 pub fn parse_field(text: &str) -> Result<Field, ParseError> {
     let text = text.trim();
-    let first = text.find("->").unwrap_or(text.len());
+    let first = find_arrow(text).unwrap_or(text.len());
     let column = unquote(&text[..first]);
     if column.is_empty() {
         return Err(ParseError::new(format!("\"{text}\" is not a column")));
@@ -162,7 +179,7 @@ pub fn parse_field(text: &str) -> Result<Field, ParseError> {
         } else {
             return Err(ParseError::new(format!("bad JSON path in \"{text}\"")));
         };
-        let end = after.find("->").unwrap_or(after.len());
+        let end = find_arrow(after).unwrap_or(after.len());
         let key = unquote(&after[..end]);
         if key.is_empty() {
             return Err(ParseError::new(format!("empty JSON key in \"{text}\"")));
@@ -381,7 +398,7 @@ pub fn scopes(query: &[(String, String)]) -> Result<Scopes, ParseError> {
         if RESERVED.contains(&key.as_str()) {
             continue;
         }
-        let (path, name) = match key.rfind('.') {
+        let (path, name) = match rfind_unquoted(key, b'.') {
             // `not.or` / `not.and` are top-level keys, not a scope named "not".
             Some(_) if key == "not.or" || key == "not.and" => ("", key.as_str()),
             Some(i) => (&key[..i], &key[i + 1..]),
@@ -400,6 +417,25 @@ pub fn scopes(query: &[(String, String)]) -> Result<Scopes, ParseError> {
         }
     }
     Ok(scopes)
+}
+
+/// The last `byte` outside double quotes (a quoted column may contain
+/// dots, which would otherwise name an embedded resource's scope).
+fn rfind_unquoted(text: &str, byte: u8) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut quoted = false;
+    let mut found = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            b if b == byte && !quoted => found = Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    found
 }
 
 fn parse_count(name: &str, value: &str) -> Result<i64, ParseError> {
@@ -521,6 +557,28 @@ pub fn leaf_sql(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_columns_may_hold_dots_and_reserved_words() {
+        let query = vec![
+            (r#""a.b""#.to_owned(), "eq.1".to_owned()),
+            (r#""order""#.to_owned(), "eq.2".to_owned()),
+        ];
+        let scopes = scopes(&query).unwrap();
+        assert_eq!(scopes.len(), 1);
+        assert_eq!(scopes[""].conds.len(), 2);
+        assert!(scopes[""].order.is_empty());
+    }
+
+    #[test]
+    fn quoted_columns_keep_arrows_and_quotes() {
+        let field = parse_field(r#""a->b""#).unwrap();
+        assert_eq!(field.column, "a->b");
+        assert!(field.path.is_empty());
+        let field = parse_field(r#""we\"ird->x"->>k"#).unwrap();
+        assert_eq!(field.column, r#"we"ird->x"#);
+        assert_eq!(field.path, vec![("->>", "k".to_owned())]);
+    }
 
     #[test]
     fn select_items() {

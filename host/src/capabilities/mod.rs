@@ -63,6 +63,9 @@ pub struct Prepare<'a> {
     pub request_id: &'a Arc<str>,
     /// The client's address as the host saw it.
     pub client_ip: Option<IpAddr>,
+    /// A project's database, when the invocation serves a project: its SQL
+    /// and schema are that database's.
+    pub external: Option<&'a Arc<crate::db::external::ExternalDb>>,
 }
 
 /// Why ending an invocation's state failed (a commit that did not succeed).

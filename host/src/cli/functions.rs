@@ -223,7 +223,7 @@ pub enum Lang {
 }
 
 /// Where the instance is and the key to use.
-struct Target {
+pub(super) struct Target {
     url: String,
     key: String,
     client: reqwest::Client,
@@ -243,7 +243,7 @@ fn env_file_values(path: &Path) -> Option<(Option<String>, Option<String>)> {
     Some((url, key))
 }
 
-fn target(url: Option<String>, key: Option<String>) -> anyhow::Result<Target> {
+pub(super) fn target(url: Option<String>, key: Option<String>) -> anyhow::Result<Target> {
     let file = env_file_values(Path::new(".selfdb/selfdb.env")).unwrap_or((None, None));
     let url = url.or_else(|| std::env::var("SELFDB_URL").ok()).or(file.0);
     let key = key
@@ -267,7 +267,7 @@ fn target(url: Option<String>, key: Option<String>) -> anyhow::Result<Target> {
 }
 
 impl Target {
-    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+    pub(super) fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.client
             .request(method, format!("{}{path}", self.url))
             .header("apikey", &self.key)
@@ -275,7 +275,7 @@ impl Target {
     }
 
     /// Sends and returns the JSON answer, or the API's error as the error.
-    async fn json(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    pub(super) async fn json(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
         let response = request
             .send()
             .await
@@ -315,7 +315,7 @@ impl Target {
     }
 }
 
-fn print(value: &Value) {
+pub(super) fn print(value: &Value) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())

@@ -2,6 +2,7 @@
 //! host; `selfdb functions ...` is a client of a running one.
 
 pub mod functions;
+pub mod projects;
 pub mod spin_upload;
 
 use crate::config::{DatabaseSource, FileConfig, FunctionLimits, Settings};
@@ -30,6 +31,9 @@ pub enum Command {
     /// Write, deploy, version, roll back, configure and watch functions on a
     /// running instance.
     Functions(functions::FunctionsArgs),
+    /// Register existing PostgreSQL databases and manage them (projects:
+    /// an instant API over each).
+    Projects(projects::ProjectsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +105,17 @@ pub struct CommonArgs {
     /// it doubles with each attempt (with jitter), up to an hour.
     #[arg(long, env = "SELFDB_EVENT_RETRY_BASE_MS")]
     pub event_retry_base_ms: Option<u64>,
+    /// How often each project's schema is checked for changes, in
+    /// milliseconds (projects without an event trigger rely on it).
+    #[arg(long, env = "SELFDB_PROJECT_SCHEMA_POLL_MS")]
+    pub project_schema_poll_ms: Option<u64>,
+    /// Log every API request (projects' and the main instance's) for the
+    /// logs and analytics routes.
+    #[arg(long, env = "SELFDB_REQUEST_LOG")]
+    pub request_log: Option<bool>,
+    /// Days of request logs kept (older days are dropped).
+    #[arg(long, env = "SELFDB_REQUEST_LOG_RETENTION_DAYS")]
+    pub request_log_retention_days: Option<u32>,
     /// Connections in the pool used for request transactions.
     #[arg(long, env = "SELFDB_DB_POOL_SIZE")]
     pub db_pool_size: Option<usize>,
@@ -246,6 +261,18 @@ impl CommonArgs {
                 .event_retry_base_ms
                 .or(file.event_retry_base_ms)
                 .unwrap_or(1000),
+            project_schema_poll: std::time::Duration::from_millis(
+                self.project_schema_poll_ms
+                    .or(file.project_schema_poll_ms)
+                    .unwrap_or(10_000)
+                    .max(100),
+            ),
+            request_log: self.request_log.or(file.request_log).unwrap_or(true),
+            request_log_retention_days: self
+                .request_log_retention_days
+                .or(file.request_log_retention_days)
+                .unwrap_or(7)
+                .max(1),
             db_pool_size: self.db_pool_size.or(file.db_pool_size).unwrap_or(16),
             max_instances: self.max_instances.or(file.max_instances).unwrap_or(256),
             default_limits: FunctionLimits {
@@ -337,6 +364,7 @@ fn default_js_toolchain() -> Option<PathBuf> {
 fn settings_for(command: Command) -> anyhow::Result<Settings> {
     match command {
         Command::Functions(_) => anyhow::bail!("`selfdb functions` starts no host"),
+        Command::Projects(_) => anyhow::bail!("`selfdb projects` starts no host"),
         Command::Dev(args) => {
             let file = args.common.file_config()?;
             let listen = SocketAddr::new(IpAddr::from([127, 0, 0, 1]), args.port);
@@ -398,6 +426,9 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Command::Projects(args) = cli.command {
+        return run_client(projects::run(args));
+    }
     if let Command::Functions(args) = cli.command {
         return run_client(functions::run(args));
     }

@@ -85,6 +85,11 @@ pub struct InvocationTx {
     aborted: bool,
     /// The transaction opens with `begin read only`.
     read_only: bool,
+    /// Prepared statements are closed before the transaction ends and
+    /// nothing is left in the session (a user's own database, which may be
+    /// behind PgBouncer in transaction mode: the next transaction on this
+    /// connection may reach another server session).
+    transaction_pooling: bool,
 }
 
 /// The role that owns the `auth` schema; only system components reach it.
@@ -107,6 +112,17 @@ impl InvocationTx {
         if principal.role == crate::auth::Role::Anon {
             tx.anon_db = Some(db);
         }
+        tx
+    }
+
+    /// A transaction on a user's own database (a project's), as the user
+    /// its URL names (no role switch, no claims), safe behind a
+    /// transaction-mode pooler: `begin` goes first as a simple query, and
+    /// statements are prepared inside the transaction and closed before
+    /// it ends.
+    pub fn external(pool: Pool, statement_timeout_ms: u64) -> Self {
+        let mut tx = Self::with_role(pool, "none", "{}".into(), statement_timeout_ms);
+        tx.transaction_pooling = true;
         tx
     }
 
@@ -136,6 +152,7 @@ impl InvocationTx {
             begun: false,
             aborted: false,
             read_only: false,
+            transaction_pooling: false,
         }
     }
 
@@ -177,6 +194,24 @@ impl InvocationTx {
         }
         let refs: Vec<&(dyn postgres_types::ToSql + Sync)> =
             params.iter().map(|p| p as _).collect();
+        if !self.begun && self.transaction_pooling {
+            // Behind a transaction-mode pooler a statement prepared before
+            // `begin` may sit on another server session than the one the
+            // transaction gets: `begin` (with the timeout, as a simple
+            // query: nothing prepared) goes first, on its own round trip.
+            let begin = format!(
+                "begin{}; select set_config('statement_timeout', '{}', true)",
+                if self.read_only { " read only" } else { "" },
+                self.statement_timeout_ms
+            );
+            if let Err(err) = client.batch_execute(&begin).await {
+                if let State::Open(client) = std::mem::replace(&mut self.state, State::Closed) {
+                    let _ = Object::take(*client);
+                }
+                return Err(StatementError::from_pg(err));
+            }
+            self.begun = true;
+        }
         if self.begun {
             let result = async {
                 let statement = client
@@ -297,12 +332,17 @@ impl InvocationTx {
         // discard, whichever request gets this connection next, anyone's,
         // could read the sequence values this one drew. A read-only
         // transaction cannot draw any.
-        let verb = match (success, self.read_only) {
+        let verb = match (success, self.read_only || self.transaction_pooling) {
             (true, true) => "commit",
             (false, true) => "rollback",
             (true, false) => "commit; discard sequences",
             (false, false) => "rollback; discard sequences",
         };
+        if self.transaction_pooling {
+            // Dropping them sends their `Close` ahead of the commit, on the
+            // server session that prepared them.
+            client.statement_cache.clear();
+        }
         match client.batch_execute(verb).await {
             // COMMIT of a transaction in which a statement failed succeeds
             // as a ROLLBACK.

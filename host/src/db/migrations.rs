@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../migrations/0009_events.sql"),
     ),
     (10, "spin", include_str!("../../migrations/0010_spin.sql")),
+    (
+        11,
+        "projects",
+        include_str!("../../migrations/0011_projects.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming SelfDB's migration lock.

@@ -8,18 +8,20 @@
 //! component sends under those roles can reach `service_role`. Requests
 //! made with the service key run on the owner pool as `service_role`.
 
+pub mod connect;
+pub mod external;
 pub mod guard;
 pub mod invocation;
 pub mod migrations;
 pub mod schema;
 pub mod values;
 
+use connect::{PgTarget, PgTls};
 use deadpool_postgres::{
     Hook, HookError, Manager, ManagerConfig, Pool, PoolBuilder, RecyclingMethod,
 };
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio_postgres::NoTls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -33,12 +35,14 @@ pub enum DbError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("database URL names no database")]
     NoDatabase,
+    #[error(transparent)]
+    Connect(#[from] connect::ConnectError),
 }
 
 #[derive(Clone)]
 pub struct Database {
     // Shared, not copied: every request's invocation holds a `Database`.
-    owner_config: Arc<tokio_postgres::Config>,
+    owner_target: Arc<PgTarget>,
     owner: Pool,
     api: Pool,
     anon_readers: Arc<AnonReaderSlot>,
@@ -54,6 +58,7 @@ pub struct Database {
 struct AnonReaderSlot {
     /// The authenticator role's connection settings.
     config: tokio_postgres::Config,
+    tls: PgTls,
     size: usize,
     state: Mutex<AnonReaders>,
 }
@@ -67,9 +72,10 @@ struct AnonReaders {
 }
 
 impl AnonReaderSlot {
-    fn new(config: tokio_postgres::Config, size: usize) -> Arc<Self> {
+    fn new(config: tokio_postgres::Config, tls: PgTls, size: usize) -> Arc<Self> {
         Arc::new(AnonReaderSlot {
             config,
+            tls,
             size,
             state: Mutex::default(),
         })
@@ -95,10 +101,10 @@ const ANON_READER_SQL: &str = "select set_config('request.jwt.claims', $1, false
                                       set_config('default_transaction_read_only', 'on', false), \
                                       set_config('role', 'anon', false)";
 
-fn pool_builder(config: tokio_postgres::Config, size: usize) -> PoolBuilder {
+pub(crate) fn pool_builder(config: tokio_postgres::Config, tls: PgTls, size: usize) -> PoolBuilder {
     let manager = Manager::from_config(
         config,
-        NoTls,
+        tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -110,12 +116,13 @@ fn pool_builder(config: tokio_postgres::Config, size: usize) -> PoolBuilder {
         .runtime(deadpool_postgres::Runtime::Tokio1)
 }
 
-fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, DbError> {
-    Ok(pool_builder(config, size).build()?)
+fn pool(config: tokio_postgres::Config, tls: PgTls, size: usize) -> Result<Pool, DbError> {
+    Ok(pool_builder(config, tls, size).build()?)
 }
 
 fn anon_reader_pool(
     config: tokio_postgres::Config,
+    tls: PgTls,
     size: usize,
     claims: String,
     statement_timeout_ms: u64,
@@ -132,7 +139,7 @@ fn anon_reader_pool(
             Ok(())
         })
     });
-    Ok(pool_builder(config, size).post_create(setup).build()?)
+    Ok(pool_builder(config, tls, size).post_create(setup).build()?)
 }
 
 /// The login role request transactions connect as, one per database so that
@@ -195,22 +202,25 @@ pub fn quote_ident(name: &str) -> String {
 }
 
 impl Database {
-    /// Connects, migrates, and prepares the request pool.
+    /// Connects, migrates, and prepares the request pool; the URL's
+    /// `sslmode` is honoured (see [`connect`]).
     pub async fn connect(url: &str, api_pool_size: usize) -> Result<Self, DbError> {
-        let config: tokio_postgres::Config = url.parse().map_err(DbError::Url)?;
-        Self::connect_with(config, api_pool_size).await
+        Self::connect_with(connect::parse(url, None)?, api_pool_size).await
     }
 
     /// As [`Database::connect`], from parsed settings (the embedded
     /// cluster's Unix socket, which has no URL form).
-    pub async fn connect_with(
-        mut config: tokio_postgres::Config,
-        api_pool_size: usize,
-    ) -> Result<Self, DbError> {
+    pub async fn connect_with(target: PgTarget, api_pool_size: usize) -> Result<Self, DbError> {
+        let PgTarget {
+            mut config,
+            tls,
+            ssl_mode,
+            root_cert_path,
+        } = target;
         config.application_name("selfdb");
         let database = config.get_dbname().ok_or(DbError::NoDatabase)?.to_owned();
         // Service-key requests run on this pool too.
-        let owner = pool(config.clone(), api_pool_size.max(4))?;
+        let owner = pool(config.clone(), tls.clone(), api_pool_size.max(4))?;
         {
             let mut client = owner.get().await?;
             client
@@ -221,11 +231,17 @@ impl Database {
                 tracing::info!(?applied, "applied platform migrations");
             }
         }
+        let owner_target = Arc::new(PgTarget {
+            config: config.clone(),
+            tls: tls.clone(),
+            ssl_mode,
+            root_cert_path,
+        });
         let db_for_settings = Database {
-            owner_config: Arc::new(config.clone()),
+            owner_target: owner_target.clone(),
             owner: owner.clone(),
             api: owner.clone(),
-            anon_readers: AnonReaderSlot::new(config.clone(), 1),
+            anon_readers: AnonReaderSlot::new(config.clone(), tls.clone(), 1),
             authenticator: Arc::from(""),
             database: Arc::from(database.as_str()),
         };
@@ -240,12 +256,12 @@ impl Database {
             .await?;
         let mut api_config = config.clone();
         api_config.user(&authenticator).password(password);
-        let api = pool(api_config.clone(), api_pool_size)?;
+        let api = pool(api_config.clone(), tls.clone(), api_pool_size)?;
         Ok(Database {
-            owner_config: Arc::new(config),
+            owner_target,
             owner,
             api,
-            anon_readers: AnonReaderSlot::new(api_config, api_pool_size),
+            anon_readers: AnonReaderSlot::new(api_config, tls, api_pool_size),
             authenticator: Arc::from(authenticator),
             database: Arc::from(database),
         })
@@ -274,7 +290,12 @@ impl Database {
     /// Connection settings of the owner role, for connections outside the
     /// pools (the schema listener).
     pub fn owner_config(&self) -> &tokio_postgres::Config {
-        &self.owner_config
+        &self.owner_target.config
+    }
+
+    /// The owner role's settings with the TLS they are made with.
+    pub fn owner_target(&self) -> &PgTarget {
+        &self.owner_target
     }
 
     /// Pool of the platform's owner role (host-internal work only).
@@ -312,6 +333,7 @@ impl Database {
         }
         let pool = anon_reader_pool(
             self.anon_readers.config.clone(),
+            self.anon_readers.tls.clone(),
             self.anon_readers.size,
             claims.to_owned(),
             statement_timeout_ms,

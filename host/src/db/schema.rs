@@ -111,6 +111,17 @@ impl SchemaCache {
 
     pub async fn load(db: &Database, schemas: &[String]) -> Result<Self, DbError> {
         let client = db.owner().get().await?;
+        let client: &tokio_postgres::Client = &client;
+        Self::load_with(client, schemas).await
+    }
+
+    /// Reads the cache through `client`: a connection, or a transaction
+    /// (a user's database behind a transaction-mode pooler must see all
+    /// three catalog reads on one server session).
+    pub async fn load_with<C: tokio_postgres::GenericClient + Sync>(
+        client: &C,
+        schemas: &[String],
+    ) -> Result<Self, DbError> {
         let mut cache = SchemaCache {
             schemas: schemas.to_vec(),
             ..Default::default()
@@ -261,7 +272,8 @@ impl SharedSchema {
             .clone()
     }
 
-    fn set(&self, cache: SchemaCache) {
+    /// Swaps in a rebuilt cache; requests already running keep theirs.
+    pub fn replace(&self, cache: SchemaCache) {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cache);
     }
 
@@ -280,7 +292,10 @@ impl SharedSchema {
     }
 
     async fn listen(&self, db: &Database) -> Result<(), DbError> {
-        let (client, connection) = db.owner_config().connect(tokio_postgres::NoTls).await?;
+        let (client, connection) = db
+            .owner_config()
+            .connect(db.owner_target().tls.clone())
+            .await?;
         let mut changes = super::notifications(connection);
         client.batch_execute(&format!("listen {CHANNEL}")).await?;
         // A change may have happened before LISTEN took effect.
@@ -302,7 +317,7 @@ impl SharedSchema {
                     functions = cache.functions.len(),
                     "schema cache rebuilt"
                 );
-                self.set(cache);
+                self.replace(cache);
             }
             Err(err) => {
                 tracing::warn!(%err, "schema cache rebuild failed; keeping the previous one")

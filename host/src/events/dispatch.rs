@@ -68,12 +68,13 @@ const HOST_LOCK_KEY: &str = "('x' || left(replace($1::uuid::text, '-', ''), 16))
 impl Events {
     /// Listens for new rows and schedule changes, holding this host's
     /// liveness lock on the same connection; reconnects when it drops.
-    pub(super) async fn listen(self: Arc<Self>, mut config: tokio_postgres::Config) {
+    pub(super) async fn listen(self: Arc<Self>, target: crate::db::connect::PgTarget) {
+        let mut config = target.config.clone();
         config
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(10));
         loop {
-            match config.connect(tokio_postgres::NoTls).await {
+            match config.connect(target.tls.clone()).await {
                 Ok((client, connection)) => {
                     let mut notifications = crate::db::notifications(connection);
                     let setup = async {
@@ -469,6 +470,7 @@ impl Events {
             request_id: request_id.clone(),
             client_ip: None,
             spin_component: None,
+            external: None,
         };
         let (outcome, report) = self.runtime.invoke_event(&invocation, event).await;
         if let Err(EventError::Invoke(InvokeError::Busy(_))) = &outcome {

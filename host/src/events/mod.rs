@@ -127,8 +127,8 @@ impl Events {
 
     /// Starts delivering: the listener (and liveness lock), the
     /// dispatcher and the scheduler.
-    pub fn start(self: &Arc<Self>, config: tokio_postgres::Config) {
-        tokio::spawn(self.clone().listen(config));
+    pub fn start(self: &Arc<Self>, target: crate::db::connect::PgTarget) {
+        tokio::spawn(self.clone().listen(target));
         tokio::spawn(self.clone().dispatch_loop());
         tokio::spawn(self.clone().schedule_loop());
     }

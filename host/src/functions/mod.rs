@@ -964,9 +964,9 @@ fn check_key(key: &str) -> Result<(), FunctionError> {
 
 /// Keeps every host in step: reloads a function whenever any host
 /// announces a change on `selfdb_functions`.
-pub async fn follow_changes(functions: Arc<Functions>, config: tokio_postgres::Config) {
+pub async fn follow_changes(functions: Arc<Functions>, target: crate::db::connect::PgTarget) {
     loop {
-        match config.connect(tokio_postgres::NoTls).await {
+        match target.config.connect(target.tls.clone()).await {
             Ok((client, connection)) => {
                 let mut rx = crate::db::notifications(connection);
                 if let Err(err) = client

@@ -78,6 +78,7 @@ async fn run(app: AppState, name: String, request: Request) -> Result<Response, 
         request,
         ErrorStyle::SelfDb,
         spin_component,
+        None,
     )
     .await;
     // The invocation may still be streaming its body: its place under the

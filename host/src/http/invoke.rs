@@ -53,7 +53,7 @@ pub async fn invoke_component(
     request: Request,
     style: ErrorStyle,
 ) -> Response {
-    invoke_reporting(app, function, principal, request, style, None)
+    invoke_reporting(app, function, principal, request, style, None, None)
         .await
         .response
 }
@@ -77,6 +77,7 @@ pub async fn invoke_reporting(
     request: Request,
     style: ErrorStyle,
     spin_component: Option<usize>,
+    external: Option<Arc<crate::db::external::ExternalDb>>,
 ) -> Answered {
     let client_ip = client_ip(&request);
     let limit = app.settings.max_body_bytes;
@@ -144,6 +145,7 @@ pub async fn invoke_reporting(
         request_id: request_id.clone(),
         client_ip,
         spin_component,
+        external,
     };
     let Invoked { response, report } = app.runtime.invoke_http(invocation, request).await;
     let mut response = match response {

@@ -10,7 +10,10 @@ mod functions;
 mod health;
 mod invoke;
 pub mod principal;
+mod project_api;
+mod projects;
 mod realtime;
+mod request_log;
 pub mod rest;
 mod s3_keys;
 pub mod storage;
@@ -35,6 +38,9 @@ pub struct App {
     pub storage: Arc<crate::storage::Storage>,
     pub functions: Arc<crate::functions::Functions>,
     pub realtime: Arc<crate::realtime::Realtime>,
+    pub projects: Arc<crate::projects::Projects>,
+    /// None when request logging is off (`--request-log false`).
+    pub request_log: Option<crate::request_log::RequestLog>,
 }
 
 pub type AppState = Arc<App>;
@@ -107,12 +113,47 @@ pub fn router(app: AppState) -> Router {
             "/api/v1/functions/{name}/dead-letters/{id}/replay",
             post(function_api::replay_dead_letter),
         )
-        .route("/api/v1/events/{name}", post(events::publish));
+        .route("/api/v1/events/{name}", post(events::publish))
+        .route(
+            "/api/v1/projects",
+            get(projects::list).post(projects::create),
+        )
+        .route(
+            "/api/v1/projects/{id}",
+            get(projects::get).delete(projects::remove),
+        )
+        .route(
+            "/api/v1/projects/{id}/rotate-key",
+            post(projects::rotate_key),
+        )
+        .route("/api/v1/projects/{id}/pause", post(projects::pause))
+        .route("/api/v1/projects/{id}/resume", post(projects::resume))
+        .route(
+            "/api/v1/projects/{id}/schema-changes",
+            get(projects::schema_changes),
+        )
+        .route("/api/v1/projects/{id}/logs", get(projects::logs))
+        .route("/api/v1/projects/{id}/analytics", get(projects::analytics))
+        .route("/api/v1/requests/logs", get(projects::instance_logs))
+        .route(
+            "/api/v1/requests/analytics",
+            get(projects::instance_analytics),
+        )
+        // Dbify's API: its README's path and its server's.
+        .route("/query", post(project_api::dbify))
+        .route("/api/crud", post(project_api::dbify))
+        .route("/projects/{id}/rest/v1", any(project_api::rest))
+        .route("/projects/{id}/rest/v1/", any(project_api::rest))
+        .route("/projects/{id}/rest/v1/{*path}", any(project_api::rest));
     if app.settings.bench_routes {
         router = router.route("/bench/native/hello", get(bench::native_hello));
     }
     router
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            request_log::log_requests,
+        ))
         .with_state(app)
 }

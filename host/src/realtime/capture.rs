@@ -22,7 +22,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::config::Host;
-use tokio_postgres::NoTls;
 
 /// Arbitrary constant naming the capture lock.
 const CAPTURE_LOCK: i64 = 0x5e1f_db00_0002;
@@ -106,7 +105,7 @@ pub trait Sink: Send + Sync {
 
 #[derive(Clone)]
 pub struct CaptureConfig {
-    pub database: tokio_postgres::Config,
+    pub database: crate::db::connect::PgTarget,
     pub slot: String,
 }
 
@@ -152,7 +151,11 @@ async fn lead(
     sink: &dyn Sink,
     status: &super::Status,
 ) -> anyhow::Result<()> {
-    let (client, connection) = config.database.connect(NoTls).await?;
+    let (client, connection) = config
+        .database
+        .config
+        .connect(config.database.tls.clone())
+        .await?;
     let (closed_tx, mut closed) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let result = connection.await;
@@ -234,8 +237,26 @@ async fn lead(
     }
 }
 
+/// The replication connection's TLS, as the URL's `sslmode` asks.
+fn replication_tls(target: &crate::db::connect::PgTarget) -> TlsConfig {
+    use crate::db::connect::SslMode as Ours;
+    use pgwire_replication::SslMode as Theirs;
+    let mode = match target.ssl_mode {
+        Ours::Disable => Theirs::Disable,
+        Ours::Allow | Ours::Prefer => Theirs::Prefer,
+        Ours::Require => Theirs::Require,
+        Ours::VerifyCa => Theirs::VerifyCa,
+        Ours::VerifyFull => Theirs::VerifyFull,
+    };
+    TlsConfig {
+        mode,
+        ca_pem_path: target.root_cert_path.clone(),
+        ..TlsConfig::default()
+    }
+}
+
 fn replication_config(config: &CaptureConfig) -> anyhow::Result<ReplicationConfig> {
-    let db = &config.database;
+    let db = &config.database.config;
     let host = match db.get_hosts().first() {
         Some(Host::Tcp(host)) => host.clone(),
         Some(Host::Unix(path)) => path.display().to_string(),
@@ -255,7 +276,7 @@ fn replication_config(config: &CaptureConfig) -> anyhow::Result<ReplicationConfi
         vec![PUBLICATION.to_owned(), MESSAGES_PUBLICATION.to_owned()],
     )
     .with_port(port)
-    .with_tls(TlsConfig::disabled())
+    .with_tls(replication_tls(&config.database))
     // Values are decoded as ISO text in UTC (see `values`).
     .with_options("-c datestyle=ISO -c timezone=UTC -c extra_float_digits=1")
     .with_application_name("selfdb-realtime")

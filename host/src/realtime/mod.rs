@@ -218,7 +218,7 @@ impl Realtime {
             None => Arc::new(LocalSink(tx)),
         };
         let config = capture::CaptureConfig {
-            database: db.owner_config().clone(),
+            database: db.owner_target().clone(),
             slot,
         };
         tokio::spawn(capture::run(config, sink, realtime.status.clone()));

@@ -69,6 +69,7 @@ impl Runtime {
             principal: &invocation.principal,
             request_id: &invocation.request_id,
             client_ip: invocation.client_ip,
+            external: invocation.external.as_ref(),
         };
         let limits = function.limits;
         let (wasi, stdout, stderr) = WasiState::capturing(function.allowed_hosts.clone());

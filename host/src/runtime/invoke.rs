@@ -106,6 +106,9 @@ pub struct Invocation {
     pub client_ip: Option<std::net::IpAddr>,
     /// For a Spin app: the component its router picked.
     pub spin_component: Option<usize>,
+    /// For a project's request: the user's database its SQL runs on,
+    /// instead of the platform's.
+    pub external: Option<Arc<crate::db::external::ExternalDb>>,
 }
 
 /// What an invocation left besides its response, for the function's logs.
@@ -286,6 +289,7 @@ impl Runtime {
             principal: &invocation.principal,
             request_id: &invocation.request_id,
             client_ip: invocation.client_ip,
+            external: invocation.external.as_ref(),
         };
         let platform = self.capabilities.platform.prepare(&cx);
         match &function.entry {

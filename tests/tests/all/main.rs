@@ -14,6 +14,7 @@ mod functions_cli;
 mod functions_js;
 mod health;
 mod limits;
+mod projects;
 mod realtime;
 mod rls;
 mod routing;

@@ -139,3 +139,56 @@ async fn supabase_js_realtime_across_two_hosts() {
     .await
     .unwrap();
 }
+
+/// A project: a user's own database (a cluster of its own, tables made by
+/// SQL), served at `/projects/{id}` to supabase-js with the project key.
+#[tokio::test]
+async fn supabase_js_on_a_project_database() {
+    let cluster = std::thread::spawn(|| selfdb_tests::ExternalCluster::start(false))
+        .join()
+        .expect("cluster");
+    cluster
+        .create_app_database("library", "librarian", "books")
+        .await;
+    let app = cluster.session("library", "librarian", "books").await;
+    app.batch_execute(
+        "create table authors (id int primary key, name text not null);
+         create table books (id int primary key, title text not null, pages int,
+                             author_id int references authors (id), blurb text,
+                             search tsvector generated always as (to_tsvector('english', coalesce(blurb, ''))) stored);
+         insert into authors values (1, 'Austen'), (2, 'Herbert');
+         insert into books (id, title, pages, author_id, blurb) values
+           (1, 'Emma', 474, 1, 'a matchmaker in a country house'),
+           (2, 'Dune', 412, 2, 'spice and sand in the desert'),
+           (3, 'Sanditon', 26, 1, 'an unfinished seaside story');
+         create function page_total() returns bigint language sql stable as 'select sum(pages) from books';",
+    )
+    .await
+    .expect("the library's tables");
+    let host = Host::serve().await.start();
+    let project = host
+        .post("/api/v1/projects")
+        .header("apikey", host.service_key())
+        .header("authorization", format!("Bearer {}", host.service_key()))
+        .json(&serde_json::json!({
+            "name": "library",
+            "database_url": cluster.url("librarian", "books", "library", "sslmode=disable"),
+        }))
+        .send()
+        .await
+        .expect("register")
+        .json::<serde_json::Value>()
+        .await
+        .expect("json");
+    let id = project["projectId"].to_string();
+    let key = project["apiKey"].as_str().expect("a key").to_owned();
+    tokio::task::spawn_blocking(move || {
+        run_node_suite_with(
+            &host,
+            "projects.test.mjs",
+            &[("SELFDB_PROJECT_ID", &id), ("SELFDB_PROJECT_KEY", &key)],
+        )
+    })
+    .await
+    .unwrap();
+}

@@ -39,13 +39,17 @@ impl Capability for Db {
     }
 
     fn prepare(&self, cx: &Prepare<'_>) -> DbState {
-        DbState {
-            tx: InvocationTx::new(
+        let tx = match cx.external {
+            Some(external) => {
+                InvocationTx::external(external.pool().clone(), cx.function.limits.time_ms)
+            }
+            None => InvocationTx::new(
                 self.database.clone(),
                 cx.principal.clone(),
                 cx.function.limits.time_ms,
             ),
-        }
+        };
+        DbState { tx }
     }
 
     async fn finish(state: &mut DbState, success: bool) -> Result<(), FinishError> {

@@ -37,9 +37,12 @@ impl Capability for Schema {
         super::bindings::schema::add_to_linker::<T, HasSelf<SchemaState>>(linker, get)
     }
 
-    fn prepare(&self, _cx: &Prepare<'_>) -> SchemaState {
+    fn prepare(&self, cx: &Prepare<'_>) -> SchemaState {
         SchemaState {
-            cache: self.shared.get(),
+            cache: match cx.external {
+                Some(external) => external.schema().get(),
+                None => self.shared.get(),
+            },
         }
     }
 }

@@ -1,0 +1,214 @@
+//! Every API request, logged off the request path: a request only queues a
+//! small record; one background task writes them in batches to
+//! `selfdb.request_logs`, a table partitioned by day, and drops the days
+//! past the retention.
+//!
+//! What a record holds: time, project (none for the main instance),
+//! endpoint, table, operation, status, latency and bytes in and out. The
+//! HTTP layer's middleware (`http::request_log`) makes them; handlers that
+//! know more than the path says (Dbify's `/query` names its project and
+//! table in the body) attach a [`Tags`] to their response.
+
+pub mod read;
+
+use crate::db::Database;
+use chrono::{DateTime, Duration as Days, NaiveDate, Utc};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Records queued beyond this are dropped (and counted) rather than held.
+const QUEUE: usize = 65_536;
+/// Largest batch written in one statement.
+const BATCH: usize = 2_000;
+
+/// What a handler knows about its request that its path does not say.
+#[derive(Debug, Clone, Default)]
+pub struct Tags {
+    pub project_id: Option<i64>,
+    pub table: Option<String>,
+    pub operation: Option<&'static str>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub at: DateTime<Utc>,
+    pub project_id: Option<i64>,
+    pub method: &'static str,
+    pub endpoint: String,
+    pub table: Option<String>,
+    pub operation: Option<&'static str>,
+    pub status: u16,
+    pub latency_ms: f32,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+}
+
+#[derive(Clone)]
+pub struct RequestLog {
+    tx: mpsc::Sender<Record>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl RequestLog {
+    /// Starts the writer; `retention_days` of logs are kept.
+    pub fn start(db: Database, retention_days: u32) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        tokio::spawn(write_batches(
+            db,
+            rx,
+            dropped.clone(),
+            retention_days.max(1),
+        ));
+        Self { tx, dropped }
+    }
+
+    /// Queues a record; never waits.
+    pub fn record(&self, record: Record) {
+        if self.tx.try_send(record).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn write_batches(
+    db: Database,
+    mut rx: mpsc::Receiver<Record>,
+    dropped: Arc<AtomicU64>,
+    retention_days: u32,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    // Partitions known to exist, and when old ones were last dropped.
+    let mut ready: Option<NaiveDate> = None;
+    let mut pruned: Option<NaiveDate> = None;
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let today = Utc::now().date_naive();
+        if ready != Some(today) {
+            match ensure_partitions(&db, today).await {
+                Ok(()) => ready = Some(today),
+                Err(err) => tracing::warn!(%err, "cannot create request log partitions"),
+            }
+        }
+        if pruned != Some(today) {
+            match prune(&db, today - Days::days(i64::from(retention_days))).await {
+                Ok(()) => pruned = Some(today),
+                Err(err) => tracing::warn!(%err, "cannot drop old request logs"),
+            }
+        }
+        for attempt in 1..=3u64 {
+            match append(&db, &batch).await {
+                Ok(()) => break,
+                Err(err) if attempt < 3 => {
+                    tracing::warn!(%err, attempt, "cannot write request logs; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                Err(err) => tracing::error!(%err, records = batch.len(), "request logs lost"),
+            }
+        }
+        batch.clear();
+        let lost = dropped.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            tracing::warn!(records = lost, "request logs dropped: the queue was full");
+        }
+    }
+}
+
+fn partition_name(day: NaiveDate) -> String {
+    format!("request_logs_{}", day.format("%Y%m%d"))
+}
+
+/// Today's and tomorrow's partitions (rows land in the default partition
+/// if a day's is missing, so nothing is lost either way).
+async fn ensure_partitions(db: &Database, today: NaiveDate) -> Result<(), crate::db::DbError> {
+    let client = db.owner().get().await?;
+    for day in [today, today + Days::days(1)] {
+        let next = day + Days::days(1);
+        // The name and bounds are dates formatted here, not input.
+        let sql = format!(
+            "create table if not exists selfdb.{} partition of selfdb.request_logs \
+             for values from ('{day}') to ('{next}')",
+            partition_name(day)
+        );
+        if let Err(err) = client.batch_execute(&sql).await {
+            // Rows of that day already sit in the default partition (the
+            // host was down over midnight): they stay there.
+            tracing::debug!(%err, %day, "request log partition not created");
+        }
+    }
+    Ok(())
+}
+
+/// Drops the day partitions older than `oldest` and the default
+/// partition's rows before it.
+async fn prune(db: &Database, oldest: NaiveDate) -> Result<(), crate::db::DbError> {
+    let client = db.owner().get().await?;
+    let rows = client
+        .query(
+            "select c.relname::text from pg_inherits i \
+             join pg_class c on c.oid = i.inhrelid \
+             join pg_class p on p.oid = i.inhparent \
+             join pg_namespace n on n.oid = p.relnamespace \
+             where n.nspname = 'selfdb' and p.relname = 'request_logs' \
+               and c.relname ~ '^request_logs_[0-9]{8}$'",
+            &[],
+        )
+        .await?;
+    let cutoff = partition_name(oldest);
+    for row in rows {
+        let name: String = row.get(0);
+        // Names compare as dates: request_logs_YYYYMMDD.
+        if name < cutoff {
+            client
+                .batch_execute(&format!("drop table if exists selfdb.{name}"))
+                .await?;
+        }
+    }
+    client
+        .execute(
+            "delete from selfdb.request_logs_default where at < $1::date",
+            &[&oldest],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn append(db: &Database, batch: &[Record]) -> Result<(), crate::db::DbError> {
+    let client = db.owner().get().await?;
+    let mut at = Vec::with_capacity(batch.len());
+    let mut project = Vec::with_capacity(batch.len());
+    let mut method = Vec::with_capacity(batch.len());
+    let mut endpoint = Vec::with_capacity(batch.len());
+    let mut table = Vec::with_capacity(batch.len());
+    let mut operation = Vec::with_capacity(batch.len());
+    let mut status = Vec::with_capacity(batch.len());
+    let mut latency = Vec::with_capacity(batch.len());
+    let mut bytes_in = Vec::with_capacity(batch.len());
+    let mut bytes_out = Vec::with_capacity(batch.len());
+    for r in batch {
+        at.push(r.at);
+        project.push(r.project_id);
+        method.push(r.method);
+        endpoint.push(r.endpoint.as_str());
+        table.push(r.table.as_deref());
+        operation.push(r.operation);
+        status.push(i16::try_from(r.status).unwrap_or(i16::MAX));
+        latency.push(r.latency_ms);
+        bytes_in.push(r.bytes_in);
+        bytes_out.push(r.bytes_out);
+    }
+    client
+        .execute(
+            "insert into selfdb.request_logs (at, project_id, method, endpoint, table_name, \
+               operation, status, latency_ms, bytes_in, bytes_out) \
+             select * from unnest($1::timestamptz[], $2::bigint[], $3::text[], $4::text[], \
+               $5::text[], $6::text[], $7::smallint[], $8::real[], $9::bigint[], $10::bigint[])",
+            &[
+                &at, &project, &method, &endpoint, &table, &operation, &status, &latency,
+                &bytes_in, &bytes_out,
+            ],
+        )
+        .await?;
+    Ok(())
+}

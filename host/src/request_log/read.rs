@@ -1,0 +1,152 @@
+//! Reading the request log: pages of records, and analytics (totals,
+//! latency, error rate, per endpoint, per hour or day).
+
+use crate::db::{Database, DbError};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+/// Which records: one project's (or the main instance's with `None`),
+/// narrowed by the optional fields.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub project_id: Option<i64>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub endpoint: Option<String>,
+    pub table: Option<String>,
+    pub operation: Option<String>,
+    pub status: Option<i16>,
+    /// Only failures (status 400 and above).
+    pub errors: bool,
+}
+
+/// The `where` shared by both reads; parameters $1..$8 are the filter.
+const WHERE: &str = "project_id is not distinct from $1 \
+    and ($2::timestamptz is null or at >= $2) and ($3::timestamptz is null or at < $3) \
+    and ($4::text is null or endpoint = $4) and ($5::text is null or table_name = $5) \
+    and ($6::text is null or operation = $6) and ($7::smallint is null or status = $7) \
+    and (not $8 or status >= 400)";
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Filter {
+    /// $1..$8 of [`WHERE`].
+    fn params(&self) -> [&(dyn postgres_types::ToSql + Sync); 8] {
+        [
+            &self.project_id,
+            &self.from,
+            &self.to,
+            &self.endpoint,
+            &self.table,
+            &self.operation,
+            &self.status,
+            &self.errors,
+        ]
+    }
+}
+
+/// The newest records first, at most `limit`, older than `before` (a time
+/// from a previous page's last record) when given.
+pub async fn records(
+    db: &Database,
+    filter: &Filter,
+    limit: i64,
+    before: Option<DateTime<Utc>>,
+) -> Result<Vec<Value>, DbError> {
+    let client = db.owner().get().await?;
+    let rows = client
+        .query(
+            &format!(
+                "select at, project_id, method, endpoint, table_name, operation, status, \
+                        latency_ms, bytes_in, bytes_out \
+                 from selfdb.request_logs where {WHERE} \
+                   and ($9::timestamptz is null or at < $9) \
+                 order by at desc limit $10"
+            ),
+            &[filter.params().as_slice(), &[&before, &limit]].concat(),
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            json!({
+                "at": iso(r.get(0)),
+                "project_id": r.get::<_, Option<i64>>(1),
+                "method": r.get::<_, String>(2),
+                "endpoint": r.get::<_, String>(3),
+                "table": r.get::<_, Option<String>>(4),
+                "operation": r.get::<_, Option<String>>(5),
+                "status": r.get::<_, i16>(6),
+                "latency_ms": r.get::<_, f32>(7),
+                "bytes_in": r.get::<_, i64>(8),
+                "bytes_out": r.get::<_, i64>(9),
+            })
+        })
+        .collect())
+}
+
+/// Totals, per endpoint (with table and operation) and per `bucket`
+/// (`hour` or `day`) over the filtered records.
+pub async fn analytics(db: &Database, filter: &Filter, bucket: &str) -> Result<Value, DbError> {
+    let bucket = if bucket == "day" { "day" } else { "hour" };
+    let client = db.owner().get().await?;
+    let params = filter.params();
+    let summary = "count(*), coalesce(avg(latency_ms), 0)::float8, \
+        coalesce(percentile_cont(0.95) within group (order by latency_ms), 0)::float8, \
+        coalesce(avg((status >= 400)::int), 0)::float8, coalesce(sum(bytes_in), 0)::int8, \
+        coalesce(sum(bytes_out), 0)::int8";
+    let totals = client
+        .query_one(
+            &format!("select {summary} from selfdb.request_logs where {WHERE}"),
+            &params,
+        )
+        .await?;
+    let stats = |row: &tokio_postgres::Row, offset: usize| {
+        json!({
+            "requests": row.get::<_, i64>(offset),
+            "avg_latency_ms": row.get::<_, f64>(offset + 1),
+            "p95_latency_ms": row.get::<_, f64>(offset + 2),
+            "error_rate": row.get::<_, f64>(offset + 3),
+            "bytes_in": row.get::<_, i64>(offset + 4),
+            "bytes_out": row.get::<_, i64>(offset + 5),
+        })
+    };
+    let per_endpoint = client
+        .query(
+            &format!(
+                "select endpoint, table_name, operation, {summary} from selfdb.request_logs \
+                 where {WHERE} group by endpoint, table_name, operation \
+                 order by count(*) desc limit 500"
+            ),
+            &params,
+        )
+        .await?;
+    // `bucket` is one of two constants.
+    let per_time = client
+        .query(
+            &format!(
+                "select date_trunc('{bucket}', at), {summary} from selfdb.request_logs \
+                 where {WHERE} group by 1 order by 1 limit 2000"
+            ),
+            &params,
+        )
+        .await?;
+    Ok(json!({
+        "totals": stats(&totals, 0),
+        "endpoints": per_endpoint.iter().map(|r| {
+            let mut s = stats(r, 3);
+            s["endpoint"] = json!(r.get::<_, String>(0));
+            s["table"] = json!(r.get::<_, Option<String>>(1));
+            s["operation"] = json!(r.get::<_, Option<String>>(2));
+            s
+        }).collect::<Vec<_>>(),
+        "bucket": bucket,
+        "series": per_time.iter().map(|r| {
+            let mut s = stats(r, 1);
+            s["at"] = json!(iso(r.get(0)));
+            s
+        }).collect::<Vec<_>>(),
+    }))
+}

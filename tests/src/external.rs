@@ -1,0 +1,314 @@
+//! Users' own databases, for projects: PostgreSQL clusters of their own,
+//! which SelfDB never migrated, reached over TCP with passwords; one kind
+//! accepts only TLS (a certificate from a CA made for the run), and
+//! PgBouncer in transaction mode can stand in front of one.
+
+use selfdb::embedded_pg::EmbeddedPg;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct ExternalCluster {
+    pg: EmbeddedPg,
+    dir: tempfile::TempDir,
+    /// The root certificate the server's certificate chains to (TLS only).
+    pub ca_pem: Option<String>,
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let output = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+impl ExternalCluster {
+    /// Starts a cluster; with `tls`, only encrypted connections are let in
+    /// over TCP. Blocking (initdb and pg_ctl).
+    pub fn start(tls: bool) -> ExternalCluster {
+        let dir = tempfile::Builder::new()
+            .prefix("selfdb-test-extpg")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        crate::open_to_postgres_user(dir.path());
+        let pg = EmbeddedPg::start(dir.path()).expect("start an external cluster");
+        let mut cluster = ExternalCluster {
+            pg,
+            dir,
+            ca_pem: None,
+        };
+        if tls {
+            cluster.require_tls();
+        }
+        cluster
+    }
+
+    pub fn port(&self) -> u16 {
+        self.pg.port()
+    }
+
+    /// A URL for `user` on `database`, with extra query `params` (`a=b&c=d`).
+    pub fn url(&self, user: &str, password: &str, database: &str, params: &str) -> String {
+        let query = if params.is_empty() {
+            String::new()
+        } else {
+            format!("?{params}")
+        };
+        format!(
+            "postgres://{user}:{password}@127.0.0.1:{}/{database}{query}",
+            self.pg.port()
+        )
+    }
+
+    /// The superuser's URL.
+    pub fn superuser_url(&self, database: &str) -> String {
+        self.pg.url(database)
+    }
+
+    /// A superuser session over the Unix socket (no TLS needed there).
+    pub async fn superuser(&self, database: &str) -> tokio_postgres::Client {
+        let config = self
+            .pg
+            .socket_config(database)
+            .expect("a socket path short enough");
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("connect to the external cluster");
+        tokio::spawn(connection);
+        client
+    }
+
+    /// Makes a database owned by a new login role (not a superuser), as a
+    /// user's application database is; returns nothing, the URL is
+    /// `url(role, password, database, ..)`.
+    pub async fn create_app_database(&self, database: &str, role: &str, password: &str) {
+        let admin = self.superuser("postgres").await;
+        admin
+            .batch_execute(&format!(
+                "create role {role} login password '{}'",
+                password.replace('\'', "''")
+            ))
+            .await
+            .expect("create the app role");
+        // CREATE DATABASE refuses to run in a multi-statement batch.
+        admin
+            .batch_execute(&format!("create database {database} owner {role}"))
+            .await
+            .expect("create the app database");
+    }
+
+    /// A session as `role` (over the socket) to build the app's tables.
+    pub async fn session(
+        &self,
+        database: &str,
+        role: &str,
+        password: &str,
+    ) -> tokio_postgres::Client {
+        let mut config = self
+            .pg
+            .socket_config(database)
+            .expect("a socket path short enough");
+        config.user(role).password(password);
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("connect as the app role");
+        tokio::spawn(connection);
+        client
+    }
+
+    fn data_dir(&self) -> &Path {
+        self.pg.data_dir()
+    }
+
+    /// A CA and a server certificate it signs (for `localhost` and
+    /// 127.0.0.1), `ssl = on`, and `pg_hba.conf` refusing plain TCP.
+    fn require_tls(&mut self) {
+        let work = self.dir.path().join("tls");
+        std::fs::create_dir_all(&work).expect("tls dir");
+        let ca_key = work.join("ca.key");
+        let ca_crt = work.join("ca.crt");
+        run(
+            Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes"])
+                .arg("-keyout")
+                .arg(&ca_key)
+                .arg("-out")
+                .arg(&ca_crt)
+                .args(["-days", "3", "-subj", "/CN=selfdb test CA"]),
+            "openssl: the CA",
+        );
+        let key = self.data_dir().join("server.key");
+        let csr = work.join("server.csr");
+        let crt = self.data_dir().join("server.crt");
+        run(
+            Command::new("openssl")
+                .args(["req", "-newkey", "rsa:2048", "-nodes"])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&csr)
+                .args(["-subj", "/CN=localhost"]),
+            "openssl: the server key",
+        );
+        let ext = work.join("server.ext");
+        std::fs::write(
+            &ext,
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("write the extensions");
+        run(
+            Command::new("openssl")
+                .args(["x509", "-req", "-in"])
+                .arg(&csr)
+                .arg("-CA")
+                .arg(&ca_crt)
+                .arg("-CAkey")
+                .arg(&ca_key)
+                .arg("-CAcreateserial")
+                .arg("-out")
+                .arg(&crt)
+                .args(["-days", "3", "-extfile"])
+                .arg(&ext),
+            "openssl: sign the server certificate",
+        );
+        // The server (the `postgres` user when tests run as root) must own
+        // its key, readable by it alone.
+        let owner = std::fs::metadata(self.data_dir()).expect("stat pgdata");
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        for file in [&key, &crt] {
+            std::os::unix::fs::chown(file, Some(owner.uid()), Some(owner.gid())).expect("chown");
+        }
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
+        let hba = self.data_dir().join("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            "local all all scram-sha-256\n\
+             hostssl all all 127.0.0.1/32 scram-sha-256\n\
+             hostssl replication all 127.0.0.1/32 scram-sha-256\n\
+             hostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .expect("write pg_hba.conf");
+        std::os::unix::fs::chown(&hba, Some(owner.uid()), Some(owner.gid())).expect("chown");
+        self.ca_pem = Some(std::fs::read_to_string(&ca_crt).expect("read the CA"));
+        let socket = self.pg.socket_config("postgres").expect("socket");
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async {
+                let (client, connection) = socket
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .expect("connect");
+                tokio::spawn(connection);
+                // ALTER SYSTEM refuses to run in a multi-statement batch.
+                client
+                    .batch_execute("alter system set ssl = on")
+                    .await
+                    .expect("turn TLS on");
+                client
+                    .batch_execute("select pg_reload_conf()")
+                    .await
+                    .expect("reload");
+            });
+        })
+        .join()
+        .expect("tls setup");
+    }
+}
+
+/// PgBouncer in transaction mode in front of one database of a cluster,
+/// on a free port; stopped on drop.
+pub struct PgBouncer {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl PgBouncer {
+    /// Serves `database` of `cluster` as `role` (password auth, plain).
+    pub fn start(
+        cluster: &ExternalCluster,
+        database: &str,
+        role: &str,
+        password: &str,
+    ) -> PgBouncer {
+        let binary = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .expect("pgbouncer is missing: run `make test` (it installs it)");
+        let dir = tempfile::Builder::new()
+            .prefix("selfdb-test-pgbouncer")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        crate::open_to_postgres_user(dir.path());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let ini = dir.path().join("pgbouncer.ini");
+        std::fs::write(
+            dir.path().join("users.txt"),
+            format!("\"{role}\" \"{password}\"\n"),
+        )
+        .expect("write users");
+        std::fs::write(
+            &ini,
+            format!(
+                "[databases]\n{database} = host=127.0.0.1 port={} dbname={database}\n\n\
+                 [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
+                 unix_socket_dir =\nauth_type = plain\nauth_file = {}\n\
+                 pool_mode = transaction\nmax_client_conn = 100\ndefault_pool_size = 2\n\
+                 ignore_startup_parameters = extra_float_digits,options,application_name\n\
+                 logfile = {}\n",
+                cluster.port(),
+                dir.path().join("users.txt").display(),
+                dir.path().join("pgbouncer.log").display()
+            ),
+        )
+        .expect("write pgbouncer.ini");
+        let owner = std::fs::metadata(cluster.data_dir()).expect("stat pgdata");
+        use std::os::unix::fs::MetadataExt;
+        // Its log file is created in the directory: the owner's too.
+        let _ = std::os::unix::fs::chown(dir.path(), Some(owner.uid()), Some(owner.gid()));
+        for entry in std::fs::read_dir(dir.path()).expect("list").flatten() {
+            let _ = std::os::unix::fs::chown(entry.path(), Some(owner.uid()), Some(owner.gid()));
+        }
+        // PgBouncer refuses to run as root: as the cluster's owner.
+        let mut cmd = Command::new(binary);
+        cmd.arg(&ini).stdout(Stdio::null()).stderr(Stdio::null());
+        {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(owner.uid()).gid(owner.gid());
+        }
+        let child = cmd.spawn().expect("start pgbouncer");
+        let ready = crate::wait_until(Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(ready, "pgbouncer did not listen on {port}");
+        PgBouncer {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, role: &str, password: &str, database: &str) -> String {
+        format!(
+            "postgres://{role}:{password}@127.0.0.1:{}/{database}?sslmode=disable",
+            self.port
+        )
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
