@@ -287,10 +287,18 @@ impl PgBouncer {
             cmd.uid(owner.uid()).gid(owner.gid());
         }
         let child = cmd.spawn().expect("start pgbouncer");
+        let mut child = child;
         let ready = crate::wait_until(Duration::from_secs(30), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            // Exited (its port taken between our probe and its bind, say):
+            // not ready, and the wait fails rather than meet another
+            // listener.
+            matches!(child.try_wait(), Ok(None))
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
-        assert!(ready, "pgbouncer did not listen on {port}");
+        assert!(
+            ready && matches!(child.try_wait(), Ok(None)),
+            "pgbouncer did not listen on {port}"
+        );
         PgBouncer {
             port,
             child,

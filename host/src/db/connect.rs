@@ -108,6 +108,13 @@ impl std::fmt::Debug for PgTarget {
     }
 }
 
+/// Whether `url` names a root certificate file (`sslrootcert=PATH`, not
+/// `system`): a path on this host, which a project's URL must not use (a
+/// project gives its certificate as PEM, and every host must reach it).
+pub fn names_root_file(url: &str) -> bool {
+    matches!(take_tls_options(url), Ok((_, _, Some(root))) if root != "system")
+}
+
 /// Parses `url` (`postgres://` or `postgresql://`, or libpq's `key=value`
 /// form); `ca_pem` is a root certificate given apart from the URL.
 pub fn parse(url: &str, ca_pem: Option<&str>) -> Result<PgTarget, ConnectError> {
@@ -123,12 +130,19 @@ pub fn parse(url: &str, ca_pem: Option<&str>) -> Result<PgTarget, ConnectError> 
         })?)),
         (None, None) => None,
     };
-    let mode = ssl_mode.unwrap_or(SslMode::Prefer);
-    // libpq: with a root certificate, `require` checks the chain.
-    let mode = if mode == SslMode::Require && roots.is_some() {
-        SslMode::VerifyCa
-    } else {
-        mode
+    let mode = match (ssl_mode.unwrap_or(SslMode::Prefer), &roots) {
+        // Public roots vouch for anyone's certificate: only the name on it
+        // authenticates the server (libpq 16 insists on verify-full with
+        // `sslrootcert=system` too).
+        (SslMode::Require | SslMode::VerifyCa, Some(Roots::Mozilla))
+        | (SslMode::VerifyCa, None) => SslMode::VerifyFull,
+        // libpq: with a root certificate, `require` checks the chain; a
+        // certificate given for the connection is not to be ignored under
+        // `prefer` or `allow` either.
+        (SslMode::Require | SslMode::Prefer | SslMode::Allow, Some(Roots::Pem(_))) => {
+            SslMode::VerifyCa
+        }
+        (mode, _) => mode,
     };
     config.ssl_mode(match mode {
         SslMode::Disable => tokio_postgres::config::SslMode::Disable,
@@ -188,9 +202,12 @@ fn take_tls_options(url: &str) -> Result<(String, Option<SslMode>, Option<String
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            // tokio-postgres decodes keys too: `ssl%6Dode` is `sslmode`.
+            let key = percent_decode(key)
+                .ok_or_else(|| ConnectError::Url("bad percent-encoding in a key".into()))?;
             let decoded = percent_decode(value)
                 .ok_or_else(|| ConnectError::Url(format!("bad percent-encoding in {key}")))?;
-            if !take(key, &decoded)? {
+            if !take(&key, &decoded)? {
                 kept.push(pair);
             }
         }
@@ -467,8 +484,18 @@ mod tests {
             ),
             (
                 "postgres://h/d?sslmode=require&sslrootcert=system",
-                SslMode::VerifyCa,
+                SslMode::VerifyFull,
                 Pg::Require,
+            ),
+            (
+                "postgres://h/d?sslmode=verify-ca",
+                SslMode::VerifyFull,
+                Pg::Require,
+            ),
+            (
+                "postgres://h/d?ssl%6Dode=disable",
+                SslMode::Disable,
+                Pg::Disable,
             ),
             (
                 "postgres://h/d?sslmode=verify-full",

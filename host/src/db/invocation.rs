@@ -90,6 +90,12 @@ pub struct InvocationTx {
     /// behind PgBouncer in transaction mode: the next transaction on this
     /// connection may reach another server session).
     transaction_pooling: bool,
+    /// Under `transaction_pooling`: tokio-postgres prepared statements of
+    /// its own on this session (it looks types it does not know up with
+    /// named statements it caches per connection, an enum's say), or a
+    /// statement failed half-prepared. Those must not outlive the
+    /// transaction: the session is cleared and the connection dropped.
+    session_dirty: bool,
 }
 
 /// The role that owns the `auth` schema; only system components reach it.
@@ -153,6 +159,7 @@ impl InvocationTx {
             aborted: false,
             read_only: false,
             transaction_pooling: false,
+            session_dirty: false,
         }
     }
 
@@ -224,6 +231,12 @@ impl InvocationTx {
             .await;
             if result.is_err() {
                 self.aborted = true;
+            }
+            if self.transaction_pooling {
+                match &result {
+                    Ok((statement, _)) if builtin_types_only(statement) => {}
+                    _ => self.session_dirty = true,
+                }
             }
             return result;
         }
@@ -307,6 +320,7 @@ impl InvocationTx {
 
     /// Back to the state before the first statement.
     fn reopen(&mut self) {
+        self.session_dirty = false;
         self.state = State::NotStarted;
         self.begun = false;
         self.aborted = false;
@@ -343,16 +357,43 @@ impl InvocationTx {
             // server session that prepared them.
             client.statement_cache.clear();
         }
+        // One simple query is one message, which a pooler sends to one
+        // server session: the one this transaction ran on.
+        let verb = if self.session_dirty {
+            if success {
+                "commit; deallocate all"
+            } else {
+                "rollback; deallocate all"
+            }
+        } else {
+            verb
+        };
         match client.batch_execute(verb).await {
             // COMMIT of a transaction in which a statement failed succeeds
             // as a ROLLBACK.
-            Ok(()) => Ok(success && !self.aborted),
+            Ok(()) => {
+                if self.session_dirty {
+                    // Its client still caches the statements just dropped.
+                    let _ = Object::take(*client);
+                }
+                Ok(success && !self.aborted)
+            }
             Err(err) => {
                 let _ = Object::take(*client);
                 Err(StatementError::from_pg(err))
             }
         }
     }
+}
+
+/// Whether every parameter and column type of `statement` is one
+/// tokio-postgres knows without asking the server.
+fn builtin_types_only(statement: &Statement) -> bool {
+    statement
+        .params()
+        .iter()
+        .chain(statement.columns().iter().map(|c| c.type_()))
+        .all(|t| postgres_types::Type::from_oid(t.oid()).is_some())
 }
 
 #[derive(Clone, Copy)]

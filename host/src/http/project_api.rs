@@ -26,6 +26,9 @@ use std::sync::Arc;
 
 /// Largest Dbify request body read.
 const MAX_BODY: usize = 8 * 1024 * 1024;
+/// Largest answer a Dbify operation returns (its rows are reshaped in
+/// memory, so they are bounded).
+const MAX_ANSWER: usize = 64 * 1024 * 1024;
 
 fn project_principal() -> Arc<Principal> {
     Arc::new(Principal::from_claims(Role::ServiceRole, Map::new()))
@@ -207,7 +210,6 @@ async fn dbify_inner(app: &AppState, request: Request, tags: &mut Tags) -> Respo
             Value::Null,
         );
     };
-    tags.project_id = Some(project_id);
     let Some(project) = app.projects.get(project_id) else {
         return dbify_error(
             StatusCode::NOT_FOUND,
@@ -241,6 +243,8 @@ async fn dbify_inner(app: &AppState, request: Request, tags: &mut Tags) -> Respo
             )
         };
     }
+    // Admitted: from here on the request counts as the project's.
+    tags.project_id = Some(project_id);
     let Some(table) = body["tableName"].as_str().filter(|t| !t.is_empty()) else {
         return dbify_error(
             StatusCode::BAD_REQUEST,
@@ -250,7 +254,7 @@ async fn dbify_inner(app: &AppState, request: Request, tags: &mut Tags) -> Respo
         );
     };
     let operation = body["operation"].as_str().unwrap_or_default();
-    tags.table = Some(table.to_owned());
+    tags.table = Some(table.chars().take(128).collect());
     tags.operation = match operation {
         "read" => Some("read"),
         "create" => Some("create"),
@@ -365,9 +369,16 @@ async fn dbify_inner(app: &AppState, request: Request, tags: &mut Tags) -> Respo
     )
     .await;
     let status = answered.response.status();
-    let answer = match axum::body::to_bytes(answered.response.into_body(), usize::MAX).await {
+    let answer = match axum::body::to_bytes(answered.response.into_body(), MAX_ANSWER).await {
         Ok(bytes) => serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
-        Err(_) => Value::Null,
+        Err(_) => {
+            return dbify_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RESPONSE_TOO_LARGE",
+                &format!("the rows come to more than {MAX_ANSWER} bytes: narrow the where"),
+                json!({ "tableName": table }),
+            )
+        }
     };
     if !status.is_success() {
         return crud_failure(status, &answer, table);

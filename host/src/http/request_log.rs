@@ -31,6 +31,10 @@ pub async fn log_requests(State(app): State<AppState>, request: Request, next: N
         .extensions_mut()
         .remove::<Tags>()
         .unwrap_or_default();
+    let status = response.status();
+    // A request the project's key did not admit is not the project's: it
+    // must not move that project's numbers.
+    let admitted = !matches!(status.as_u16(), 401 | 403 | 404);
     let bytes_out = response
         .body()
         .size_hint()
@@ -39,17 +43,29 @@ pub async fn log_requests(State(app): State<AppState>, request: Request, next: N
         .unwrap_or_else(|| content_length(response.headers()));
     log.record(Record {
         at,
-        project_id: tags.project_id.or(route.project_id),
+        project_id: tags.project_id.or(route.project_id.filter(|_| admitted)),
         method,
-        endpoint: route.endpoint,
-        table: tags.table.or(route.table),
+        endpoint: clipped(route.endpoint),
+        table: tags.table.or(route.table).map(clipped),
         operation: tags.operation.or(route.operation),
-        status: response.status().as_u16(),
+        status: status.as_u16(),
         latency_ms,
         bytes_in,
         bytes_out,
     });
     response
+}
+
+/// Names from paths are the client's: at most 128 bytes of one are kept.
+fn clipped(mut text: String) -> String {
+    if text.len() > 128 {
+        let mut end = 128;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 fn content_length(headers: &HeaderMap) -> i64 {

@@ -176,8 +176,8 @@ pub struct Registered {
     pub trigger_warning: Option<String>,
 }
 
-/// What a registration asks for.
-#[derive(Debug, Default, serde::Deserialize)]
+/// What a registration asks for. Not `Debug`: the URL holds a password.
+#[derive(Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Register {
     pub name: String,
@@ -232,14 +232,18 @@ impl Projects {
         &self.store
     }
 
-    /// Reads every project's row (no database is connected yet).
+    /// Reads every project's row (no database is connected yet); open
+    /// pools of unchanged projects are kept.
     pub async fn load_all(&self) -> Result<usize, StoreError> {
         let rows = self.store.list().await?;
         let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
-        live.clear();
+        let mut next = HashMap::with_capacity(rows.len());
         for row in rows {
-            live.insert(row.id, Arc::new(project_from(row)));
+            let id = row.id;
+            next.insert(id, Arc::new(merged(live.get(&id), row)));
         }
+        *live = next;
+        self.changed.notify_one();
         Ok(live.len())
     }
 
@@ -253,18 +257,14 @@ impl Projects {
             None => {
                 live.remove(&id);
             }
+            // Two refreshes may race (a notification and the changing
+            // request's own): an older row never replaces a newer one.
+            Some(row)
+                if live
+                    .get(&id)
+                    .is_some_and(|old| old.row.updated_at > row.updated_at) => {}
             Some(row) => {
-                let keep_pool = live.get(&id).and_then(|old| {
-                    let same = old.row.url_ciphertext == row.url_ciphertext
-                        && old.row.pool_size == row.pool_size
-                        && old.row.schemas == row.schemas
-                        && old.row.ca_certificate == row.ca_certificate;
-                    same.then(|| old.db.clone())
-                });
-                let mut project = project_from(row);
-                if let Some(db) = keep_pool {
-                    project.db = db;
-                }
+                let project = merged(live.get(&id), row);
                 live.insert(id, Arc::new(project));
             }
         }
@@ -384,6 +384,13 @@ impl Projects {
                 ));
             }
         }
+        if connect::names_root_file(&request.database_url) {
+            return Err(ProjectError::Invalid(
+                "sslrootcert must not name a file for a project (every host must reach it): \
+                 give the certificate as ca_certificate (PEM) instead"
+                    .into(),
+            ));
+        }
         let target = connect::parse(&request.database_url, request.ca_certificate.as_deref())?;
         if target.config.get_dbname().is_none() {
             return Err(ProjectError::Invalid(
@@ -402,6 +409,11 @@ impl Projects {
         let digest = db.fingerprint().await.map_err(ProjectError::from_db)?;
         db.set_last_digest(digest.clone());
         let tables = db.table_names();
+        // Before anything is installed in the user's database: a name
+        // already taken must leave nothing behind there.
+        if self.store.by_name(&request.name).await?.is_some() {
+            return Err(StoreError::NameTaken(request.name).into());
+        }
         let trigger_warning = if request.install_triggers {
             watch::install_trigger(&db).await.err()
         } else {
@@ -516,6 +528,23 @@ impl Projects {
     }
 }
 
+/// `row` as a live project, keeping `old`'s open pool when the settings the
+/// pool was made from are unchanged.
+fn merged(old: Option<&Arc<Project>>, row: ProjectRow) -> Project {
+    let keep_pool = old.and_then(|old| {
+        let same = old.row.url_ciphertext == row.url_ciphertext
+            && old.row.pool_size == row.pool_size
+            && old.row.schemas == row.schemas
+            && old.row.ca_certificate == row.ca_certificate;
+        same.then(|| old.db.clone())
+    });
+    let mut project = project_from(row);
+    if let Some(db) = keep_pool {
+        project.db = db;
+    }
+    project
+}
+
 fn project_from(row: ProjectRow) -> Project {
     let mut key_hash = [0u8; 32];
     if row.key_hash.len() == 32 {
@@ -543,12 +572,14 @@ fn validate_name(name: &str) -> Result<(), ProjectError> {
         && name
             .bytes()
             .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        // All digits would read as a project id.
+        && name.bytes().any(|b| b.is_ascii_lowercase());
     if ok {
         Ok(())
     } else {
         Err(ProjectError::Invalid(format!(
-            "{name:?} is not a valid project name: use lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 63"
+            "{name:?} is not a valid project name: use lowercase letters, digits, '-' and '_', starting with a letter or digit, with at least one letter, at most 63"
         )))
     }
 }

@@ -255,12 +255,14 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Records `digest` as the project's schema, when it differs from the
-    /// recorded one, with what changed: true for the one host (of all that
-    /// noticed the change) whose record it is, which then notifies.
+    /// Records `digest` as the project's schema in place of `known` (a
+    /// compare-and-swap), with what changed: true for the one host (of all
+    /// that noticed the change) whose record it is, which then notifies. A
+    /// host that lost, or that had an older baseline, records nothing.
     pub async fn record_schema_change(
         &self,
         id: i64,
+        known: Option<&str>,
         digest: &str,
         changes: &Value,
     ) -> Result<bool, StoreError> {
@@ -269,8 +271,9 @@ impl Store {
         let won = tx
             .execute(
                 "update selfdb.projects set schema_digest = $2 \
-                 where id = $1 and schema_digest is distinct from $2",
-                &[&id, &digest],
+                 where id = $1 and schema_digest is not distinct from $3 \
+                   and schema_digest is distinct from $2",
+                &[&id, &digest, &known],
             )
             .await?
             > 0;

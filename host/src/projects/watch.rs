@@ -151,6 +151,12 @@ impl Projects {
     async fn listen_ddl(self: Arc<Self>, id: i64, target: PgTarget) {
         let mut config = target.config.clone();
         config.application_name("selfdb");
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30));
         let Ok((client, connection)) = config.connect(target.tls.clone()).await else {
             return;
         };
@@ -162,12 +168,26 @@ impl Projects {
         {
             return;
         }
-        while notes.recv().await.is_some() {
-            // One check for a burst of DDL (a migration).
-            while notes.try_recv().is_ok() {}
-            let Some(project) = self.get(id) else { return };
-            let Some(db) = project.opened() else { return };
-            self.check_schema(&project, &db).await;
+        let mut alive = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                note = notes.recv() => {
+                    if note.is_none() {
+                        return;
+                    }
+                    // One check for a burst of DDL (a migration).
+                    while notes.try_recv().is_ok() {}
+                    let Some(project) = self.get(id) else { return };
+                    let Some(db) = project.opened() else { return };
+                    self.check_schema(&project, &db).await;
+                }
+                // A project deleted or paused lets its connection go.
+                _ = alive.tick() => {
+                    if !self.get(id).is_some_and(|p| !p.row.paused && p.row.install_triggers) {
+                        return;
+                    }
+                }
+            }
         }
     }
 
@@ -181,8 +201,13 @@ impl Projects {
                 return;
             }
         };
-        let known = db.last_digest();
+        // This host's baseline: the digest its cache was built at, or for a
+        // pool just opened, the one recorded (its cache is already new).
+        let known = db
+            .last_digest()
+            .or_else(|| project.row.schema_digest.clone());
         if known.as_deref() == Some(digest.as_str()) {
+            db.set_last_digest(digest);
             return;
         }
         let (before, after) = match db.reload_schema().await {
@@ -193,21 +218,17 @@ impl Projects {
             }
         };
         db.set_last_digest(digest.clone());
-        // The first digest this host saw is its baseline, not a change,
-        // unless it differs from the one recorded.
-        if known.is_none() && project.row.schema_digest.as_deref() == Some(digest.as_str()) {
-            return;
-        }
         let changes = diff::diff(&before, &after);
         match self
             .store
-            .record_schema_change(project.row.id, &digest, &changes)
+            .record_schema_change(project.row.id, known.as_deref(), &digest, &changes)
             .await
         {
             Ok(true) => {
                 tracing::info!(project = %project.row.name, "schema change detected");
                 self.announce(project, &changes).await;
             }
+            // Another host recorded it (or a later one): nothing to say.
             Ok(false) => {}
             Err(err) => {
                 tracing::warn!(project = %project.row.name, %err, "cannot record a schema change")
@@ -265,7 +286,13 @@ impl Projects {
                 match sent {
                     Ok(response) if response.status().is_success() => break,
                     outcome => {
-                        tracing::warn!(project = %row.name, attempt, ?outcome, "schema-change webhook failed");
+                        // The status or the error kind only: the URL may
+                        // carry a token.
+                        let why = match outcome {
+                            Ok(response) => response.status().to_string(),
+                            Err(err) => err.without_url().to_string(),
+                        };
+                        tracing::warn!(project = %row.name, attempt, %why, "schema-change webhook failed");
                         tokio::time::sleep(Duration::from_millis(500 * 2u64.pow(attempt))).await;
                     }
                 }

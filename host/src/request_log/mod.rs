@@ -82,10 +82,13 @@ async fn write_batches(
     let mut batch = Vec::with_capacity(BATCH);
     // Partitions known to exist, and when old ones were last dropped.
     let mut ready: Option<NaiveDate> = None;
+    // A failed attempt is retried a minute later, not with every batch.
+    let mut tried: Option<std::time::Instant> = None;
     let mut pruned: Option<NaiveDate> = None;
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let today = Utc::now().date_naive();
-        if ready != Some(today) {
+        if ready != Some(today) && tried.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            tried = Some(std::time::Instant::now());
             match ensure_partitions(&db, today).await {
                 Ok(()) => ready = Some(today),
                 Err(err) => tracing::warn!(%err, "cannot create request log partitions"),
@@ -127,14 +130,19 @@ async fn ensure_partitions(db: &Database, today: NaiveDate) -> Result<(), crate:
         let next = day + Days::days(1);
         // The name and bounds are dates formatted here, not input.
         let sql = format!(
-            "create table if not exists selfdb.{} partition of selfdb.request_logs \
-             for values from ('{day}') to ('{next}')",
+            "set lock_timeout = '2s'; \
+             create table if not exists selfdb.{} partition of selfdb.request_logs \
+             for values from ('{day} 00:00+00') to ('{next} 00:00+00'); \
+             reset lock_timeout",
             partition_name(day)
         );
         if let Err(err) = client.batch_execute(&sql).await {
-            // Rows of that day already sit in the default partition (the
-            // host was down over midnight): they stay there.
+            let _ = client.batch_execute("reset lock_timeout").await;
+            // Rows of that day may already sit in the default partition
+            // (the host was down over midnight): they stay there. Tried
+            // again with the next batch.
             tracing::debug!(%err, %day, "request log partition not created");
+            return Err(err.into());
         }
     }
     Ok(())
@@ -161,7 +169,9 @@ async fn prune(db: &Database, oldest: NaiveDate) -> Result<(), crate::db::DbErro
         // Names compare as dates: request_logs_YYYYMMDD.
         if name < cutoff {
             client
-                .batch_execute(&format!("drop table if exists selfdb.{name}"))
+                .batch_execute(&format!(
+                    "set lock_timeout = '2s'; drop table if exists selfdb.{name}; reset lock_timeout"
+                ))
                 .await?;
         }
     }

@@ -21,14 +21,15 @@ pub struct Filter {
 }
 
 /// The `where` shared by both reads; parameters $1..$8 are the filter.
-const WHERE: &str = "project_id is not distinct from $1 \
+const WHERE: &str = "(project_id = $1 or ($1::bigint is null and project_id is null)) \
     and ($2::timestamptz is null or at >= $2) and ($3::timestamptz is null or at < $3) \
     and ($4::text is null or endpoint = $4) and ($5::text is null or table_name = $5) \
     and ($6::text is null or operation = $6) and ($7::smallint is null or status = $7) \
     and (not $8 or status >= 400)";
 
+/// Microseconds, as stored: a page's last time is the next page's bound.
 fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 impl Filter {

@@ -861,6 +861,14 @@ async fn schema_changes_are_detected_recorded_mailed_and_signed() {
 async fn projects_work_behind_pgbouncer_in_transaction_mode() {
     let cluster = start_cluster(false);
     shop(&cluster, "shop").await;
+    // An enum: a type tokio-postgres looks up with statements of its own.
+    let app = cluster.session("shop", "app", "app-pass'word").await;
+    app.batch_execute(
+        "create type mood as enum ('happy', 'sad'); \
+         alter table items add column mood mood not null default 'happy'",
+    )
+    .await
+    .unwrap();
     let bouncer = PgBouncer::start(&cluster, "shop", "app", "app-pass'word");
     let host = Host::serve()
         .await
@@ -883,10 +891,11 @@ async fn projects_work_behind_pgbouncer_in_transaction_mode() {
         let key = key.clone();
         calls.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
-            let body = if n % 2 == 0 {
-                json!({"projectId": id, "apiKey": key, "operation": "create", "tableName": "items", "payload": {"name": format!("item-{n}"), "price": n}})
-            } else {
-                json!({"projectId": id, "apiKey": key, "operation": "read", "tableName": "items", "payload": {"name": "apple"}})
+            let body = match n % 4 {
+                0 => json!({"projectId": id, "apiKey": key, "operation": "create", "tableName": "items", "payload": {"name": format!("item-{n}"), "price": n}}),
+                2 => json!({"projectId": id, "apiKey": key, "operation": "create", "tableName": "items", "payload": {"name": format!("item-{n}"), "mood": "sad"}}),
+                1 => json!({"projectId": id, "apiKey": key, "operation": "read", "tableName": "items", "payload": {"mood": "sad"}}),
+                _ => json!({"projectId": id, "apiKey": key, "operation": "read", "tableName": "items", "payload": {"name": "apple"}}),
             };
             let response = client.post(format!("{host_url}/query")).json(&body).send().await.unwrap();
             let status = response.status();
@@ -905,8 +914,15 @@ async fn projects_work_behind_pgbouncer_in_transaction_mode() {
         .fetch_json()
         .await;
     assert_eq!(rows.as_array().map(Vec::len), Some(20), "{rows}");
+    let sad = host
+        .get(&format!(
+            "/projects/{id}/rest/v1/items?select=name&mood=eq.sad"
+        ))
+        .apikey(&key)
+        .fetch_json()
+        .await;
+    assert_eq!(sad.as_array().map(Vec::len), Some(10), "{sad}");
     // Schema polling runs through the pooler too.
-    let app = cluster.session("shop", "app", "app-pass'word").await;
     app.batch_execute("alter table items add column stock int")
         .await
         .unwrap();
