@@ -143,10 +143,7 @@ pub async fn pause(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
-    let project = find(&app, &id)?;
-    app.projects.set_paused(project.id(), true).await?;
-    Ok(Json(json!({"projectId": project.id(), "paused": true})))
+    set_paused(&app, &id, &headers, true).await
 }
 
 pub async fn resume(
@@ -154,10 +151,19 @@ pub async fn resume(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
-    let project = find(&app, &id)?;
-    app.projects.set_paused(project.id(), false).await?;
-    Ok(Json(json!({"projectId": project.id(), "paused": false})))
+    set_paused(&app, &id, &headers, false).await
+}
+
+async fn set_paused(
+    app: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+    paused: bool,
+) -> Result<Json<Value>, ApiError> {
+    require_service_role(headers, app)?;
+    let project = find(app, id)?;
+    app.projects.set_paused(project.id(), paused).await?;
+    Ok(Json(json!({"projectId": project.id(), "paused": paused})))
 }
 
 pub async fn remove(
