@@ -22,6 +22,14 @@ fi
 if ! command -v openssl >/dev/null 2>&1; then
   apt_packages+=(openssl)
 fi
+# ClickHouse: the request log's optional sink, tested against a real server
+# (the tests ask it with curl).
+if ! command -v curl >/dev/null 2>&1; then
+  apt_packages+=(curl)
+fi
+if [ ! -x /usr/sbin/clickhouse-server ] && ! command -v clickhouse-server >/dev/null 2>&1; then
+  apt_packages+=(clickhouse-server)
+fi
 # Projects' tests put PgBouncer (transaction mode) in front of a database.
 if [ ! -x /usr/sbin/pgbouncer ] && ! command -v pgbouncer >/dev/null 2>&1; then
   apt_packages+=(pgbouncer)

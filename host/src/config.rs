@@ -111,6 +111,7 @@ pub struct FileConfig {
     pub project_schema_poll_ms: Option<u64>,
     pub request_log: Option<bool>,
     pub request_log_retention_days: Option<u32>,
+    pub logs_clickhouse_url: Option<String>,
     pub db_pool_size: Option<usize>,
     pub max_instances: Option<u32>,
     pub function_memory_mb: Option<u64>,
@@ -177,6 +178,9 @@ pub struct Settings {
     pub request_log: bool,
     /// Days of request logs kept.
     pub request_log_retention_days: u32,
+    /// Where request logs go instead of PostgreSQL (ClickHouse's HTTP
+    /// interface, with credentials and database).
+    pub logs_clickhouse_url: Option<String>,
     pub db_pool_size: usize,
     pub max_instances: u32,
     pub default_limits: FunctionLimits,

@@ -200,6 +200,20 @@ async fn serve(
     .await
     .context("start realtime")?;
     let db_for_admin = db.clone();
+    let request_log = if settings.request_log {
+        let sink = match &settings.logs_clickhouse_url {
+            Some(url) => crate::request_log::Sink::ClickHouse(
+                crate::request_log::clickhouse::ClickHouseLogs::new(url)?.into(),
+            ),
+            None => crate::request_log::Sink::Postgres(db_for_admin.clone()),
+        };
+        Some(crate::request_log::RequestLog::start(
+            sink,
+            settings.request_log_retention_days,
+        ))
+    } else {
+        None
+    };
     let app = Arc::new(App {
         settings: settings.clone(),
         db,
@@ -210,12 +224,7 @@ async fn serve(
         functions,
         realtime,
         projects,
-        request_log: settings.request_log.then(|| {
-            crate::request_log::RequestLog::start(
-                db_for_admin.clone(),
-                settings.request_log_retention_days,
-            )
-        }),
+        request_log,
     });
     let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
 

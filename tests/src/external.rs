@@ -320,3 +320,118 @@ impl Drop for PgBouncer {
         let _ = self.child.wait();
     }
 }
+
+/// A ClickHouse server of the test's own (Debian's `clickhouse-server`),
+/// reached over its HTTP interface as user `logs`.
+pub struct ClickHouse {
+    pub http_port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+impl ClickHouse {
+    pub const PASSWORD: &'static str = "logs-secret";
+
+    pub fn start() -> ClickHouse {
+        let binary = ["/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .expect("clickhouse-server is missing: run `make test` (it installs it)");
+        let dir = tempfile::Builder::new()
+            .prefix("selfdb-test-clickhouse")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        let root = dir.path().display().to_string();
+        let (http_port, tcp_port) = (free_port(), free_port());
+        std::fs::write(
+            dir.path().join("config.xml"),
+            format!(
+                "<yandex>\n<logger><level>warning</level><log>{root}/server.log</log>\
+                 <errorlog>{root}/error.log</errorlog></logger>\n\
+                 <http_port>{http_port}</http_port><tcp_port>{tcp_port}</tcp_port>\n\
+                 <listen_host>127.0.0.1</listen_host>\n\
+                 <path>{root}/data/</path><tmp_path>{root}/tmp/</tmp_path>\n\
+                 <user_files_path>{root}/user_files/</user_files_path>\n\
+                 <format_schema_path>{root}/format_schemas/</format_schema_path>\n\
+                 <users_config>users.xml</users_config>\n\
+                 <default_profile>default</default_profile>\
+                 <default_database>default</default_database>\n\
+                 <mark_cache_size>268435456</mark_cache_size>\n</yandex>\n"
+            ),
+        )
+        .expect("write config.xml");
+        std::fs::write(
+            dir.path().join("users.xml"),
+            format!(
+                "<yandex><profiles><default></default></profiles><users><logs>\
+                 <password>{}</password><networks><ip>127.0.0.1</ip></networks>\
+                 <profile>default</profile><quota>default</quota></logs></users>\
+                 <quotas><default></default></quotas></yandex>\n",
+                Self::PASSWORD
+            ),
+        )
+        .expect("write users.xml");
+        let mut child = Command::new(binary)
+            .arg(format!("--config-file={root}/config.xml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start clickhouse-server");
+        // Ready when a query answers (it listens before it has loaded).
+        let ready = crate::wait_until(Duration::from_secs(60), || {
+            matches!(child.try_wait(), Ok(None))
+                && std::process::Command::new("curl")
+                    .args(["-sf", "-u", &format!("logs:{}", Self::PASSWORD)])
+                    .arg(format!("http://127.0.0.1:{http_port}/?query=select%201"))
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+        });
+        assert!(
+            ready,
+            "clickhouse-server did not answer on {http_port}: {}",
+            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+        );
+        ClickHouse {
+            http_port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// The URL `--logs-clickhouse-url` takes.
+    pub fn url(&self) -> String {
+        format!(
+            "http://logs:{}@127.0.0.1:{}/default",
+            Self::PASSWORD,
+            self.http_port
+        )
+    }
+
+    /// A query's answer as text (TabSeparated).
+    pub fn query(&self, sql: &str) -> String {
+        let output = std::process::Command::new("curl")
+            .args(["-sf", "-u", &format!("logs:{}", Self::PASSWORD)])
+            .arg("--data-binary")
+            .arg(sql)
+            .arg(format!("http://127.0.0.1:{}/", self.http_port))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for ClickHouse {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -15,7 +15,7 @@ mod api;
 mod external;
 
 pub use api::{error_code, misbehave, run_sql, run_sql_body, RequestExt};
-pub use external::{ExternalCluster, PgBouncer};
+pub use external::{ClickHouse, ExternalCluster, PgBouncer};
 
 use selfdb::embedded_pg::EmbeddedPg;
 use std::collections::HashMap;

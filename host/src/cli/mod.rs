@@ -116,6 +116,10 @@ pub struct CommonArgs {
     /// Days of request logs kept (older days are dropped).
     #[arg(long, env = "SELFDB_REQUEST_LOG_RETENTION_DAYS")]
     pub request_log_retention_days: Option<u32>,
+    /// Write request logs to ClickHouse instead of PostgreSQL:
+    /// `http[s]://user:password@host:8123/database` (its HTTP interface).
+    #[arg(long, env = "SELFDB_LOGS_CLICKHOUSE_URL", hide_env_values = true)]
+    pub logs_clickhouse_url: Option<String>,
     /// Connections in the pool used for request transactions.
     #[arg(long, env = "SELFDB_DB_POOL_SIZE")]
     pub db_pool_size: Option<usize>,
@@ -273,6 +277,7 @@ impl CommonArgs {
                 .or(file.request_log_retention_days)
                 .unwrap_or(7)
                 .max(1),
+            logs_clickhouse_url: self.logs_clickhouse_url.or(file.logs_clickhouse_url),
             db_pool_size: self.db_pool_size.or(file.db_pool_size).unwrap_or(16),
             max_instances: self.max_instances.or(file.max_instances).unwrap_or(256),
             default_limits: FunctionLimits {

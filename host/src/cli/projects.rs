@@ -23,10 +23,12 @@ pub struct ProjectsArgs {
 pub enum ProjectsCommand {
     /// Register a PostgreSQL database by URL and print its projectId and
     /// API key (shown only now). `sslmode` and `sslrootcert` in the URL are
-    /// honoured as libpq does.
+    /// honoured as libpq does. A URL given here is visible to other local
+    /// users in the process list while the command runs: leave it out (or
+    /// give `-`) to read it from standard input or SELFDB_PROJECT_URL.
     Add {
         name: String,
-        database_url: String,
+        database_url: Option<String>,
         /// A PEM file with the root certificate to trust (verify-ca/-full).
         #[arg(long)]
         ca_certificate: Option<std::path::PathBuf>,
@@ -90,6 +92,10 @@ pub async fn run(args: ProjectsArgs) -> anyhow::Result<()> {
             notify_email,
             webhook_url,
         } => {
+            let database_url = match database_url.filter(|url| url != "-") {
+                Some(url) => url,
+                None => database_url_from_env_or_stdin()?,
+            };
             let mut body = json!({"name": name, "database_url": database_url});
             if let Some(path) = ca_certificate {
                 let pem = std::fs::read_to_string(&path)
@@ -152,4 +158,28 @@ pub async fn run(args: ProjectsArgs) -> anyhow::Result<()> {
     };
     print(&answer);
     Ok(())
+}
+
+/// The database URL from SELFDB_PROJECT_URL, or else the first line of
+/// standard input (prompted for on a terminal).
+fn database_url_from_env_or_stdin() -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if let Ok(url) = std::env::var("SELFDB_PROJECT_URL") {
+        if !url.trim().is_empty() {
+            return Ok(url.trim().to_owned());
+        }
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("database URL: ");
+        std::io::stderr().flush()?;
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    let url = line.trim();
+    anyhow::ensure!(
+        !url.is_empty(),
+        "no database URL: give it as an argument, in SELFDB_PROJECT_URL, or on standard input"
+    );
+    Ok(url.to_owned())
 }

@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "projects",
         include_str!("../../migrations/0011_projects.sql"),
     ),
+    (
+        12,
+        "project_shapes",
+        include_str!("../../migrations/0012_project_shapes.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming SelfDB's migration lock.

@@ -273,7 +273,16 @@ fn bucket(query: &LogQuery) -> Result<&str, ApiError> {
     }
 }
 
-fn log_failure(err: crate::db::DbError) -> ApiError {
+/// Where this host's request logs are (PostgreSQL's table, empty, when
+/// logging is off).
+fn sink(app: &AppState) -> crate::request_log::Sink {
+    app.request_log.as_ref().map_or_else(
+        || crate::request_log::Sink::Postgres(app.db.clone()),
+        |log| log.sink().clone(),
+    )
+}
+
+fn log_failure(err: crate::request_log::LogError) -> ApiError {
     tracing::error!(%err, "request logs");
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database", err.to_string())
 }
@@ -284,15 +293,25 @@ async fn logs_of(
     query: &LogQuery,
 ) -> Result<Json<Value>, ApiError> {
     let filter = filter(project_id, query)?;
-    let before = time("before", query.before.as_deref())?;
+    let before = query
+        .before
+        .as_deref()
+        .map(crate::request_log::read::Cursor::parse)
+        .transpose()
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("before must be a previous page's next_before or {e}"),
+            )
+        })?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let records = crate::request_log::read::records(&app.db, &filter, limit, before)
+    let (records, next) = crate::request_log::read::records(&sink(app), &filter, limit, before)
         .await
         .map_err(log_failure)?;
-    let next = (records.len() as i64 == limit)
-        .then(|| records.last().map(|r| r["at"].clone()))
-        .flatten();
-    Ok(Json(json!({"logs": records, "next_before": next})))
+    Ok(Json(
+        json!({"logs": records, "next_before": next.map(|c| c.text())}),
+    ))
 }
 
 async fn analytics_of(
@@ -301,7 +320,7 @@ async fn analytics_of(
     query: &LogQuery,
 ) -> Result<Json<Value>, ApiError> {
     let filter = filter(project_id, query)?;
-    let answer = crate::request_log::read::analytics(&app.db, &filter, bucket(query)?)
+    let answer = crate::request_log::read::analytics(&sink(app), &filter, bucket(query)?)
         .await
         .map_err(log_failure)?;
     Ok(Json(answer))

@@ -1,39 +1,112 @@
-//! What changed between two schema caches, as recorded in a project's
+//! What changed between two schemas, as recorded in a project's
 //! schema-change log and sent to its notification targets.
+//!
+//! A schema is compared as its [`Shape`]: what a schema change can be
+//! about (tables, columns, keys, functions), small enough to store with the
+//! project. The stored shape is the "before" of a host that has no cache
+//! of its own from before the change (it opened the pool after it, or
+//! restarted).
 
 use crate::db::schema::SchemaCache;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The parts of a schema cache a change is reported in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Shape {
+    /// `schema.name` → its columns and primary key.
+    tables: BTreeMap<String, TableShape>,
+    /// `schema.table.constraint`.
+    foreign_keys: BTreeSet<String>,
+    /// `schema.name(argument types)`.
+    functions: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct TableShape {
+    columns: Vec<ColumnShape>,
+    primary_key: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ColumnShape {
+    name: String,
+    #[serde(rename = "type")]
+    type_name: String,
+    nullable: bool,
+    has_default: bool,
+}
+
+impl Shape {
+    pub fn of(cache: &SchemaCache) -> Shape {
+        let tables = cache
+            .tables
+            .iter()
+            .map(|((schema, name), table)| {
+                let columns = table
+                    .columns
+                    .iter()
+                    .map(|c| ColumnShape {
+                        name: c.name.clone(),
+                        type_name: c.type_name.clone(),
+                        nullable: c.nullable,
+                        has_default: c.has_default,
+                    })
+                    .collect();
+                let shape = TableShape {
+                    columns,
+                    primary_key: table.primary_key.clone(),
+                };
+                (format!("{schema}.{name}"), shape)
+            })
+            .collect();
+        let foreign_keys = cache
+            .foreign_keys
+            .iter()
+            .map(|k| format!("{}.{}.{}", k.schema, k.table, k.name))
+            .collect();
+        let functions = cache
+            .functions
+            .values()
+            .flatten()
+            .map(|f| {
+                let args: Vec<&str> = f.args.iter().map(|a| a.type_name.as_str()).collect();
+                format!("{}.{}({})", f.schema, f.name, args.join(", "))
+            })
+            .collect();
+        Shape {
+            tables,
+            foreign_keys,
+            functions,
+        }
+    }
+}
 
 /// `{"tables_added", "tables_dropped", "columns_added", "columns_dropped",
-/// "columns_altered", "keys_changed", "functions_added",
-/// "functions_dropped"}`; tables are `schema.name`.
-pub fn diff(before: &SchemaCache, after: &SchemaCache) -> Value {
-    let name = |(schema, table): &(String, String)| format!("{schema}.{table}");
-    let old: BTreeSet<_> = before.tables.keys().collect();
-    let new: BTreeSet<_> = after.tables.keys().collect();
-    let tables_added: Vec<String> = new.difference(&old).map(|k| name(k)).collect();
-    let tables_dropped: Vec<String> = old.difference(&new).map(|k| name(k)).collect();
+/// "columns_altered", "keys_changed", "foreign_keys_added",
+/// "foreign_keys_dropped", "functions_added", "functions_dropped"}`;
+/// tables are `schema.name`.
+pub fn diff(before: &Shape, after: &Shape) -> Value {
+    let old: BTreeSet<&String> = before.tables.keys().collect();
+    let new: BTreeSet<&String> = after.tables.keys().collect();
+    let tables_added: Vec<&String> = new.difference(&old).copied().collect();
+    let tables_dropped: Vec<&String> = old.difference(&new).copied().collect();
     let mut columns_added = Vec::new();
     let mut columns_dropped = Vec::new();
     let mut columns_altered = Vec::new();
     let mut keys_changed = Vec::new();
-    for key in old.intersection(&new) {
-        let (Some(was), Some(is)) = (before.tables.get(*key), after.tables.get(*key)) else {
+    for table in old.intersection(&new) {
+        let (Some(was), Some(is)) = (before.tables.get(*table), after.tables.get(*table)) else {
             continue;
         };
-        let table = name(key);
         for column in &is.columns {
             match was.columns.iter().find(|c| c.name == column.name) {
                 None => columns_added.push(json!({
                     "table": table, "column": column.name, "type": column.type_name,
                     "nullable": column.nullable,
                 })),
-                Some(old)
-                    if old.type_name != column.type_name
-                        || old.nullable != column.nullable
-                        || old.has_default != column.has_default =>
-                {
+                Some(old) if old != column => {
                     let mut altered = json!({"table": table, "column": column.name});
                     if old.type_name != column.type_name {
                         altered["type"] = json!({"from": old.type_name, "to": column.type_name});
@@ -61,26 +134,6 @@ pub fn diff(before: &SchemaCache, after: &SchemaCache) -> Value {
             }));
         }
     }
-    let signatures = |cache: &SchemaCache| -> BTreeSet<String> {
-        cache
-            .functions
-            .values()
-            .flatten()
-            .map(|f| {
-                let args: Vec<&str> = f.args.iter().map(|a| a.type_name.as_str()).collect();
-                format!("{}.{}({})", f.schema, f.name, args.join(", "))
-            })
-            .collect()
-    };
-    let (old_functions, new_functions) = (signatures(before), signatures(after));
-    let foreign = |cache: &SchemaCache| -> BTreeSet<String> {
-        cache
-            .foreign_keys
-            .iter()
-            .map(|k| format!("{}.{}.{}", k.schema, k.table, k.name))
-            .collect()
-    };
-    let (old_foreign, new_foreign) = (foreign(before), foreign(after));
     json!({
         "tables_added": tables_added,
         "tables_dropped": tables_dropped,
@@ -88,10 +141,10 @@ pub fn diff(before: &SchemaCache, after: &SchemaCache) -> Value {
         "columns_dropped": columns_dropped,
         "columns_altered": columns_altered,
         "keys_changed": keys_changed,
-        "foreign_keys_added": new_foreign.difference(&old_foreign).collect::<Vec<_>>(),
-        "foreign_keys_dropped": old_foreign.difference(&new_foreign).collect::<Vec<_>>(),
-        "functions_added": new_functions.difference(&old_functions).collect::<Vec<_>>(),
-        "functions_dropped": old_functions.difference(&new_functions).collect::<Vec<_>>(),
+        "foreign_keys_added": after.foreign_keys.difference(&before.foreign_keys).collect::<Vec<_>>(),
+        "foreign_keys_dropped": before.foreign_keys.difference(&after.foreign_keys).collect::<Vec<_>>(),
+        "functions_added": after.functions.difference(&before.functions).collect::<Vec<_>>(),
+        "functions_dropped": before.functions.difference(&after.functions).collect::<Vec<_>>(),
     })
 }
 
@@ -146,7 +199,11 @@ pub fn describe(changes: &Value) -> Vec<String> {
             lines.push(format!("{what}: {}", f.as_str().unwrap_or_default()));
         }
     }
-    if lines.is_empty() {
+    if changes["baseline_unknown"] == Value::Bool(true) {
+        lines.push(
+            "the schema changed while no host was watching it; what changed is not known".into(),
+        );
+    } else if lines.is_empty() {
         lines.push("definitions changed (constraints or function bodies)".into());
     }
     lines

@@ -33,6 +33,10 @@ use store::{NewProject, ProjectRow, Store, StoreError};
 /// keys at a glance (and in secret scanners).
 pub const KEY_PREFIX: &str = "sdbp_";
 
+/// How long a database that failed to open is answered for by that
+/// failure, without another attempt.
+const RETRY_OPEN: Duration = Duration::from_secs(5);
+
 /// How a host serves projects.
 #[derive(Debug, Clone)]
 pub struct ProjectSettings {
@@ -141,6 +145,8 @@ pub struct Project {
     pub row: ProjectRow,
     key_hash: [u8; 32],
     db: tokio::sync::OnceCell<Arc<ExternalDb>>,
+    /// When and why opening the database last failed.
+    open_failed: std::sync::Mutex<Option<(std::time::Instant, &'static str, String)>>,
 }
 
 impl Project {
@@ -317,12 +323,28 @@ impl Projects {
         all
     }
 
-    /// The project's database, opened on first use.
+    /// The project's database, opened on first use. A database that just
+    /// failed to open fails again at once for [`RETRY_OPEN`] (each attempt
+    /// may wait out a connect timeout; requests and schema checks should
+    /// not queue behind it).
     pub async fn database(&self, project: &Project) -> Result<Arc<ExternalDb>, ProjectError> {
         if project.row.paused {
             return Err(ProjectError::Paused);
         }
-        project
+        if let Some(db) = project.db.get() {
+            return Ok(db.clone());
+        }
+        if let Some((at, code, message)) = project
+            .open_failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            if at.elapsed() < RETRY_OPEN {
+                return Err(ProjectError::Database { code, message });
+            }
+        }
+        let opened = project
             .db
             .get_or_try_init(|| async {
                 let target = self.target(&project.row)?;
@@ -336,7 +358,18 @@ impl Projects {
                 Ok::<_, ProjectError>(Arc::new(db))
             })
             .await
-            .cloned()
+            .cloned();
+        let mut failed = project
+            .open_failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match &opened {
+            Err(ProjectError::Database { code, message }) => {
+                *failed = Some((std::time::Instant::now(), *code, message.clone()));
+            }
+            _ => *failed = None,
+        }
+        opened
     }
 
     fn target(&self, row: &ProjectRow) -> Result<PgTarget, ProjectError> {
@@ -409,13 +442,17 @@ impl Projects {
         let digest = db.fingerprint().await.map_err(ProjectError::from_db)?;
         db.set_last_digest(digest.clone());
         let tables = db.table_names();
+        let shape = serde_json::to_value(diff::Shape::of(&db.schema().get()))
+            .unwrap_or(serde_json::Value::Null);
         // Before anything is installed in the user's database: a name
         // already taken must leave nothing behind there.
         if self.store.by_name(&request.name).await?.is_some() {
             return Err(StoreError::NameTaken(request.name).into());
         }
         let trigger_warning = if request.install_triggers {
-            watch::install_trigger(&db).await.err()
+            watch::install_trigger(&request.name, &target, &db)
+                .await
+                .err()
         } else {
             None
         };
@@ -451,6 +488,7 @@ impl Projects {
                 webhook_nonce: sealed_webhook.as_ref().map(|(n, _)| n.as_slice()),
                 webhook_secret: sealed_webhook.as_ref().map(|(_, c)| c.as_slice()),
                 schema_digest: &digest,
+                schema_shape: &shape,
             })
             .await?;
         let project = project_from(row);
@@ -505,7 +543,7 @@ impl Projects {
             .ok_or_else(|| ProjectError::NotFound(id.to_string()))?;
         if project.row.install_triggers {
             if let Ok(target) = self.target(&project.row) {
-                if let Err(err) = watch::remove_trigger(&target).await {
+                if let Err(err) = watch::remove_trigger(&project.row.name, &target).await {
                     tracing::warn!(project = %project.row.name, %err, "cannot remove the DDL event trigger");
                 }
             }
@@ -554,6 +592,7 @@ fn project_from(row: ProjectRow) -> Project {
         row,
         key_hash,
         db: tokio::sync::OnceCell::new(),
+        open_failed: std::sync::Mutex::default(),
     }
 }
 

@@ -95,6 +95,7 @@ pub struct NewProject<'a> {
     pub webhook_nonce: Option<&'a [u8]>,
     pub webhook_secret: Option<&'a [u8]>,
     pub schema_digest: &'a str,
+    pub schema_shape: &'a Value,
 }
 
 /// One detected schema change.
@@ -132,8 +133,10 @@ impl Store {
                 &format!(
                     "insert into selfdb.projects (name, url_nonce, url_ciphertext, url_display, \
                        ca_certificate, key_hash, key_prefix, schemas, pool_size, install_triggers, \
-                       notify_email, webhook_url, webhook_nonce, webhook_secret, schema_digest) \
-                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                       notify_email, webhook_url, webhook_nonce, webhook_secret, schema_digest, \
+                       schema_shape) \
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                       $16) \
                      returning {COLUMNS}"
                 ),
                 &[
@@ -152,6 +155,7 @@ impl Store {
                     &new.webhook_nonce,
                     &new.webhook_secret,
                     &new.schema_digest,
+                    new.schema_shape,
                 ],
             )
             .await;
@@ -255,25 +259,42 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Records `digest` as the project's schema in place of `known` (a
-    /// compare-and-swap), with what changed: true for the one host (of all
-    /// that noticed the change) whose record it is, which then notifies. A
-    /// host that lost, or that had an older baseline, records nothing.
+    /// The recorded digest and the shape of the schema at it, if stored.
+    pub async fn schema_shape(
+        &self,
+        id: i64,
+    ) -> Result<Option<(Option<String>, Option<Value>)>, StoreError> {
+        let client = self.db.owner().get().await?;
+        let row = client
+            .query_opt(
+                "select schema_digest, schema_shape from selfdb.projects where id = $1",
+                &[&id],
+            )
+            .await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// Records `digest` (and the schema's `shape` at it) as the project's
+    /// schema in place of `known` (a compare-and-swap), with what changed:
+    /// true for the one host (of all that noticed the change) whose record
+    /// it is, which then notifies. A host that lost, or that had an older
+    /// baseline, records nothing.
     pub async fn record_schema_change(
         &self,
         id: i64,
         known: Option<&str>,
         digest: &str,
+        shape: &Value,
         changes: &Value,
     ) -> Result<bool, StoreError> {
         let mut client = self.db.owner().get().await?;
         let tx = client.transaction().await?;
         let won = tx
             .execute(
-                "update selfdb.projects set schema_digest = $2 \
+                "update selfdb.projects set schema_digest = $2, schema_shape = $4 \
                  where id = $1 and schema_digest is not distinct from $3 \
                    and schema_digest is distinct from $2",
-                &[&id, &digest, &known],
+                &[&id, &digest, &known, shape],
             )
             .await?
             > 0;

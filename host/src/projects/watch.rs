@@ -13,34 +13,84 @@ use super::{diff, Project, Projects};
 use crate::db::connect::PgTarget;
 use crate::db::external::ExternalDb;
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Schema checks one host runs at once.
+const CONCURRENT_CHECKS: usize = 16;
+
+/// Marks `id` as taken in `set`; false when it already was.
+fn claim(set: &std::sync::Mutex<HashSet<i64>>, id: i64) -> bool {
+    set.lock().unwrap_or_else(|p| p.into_inner()).insert(id)
+}
+
+fn release(set: &std::sync::Mutex<HashSet<i64>>, id: i64) {
+    set.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+}
 
 /// The channel the installed event trigger notifies.
 pub const DDL_CHANNEL: &str = "selfdb_ddl";
 
-const INSTALL_SQL: &str = "\
-create schema if not exists selfdb;
+/// Event trigger names of project `name`: event triggers belong to the
+/// whole database, and two projects may serve one database (different
+/// schemas), so each installs and removes its own. A digest keeps the
+/// names within 63 bytes and free of quoting.
+fn trigger_names(name: &str) -> (String, String) {
+    let digest = hex::encode(&Sha256::digest(name.as_bytes())[..8]);
+    (
+        format!("selfdb_ddl_{digest}"),
+        format!("selfdb_drop_{digest}"),
+    )
+}
+
+fn install_sql(name: &str) -> String {
+    let (ddl, drop) = trigger_names(name);
+    format!(
+        "create schema if not exists selfdb;
 create or replace function selfdb.notify_ddl() returns event_trigger
-language plpgsql as $$ begin perform pg_notify('selfdb_ddl', tg_tag); end $$;
-drop event trigger if exists selfdb_notify_ddl;
-create event trigger selfdb_notify_ddl on ddl_command_end execute function selfdb.notify_ddl();
-drop event trigger if exists selfdb_notify_drop;
-create event trigger selfdb_notify_drop on sql_drop execute function selfdb.notify_ddl();";
+language plpgsql as $$ begin perform pg_notify('{DDL_CHANNEL}', tg_tag); end $$;
+drop event trigger if exists {ddl};
+create event trigger {ddl} on ddl_command_end execute function selfdb.notify_ddl();
+drop event trigger if exists {drop};
+create event trigger {drop} on sql_drop execute function selfdb.notify_ddl();"
+    )
+}
 
-const REMOVE_SQL: &str = "\
-drop event trigger if exists selfdb_notify_ddl;
-drop event trigger if exists selfdb_notify_drop;
-drop function if exists selfdb.notify_ddl();";
+/// Drops the project's triggers, and the shared function once no other
+/// project's trigger uses it.
+fn remove_sql(name: &str) -> String {
+    let (ddl, drop) = trigger_names(name);
+    format!(
+        "drop event trigger if exists {ddl};
+drop event trigger if exists {drop};
+do $$ begin
+  if to_regprocedure('selfdb.notify_ddl()') is not null and not exists
+     (select 1 from pg_event_trigger where evtfoid = to_regprocedure('selfdb.notify_ddl()')) then
+    drop function selfdb.notify_ddl();
+  end if;
+end $$;"
+    )
+}
 
-/// Installs the DDL event trigger (the user opted in); creating event
-/// triggers needs a superuser, so the error says what happened and the
-/// project falls back to polling.
-pub async fn install_trigger(db: &ExternalDb) -> Result<(), String> {
+/// Installs project `name`'s DDL event trigger (the user opted in).
+/// Creating event triggers needs a superuser, and their notifications need
+/// a session of its own (LISTEN), which a transaction pooler such as
+/// PgBouncer does not keep: either way the error says what happened and
+/// the project falls back to polling, with nothing installed.
+pub async fn install_trigger(name: &str, target: &PgTarget, db: &ExternalDb) -> Result<(), String> {
+    tokio::time::timeout(
+        Duration::from_secs(15),
+        notifications_reach_a_session(target, db),
+    )
+    .await
+    .map_err(|_| {
+        "the event trigger was not installed: probing the database timed out".to_owned()
+    })??;
     let mut client = db.pool().get().await.map_err(|e| e.to_string())?;
     let tx = client.transaction().await.map_err(|e| e.to_string())?;
-    tx.batch_execute(INSTALL_SQL).await.map_err(|e| {
+    tx.batch_execute(&install_sql(name)).await.map_err(|e| {
         format!(
             "the event trigger could not be installed ({}); schema changes are found by polling",
             e.as_db_error()
@@ -50,10 +100,64 @@ pub async fn install_trigger(db: &ExternalDb) -> Result<(), String> {
     tx.commit().await.map_err(|e| e.to_string())
 }
 
-pub async fn remove_trigger(target: &PgTarget) -> Result<(), tokio_postgres::Error> {
+/// Whether a listening connection gets a notification sent from the pool
+/// and keeps one server session throughout: false behind a pooler in
+/// transaction mode, where LISTEN cannot work.
+async fn notifications_reach_a_session(target: &PgTarget, db: &ExternalDb) -> Result<(), String> {
+    const REFUSED: &str = "the event trigger was not installed: notifications do not reach a \
+        listening session on this URL (a transaction pooler such as PgBouncer?); \
+        schema changes are found by polling";
+    let (client, connection) = target
+        .config
+        .connect(target.tls.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut notes = crate::db::notifications(connection);
+    let channel = format!("selfdb_probe_{}", crate::secrets::random_token(8));
+    let pid = |row: tokio_postgres::Row| row.get::<_, i32>(0);
+    let before = client
+        .query_one("select pg_backend_pid()", &[])
+        .await
+        .map(pid)
+        .map_err(|e| e.to_string())?;
+    client
+        .batch_execute(&format!("listen {channel}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    {
+        let mut sender = db.pool().get().await.map_err(|e| e.to_string())?;
+        let tx = sender.transaction().await.map_err(|e| e.to_string())?;
+        tx.execute("select pg_notify($1, 'probe')", &[&channel])
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+    }
+    let heard = tokio::time::timeout(Duration::from_secs(3), async {
+        while let Some(note) = notes.recv().await {
+            if note.channel() == channel {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    let after = client
+        .query_one("select pg_backend_pid()", &[])
+        .await
+        .map(pid);
+    let _ = client.batch_execute(&format!("unlisten {channel}")).await;
+    if heard && after.is_ok_and(|after| after == before) {
+        Ok(())
+    } else {
+        Err(REFUSED.to_owned())
+    }
+}
+
+pub async fn remove_trigger(name: &str, target: &PgTarget) -> Result<(), tokio_postgres::Error> {
     let (client, connection) = target.config.connect(target.tls.clone()).await?;
     let task = tokio::spawn(connection);
-    let result = client.batch_execute(REMOVE_SQL).await;
+    let result = client.batch_execute(&remove_sql(name)).await;
     drop(client);
     let _ = task.await;
     result
@@ -96,12 +200,19 @@ impl Projects {
         }
     }
 
-    /// Compares every open project's digest on each tick; projects with an
-    /// event trigger are also listened to.
+    /// Compares every project's digest on each tick; projects with an
+    /// event trigger are also listened to. Each project is checked in its
+    /// own task, so one unreachable database (a connect that waits for its
+    /// timeout) delays nobody else; a project whose last check is still
+    /// running is skipped this tick.
     async fn poll_schemas(self: Arc<Self>) {
         let mut tick = tokio::time::interval(self.settings.schema_poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let listening: Arc<std::sync::Mutex<std::collections::HashSet<i64>>> = Arc::default();
+        let listening: Arc<std::sync::Mutex<HashSet<i64>>> = Arc::default();
+        let checking: Arc<std::sync::Mutex<HashSet<i64>>> = Arc::default();
+        // Checks at once, so a host with many projects opens a bounded
+        // number of connections in one tick.
+        let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_CHECKS));
         loop {
             // A project added or changed is looked at now, not a poll later
             // (its event trigger's listener starts here).
@@ -110,39 +221,53 @@ impl Projects {
                 () = self.changed.notified() => {}
             }
             for project in self.all() {
-                if project.row.paused {
+                if project.row.paused || !claim(&checking, project.row.id) {
                     continue;
                 }
-                // Projects nobody used on this host yet are opened too:
-                // someone must notice their changes.
-                let db = match self.database(&project).await {
-                    Ok(db) => db,
-                    Err(err) => {
-                        tracing::debug!(project = %project.row.name, %err, "schema check skipped");
-                        continue;
+                let this = self.clone();
+                let listening = listening.clone();
+                let checking = checking.clone();
+                let permits = permits.clone();
+                tokio::spawn(async move {
+                    let id = project.row.id;
+                    if let Ok(_permit) = permits.acquire().await {
+                        this.check_project(&project, &listening).await;
                     }
-                };
-                if project.row.install_triggers
-                    && listening
-                        .lock()
-                        .map(|mut set| set.insert(project.row.id))
-                        .unwrap_or(false)
-                {
-                    if let Ok(target) = self.target(&project.row) {
-                        let this = self.clone();
-                        let listening = listening.clone();
-                        let id = project.row.id;
-                        tokio::spawn(async move {
-                            this.listen_ddl(id, target).await;
-                            if let Ok(mut set) = listening.lock() {
-                                set.remove(&id);
-                            }
-                        });
-                    }
-                }
-                self.check_schema(&project, &db).await;
+                    release(&checking, id);
+                });
             }
         }
+    }
+
+    /// One project's turn: open it (projects nobody used on this host yet
+    /// are opened too: someone must notice their changes), start its
+    /// trigger listener if it has one, compare the digest.
+    async fn check_project(
+        self: &Arc<Self>,
+        project: &Arc<Project>,
+        listening: &Arc<std::sync::Mutex<HashSet<i64>>>,
+    ) {
+        let db = match self.database(project).await {
+            Ok(db) => db,
+            Err(err) => {
+                tracing::debug!(project = %project.row.name, %err, "schema check skipped");
+                return;
+            }
+        };
+        if project.row.install_triggers && claim(listening, project.row.id) {
+            if let Ok(target) = self.target(&project.row) {
+                let this = self.clone();
+                let listening = listening.clone();
+                let id = project.row.id;
+                tokio::spawn(async move {
+                    this.listen_ddl(id, target).await;
+                    release(&listening, id);
+                });
+            } else {
+                release(listening, project.row.id);
+            }
+        }
+        self.check_schema(project, &db).await;
     }
 
     /// Holds a connection listening to the project's event trigger and
@@ -210,6 +335,9 @@ impl Projects {
             db.set_last_digest(digest);
             return;
         }
+        // Whether the cache about to be replaced is from before the change
+        // (this host's baseline), or was read after it (a pool opened since).
+        let own_baseline = db.last_digest().is_some();
         let (before, after) = match db.reload_schema().await {
             Ok(both) => both,
             Err(err) => {
@@ -218,10 +346,27 @@ impl Projects {
             }
         };
         db.set_last_digest(digest.clone());
-        let changes = diff::diff(&before, &after);
+        let after = diff::Shape::of(&after);
+        let before = if own_baseline {
+            Some(diff::Shape::of(&before))
+        } else {
+            self.recorded_shape(project.row.id, known.as_deref()).await
+        };
+        let changes = match &before {
+            Some(before) => diff::diff(before, &after),
+            // No schema from before the change is known (a project
+            // registered before shapes were stored): what changed cannot
+            // be said, only that something did.
+            None => {
+                let mut changes = diff::diff(&after, &after);
+                changes["baseline_unknown"] = serde_json::Value::Bool(true);
+                changes
+            }
+        };
+        let shape = serde_json::to_value(&after).unwrap_or(serde_json::Value::Null);
         match self
             .store
-            .record_schema_change(project.row.id, known.as_deref(), &digest, &changes)
+            .record_schema_change(project.row.id, known.as_deref(), &digest, &shape, &changes)
             .await
         {
             Ok(true) => {
@@ -232,6 +377,20 @@ impl Projects {
             Ok(false) => {}
             Err(err) => {
                 tracing::warn!(project = %project.row.name, %err, "cannot record a schema change")
+            }
+        }
+    }
+
+    /// The stored shape of the schema at digest `known`.
+    async fn recorded_shape(&self, id: i64, known: Option<&str>) -> Option<diff::Shape> {
+        match self.store.schema_shape(id).await {
+            Ok(Some((digest, Some(shape)))) if digest.as_deref() == known => {
+                serde_json::from_value(shape).ok()
+            }
+            Ok(_) => None,
+            Err(err) => {
+                tracing::warn!(id, %err, "cannot read a project's recorded schema");
+                None
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Every API request, logged off the request path: a request only queues a
-//! small record; one background task writes them in batches to
-//! `selfdb.request_logs`, a table partitioned by day, and drops the days
-//! past the retention.
+//! small record; one background task writes them in batches to the sink,
+//! and drops the days past the retention. The sink is PostgreSQL's
+//! `selfdb.request_logs`, a table partitioned by day, or with
+//! `--logs-clickhouse-url` a ClickHouse table (`clickhouse`).
 //!
 //! What a record holds: time, project (none for the main instance),
 //! endpoint, table, operation, status, latency and bytes in and out. The
@@ -9,6 +10,7 @@
 //! know more than the path says (Dbify's `/query` names its project and
 //! table in the body) attach a [`Tags`] to their response.
 
+pub mod clickhouse;
 pub mod read;
 
 use crate::db::Database;
@@ -45,24 +47,40 @@ pub struct Record {
     pub bytes_out: i64,
 }
 
+/// Where records are written and read.
+#[derive(Clone)]
+pub enum Sink {
+    Postgres(Database),
+    ClickHouse(Arc<clickhouse::ClickHouseLogs>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error(transparent)]
+    ClickHouse(#[from] clickhouse::ClickHouseError),
+}
+
 #[derive(Clone)]
 pub struct RequestLog {
     tx: mpsc::Sender<Record>,
     dropped: Arc<AtomicU64>,
+    sink: Sink,
 }
 
 impl RequestLog {
     /// Starts the writer; `retention_days` of logs are kept.
-    pub fn start(db: Database, retention_days: u32) -> Self {
+    pub fn start(sink: Sink, retention_days: u32) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         tokio::spawn(write_batches(
-            db,
+            sink.clone(),
             rx,
             dropped.clone(),
             retention_days.max(1),
         ));
-        Self { tx, dropped }
+        Self { tx, dropped, sink }
     }
 
     /// Queues a record; never waits.
@@ -71,16 +89,22 @@ impl RequestLog {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+
+    pub fn sink(&self) -> &Sink {
+        &self.sink
+    }
 }
 
 async fn write_batches(
-    db: Database,
+    sink: Sink,
     mut rx: mpsc::Receiver<Record>,
     dropped: Arc<AtomicU64>,
     retention_days: u32,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
-    // Partitions known to exist, and when old ones were last dropped.
+    let mut ids = Ids::new();
+    // Partitions (or ClickHouse's table) known to exist, and when old
+    // days were last dropped.
     let mut ready: Option<NaiveDate> = None;
     // A failed attempt is retried a minute later, not with every batch.
     let mut tried: Option<std::time::Instant> = None;
@@ -89,19 +113,33 @@ async fn write_batches(
         let today = Utc::now().date_naive();
         if ready != Some(today) && tried.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
             tried = Some(std::time::Instant::now());
-            match ensure_partitions(&db, today).await {
+            let prepared = match &sink {
+                Sink::Postgres(db) => ensure_partitions(db, today).await.map_err(LogError::from),
+                Sink::ClickHouse(ch) => ch.prepare().await.map_err(LogError::from),
+            };
+            match prepared {
                 Ok(()) => ready = Some(today),
-                Err(err) => tracing::warn!(%err, "cannot create request log partitions"),
+                Err(err) => tracing::warn!(%err, "cannot prepare the request log"),
             }
         }
         if pruned != Some(today) {
-            match prune(&db, today - Days::days(i64::from(retention_days))).await {
+            let oldest = today - Days::days(i64::from(retention_days));
+            let done = match &sink {
+                Sink::Postgres(db) => prune(db, oldest).await.map_err(LogError::from),
+                Sink::ClickHouse(ch) => ch.prune(oldest).await.map_err(LogError::from),
+            };
+            match done {
                 Ok(()) => pruned = Some(today),
                 Err(err) => tracing::warn!(%err, "cannot drop old request logs"),
             }
         }
+        let batch_ids: Vec<i64> = batch.iter().map(|_| ids.next()).collect();
         for attempt in 1..=3u64 {
-            match append(&db, &batch).await {
+            let written = match &sink {
+                Sink::Postgres(db) => append(db, &batch, &batch_ids).await.map_err(LogError::from),
+                Sink::ClickHouse(ch) => ch.append(&batch, &batch_ids).await.map_err(LogError::from),
+            };
+            match written {
                 Ok(()) => break,
                 Err(err) if attempt < 3 => {
                     tracing::warn!(%err, attempt, "cannot write request logs; retrying");
@@ -184,7 +222,29 @@ async fn prune(db: &Database, oldest: NaiveDate) -> Result<(), crate::db::DbErro
     Ok(())
 }
 
-async fn append(db: &Database, batch: &[Record]) -> Result<(), crate::db::DbError> {
+/// Ids for records: a random tag per host in the high bits, a counter in
+/// the low 40, so hosts need no shared sequence (and a ClickHouse sink has
+/// none).
+struct Ids {
+    tag: i64,
+    next: i64,
+}
+
+impl Ids {
+    fn new() -> Self {
+        Self {
+            tag: i64::from(rand::random::<u32>() & 0x7f_ffff) << 40,
+            next: 0,
+        }
+    }
+
+    fn next(&mut self) -> i64 {
+        self.next = (self.next + 1) & ((1 << 40) - 1);
+        self.tag | self.next
+    }
+}
+
+async fn append(db: &Database, batch: &[Record], id: &[i64]) -> Result<(), crate::db::DbError> {
     let client = db.owner().get().await?;
     let mut at = Vec::with_capacity(batch.len());
     let mut project = Vec::with_capacity(batch.len());
@@ -211,12 +271,13 @@ async fn append(db: &Database, batch: &[Record]) -> Result<(), crate::db::DbErro
     client
         .execute(
             "insert into selfdb.request_logs (at, project_id, method, endpoint, table_name, \
-               operation, status, latency_ms, bytes_in, bytes_out) \
+               operation, status, latency_ms, bytes_in, bytes_out, id) \
              select * from unnest($1::timestamptz[], $2::bigint[], $3::text[], $4::text[], \
-               $5::text[], $6::text[], $7::smallint[], $8::real[], $9::bigint[], $10::bigint[])",
+               $5::text[], $6::text[], $7::smallint[], $8::real[], $9::bigint[], $10::bigint[], \
+               $11::bigint[])",
             &[
                 &at, &project, &method, &endpoint, &table, &operation, &status, &latency,
-                &bytes_in, &bytes_out,
+                &bytes_in, &bytes_out, &id,
             ],
         )
         .await?;

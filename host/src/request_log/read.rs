@@ -1,6 +1,7 @@
 //! Reading the request log: pages of records, and analytics (totals,
 //! latency, error rate, per endpoint, per hour or day).
 
+use super::{LogError, Sink};
 use crate::db::{Database, DbError};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -48,28 +49,98 @@ impl Filter {
     }
 }
 
-/// The newest records first, at most `limit`, older than `before` (a time
-/// from a previous page's last record) when given.
+/// Where a page of records ends: the last record's time and id (records
+/// logged in one microsecond are ordered by id). Written `<time>~<id>`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cursor {
+    pub at: DateTime<Utc>,
+    pub id: Option<i64>,
+}
+
+impl Cursor {
+    /// `<RFC 3339 time>` (records strictly older) or `<time>~<id>`.
+    pub fn parse(text: &str) -> Result<Cursor, String> {
+        let (time, id) = match text.split_once('~') {
+            Some((time, id)) => (
+                time,
+                Some(
+                    id.parse::<i64>()
+                        .map_err(|e| format!("the id after ~: {e}"))?,
+                ),
+            ),
+            None => (text, None),
+        };
+        let at = DateTime::parse_from_rfc3339(time)
+            .map_err(|e| format!("an RFC 3339 time: {e}"))?
+            .with_timezone(&Utc);
+        Ok(Cursor { at, id })
+    }
+
+    pub fn text(&self) -> String {
+        match self.id {
+            Some(id) => format!("{}~{id}", iso(self.at)),
+            None => iso(self.at),
+        }
+    }
+}
+
+/// The newest records first, at most `limit`, after `before` (the
+/// previous page's cursor) when given, with the next page's cursor when
+/// there may be more.
 pub async fn records(
+    sink: &Sink,
+    filter: &Filter,
+    limit: i64,
+    before: Option<Cursor>,
+) -> Result<(Vec<Value>, Option<Cursor>), LogError> {
+    Ok(match sink {
+        Sink::Postgres(db) => pg_records(db, filter, limit, before).await?,
+        Sink::ClickHouse(ch) => ch.records(filter, limit, before).await?,
+    })
+}
+
+/// Totals, per endpoint (with table and operation) and per `bucket`
+/// (`hour` or `day`) over the filtered records.
+pub async fn analytics(sink: &Sink, filter: &Filter, bucket: &str) -> Result<Value, LogError> {
+    Ok(match sink {
+        Sink::Postgres(db) => pg_analytics(db, filter, bucket).await?,
+        Sink::ClickHouse(ch) => ch.analytics(filter, bucket).await?,
+    })
+}
+
+async fn pg_records(
     db: &Database,
     filter: &Filter,
     limit: i64,
-    before: Option<DateTime<Utc>>,
-) -> Result<Vec<Value>, DbError> {
+    before: Option<Cursor>,
+) -> Result<(Vec<Value>, Option<Cursor>), DbError> {
     let client = db.owner().get().await?;
+    let (before_at, before_id) = (before.map(|c| c.at), before.and_then(|c| c.id));
     let rows = client
         .query(
             &format!(
                 "select at, project_id, method, endpoint, table_name, operation, status, \
-                        latency_ms, bytes_in, bytes_out \
+                        latency_ms, bytes_in, bytes_out, id \
                  from selfdb.request_logs where {WHERE} \
-                   and ($9::timestamptz is null or at < $9) \
-                 order by at desc limit $10"
+                   and ($9::timestamptz is null or at < $9 \
+                        or ($11::bigint is not null and at = $9 and coalesce(id, 0) < $11)) \
+                 order by at desc, coalesce(id, 0) desc limit $10"
             ),
-            &[filter.params().as_slice(), &[&before, &limit]].concat(),
+            &[
+                filter.params().as_slice(),
+                &[&before_at, &limit, &before_id],
+            ]
+            .concat(),
         )
         .await?;
-    Ok(rows
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last())
+        .flatten()
+        .map(|r| Cursor {
+            at: r.get(0),
+            id: Some(r.get::<_, Option<i64>>(10).unwrap_or(0)),
+        });
+    let records = rows
         .iter()
         .map(|r| {
             json!({
@@ -83,14 +154,14 @@ pub async fn records(
                 "latency_ms": r.get::<_, f32>(7),
                 "bytes_in": r.get::<_, i64>(8),
                 "bytes_out": r.get::<_, i64>(9),
+                "id": r.get::<_, Option<i64>>(10),
             })
         })
-        .collect())
+        .collect();
+    Ok((records, next))
 }
 
-/// Totals, per endpoint (with table and operation) and per `bucket`
-/// (`hour` or `day`) over the filtered records.
-pub async fn analytics(db: &Database, filter: &Filter, bucket: &str) -> Result<Value, DbError> {
+async fn pg_analytics(db: &Database, filter: &Filter, bucket: &str) -> Result<Value, DbError> {
     let bucket = if bucket == "day" { "day" } else { "hour" };
     let client = db.owner().get().await?;
     let params = filter.params();
@@ -150,4 +221,21 @@ pub async fn analytics(db: &Database, filter: &Filter, bucket: &str) -> Result<V
             s
         }).collect::<Vec<_>>(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cursor;
+
+    #[test]
+    fn cursors_read_back_what_they_write() {
+        let cursor = Cursor::parse("2026-12-06T15:00:00.123456Z~42").unwrap();
+        assert_eq!(cursor.id, Some(42));
+        assert_eq!(cursor.text(), "2026-12-06T15:00:00.123456Z~42");
+        let plain = Cursor::parse("2026-12-06T16:00:00+01:00").unwrap();
+        assert_eq!(plain.id, None);
+        assert_eq!(plain.text(), "2026-12-06T15:00:00.000000Z");
+        assert!(Cursor::parse("yesterday").is_err());
+        assert!(Cursor::parse("2026-12-06T15:00:00Z~x").is_err());
+    }
 }

@@ -4,7 +4,7 @@
 
 use reqwest::StatusCode;
 use selfdb_tests::{
-    eventually, ExternalCluster, Host, HostBuilder, PgBouncer, RequestExt, SmtpSink,
+    eventually, ClickHouse, ExternalCluster, Host, HostBuilder, PgBouncer, RequestExt, SmtpSink,
 };
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -44,6 +44,44 @@ async fn register(host: &Host, body: Value) -> (StatusCode, Value) {
 
 async fn dbify(host: &Host, path: &str, body: Value) -> (StatusCode, Value) {
     host.post(path).json(&body).fetch_status_json().await
+}
+
+/// A project's schema-change history once it holds `count` changes.
+async fn recorded_changes(host: &Host, url: &str, count: usize, what: &str) -> Value {
+    let fetch = || async { host.get(url).service_role(host).fetch_json().await };
+    assert!(
+        eventually(WAIT, || async {
+            fetch().await["changes"]
+                .as_array()
+                .is_some_and(|c| c.len() == count)
+        })
+        .await,
+        "{what}"
+    );
+    fetch().await
+}
+
+/// Every record of a logs route, page by page: each record once.
+async fn pages(host: &Host, url: &str) -> Vec<Value> {
+    let mut seen = std::collections::HashSet::new();
+    let mut records = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let page_url = match &before {
+            Some(cursor) => format!("{url}&before={cursor}"),
+            None => url.to_owned(),
+        };
+        let page = host.get(&page_url).service_role(host).fetch_json().await;
+        for record in page["logs"].as_array().expect("a page of logs") {
+            let id = record["id"].as_i64().expect("an id");
+            assert!(seen.insert(id), "record {id} on two pages: {page}");
+            records.push(record.clone());
+        }
+        match page["next_before"].as_str() {
+            Some(cursor) => before = Some(cursor.to_owned()),
+            None => return records,
+        }
+    }
 }
 
 fn start_cluster(tls: bool) -> ExternalCluster {
@@ -128,6 +166,49 @@ async fn a_database_registered_by_url_is_served_through_dbify_and_the_data_api()
         .contains(&json!("public.items")));
     let (status, again) = register(&host, json!({"name": "shop", "database_url": url})).await;
     assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    // The CLI reads the URL from standard input (an argument would show the
+    // password in the process list), then removes the project.
+    let cli = |args: &[&str], stdin: &str| {
+        let (url, key) = (host.url.clone(), host.service_key().to_owned());
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let stdin = stdin.to_owned();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                use std::io::Write;
+                let mut child = std::process::Command::new(selfdb_tests::selfdb_binary())
+                    .arg("projects")
+                    .args(&args)
+                    .env("SELFDB_URL", url)
+                    .env("SELFDB_SERVICE_KEY", key)
+                    .env_remove("SELFDB_PROJECT_URL")
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("run selfdb projects");
+                if let Some(mut input) = child.stdin.take() {
+                    input.write_all(stdin.as_bytes()).expect("write stdin");
+                }
+                let output = child.wait_with_output().expect("selfdb projects output");
+                (
+                    output.status.success(),
+                    String::from_utf8_lossy(&output.stdout).into_owned()
+                        + String::from_utf8_lossy(&output.stderr).as_ref(),
+                )
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let (ok, out) = cli(&["add", "cli-shop"], &format!("{url}\n")).await;
+    assert!(
+        ok && out.contains("projectId") && out.contains("sdbp_"),
+        "{out}"
+    );
+    let (ok, out) = cli(&["remove", "cli-shop"], "").await;
+    assert!(ok, "{out}");
+    let (ok, out) = cli(&["add", "cli-shop"], "").await;
+    assert!(!ok && out.contains("no database URL"), "{out}");
     // No API returns the password.
     let shown = host
         .get(&format!("/api/v1/projects/{id}"))
@@ -389,6 +470,14 @@ async fn a_database_registered_by_url_is_served_through_dbify_and_the_data_api()
     assert_eq!(created["project_id"], id);
     assert!(created["latency_ms"].as_f64().unwrap() > 0.0);
     assert!(created["bytes_out"].as_i64().unwrap() > 0);
+    let all = logs["logs"].as_array().unwrap().len();
+    let paged = pages(&host, &format!("/api/v1/projects/{id}/logs?limit=3")).await;
+    // Requests logged since the first read may add to the pages' count.
+    assert!(
+        paged.len() >= all,
+        "{} pages' records of {all}",
+        paged.len()
+    );
     let errors = host
         .get(&format!(
             "/api/v1/projects/{id}/logs?errors=true&limit=1000"
@@ -684,7 +773,7 @@ async fn schema_changes_are_detected_recorded_mailed_and_signed() {
     let url = shop(&cluster, "shop").await;
     let sink = SmtpSink::start();
     let (hook, hooks) = webhook_sink();
-    let host = Host::serve()
+    let mut host = Host::serve()
         .await
         .arg("--project-schema-poll-ms")
         .arg("200")
@@ -714,23 +803,7 @@ async fn schema_changes_are_detected_recorded_mailed_and_signed() {
     .await
     .unwrap();
     let changes_url = format!("/api/v1/projects/{id}/schema-changes");
-    assert!(
-        eventually(WAIT, || async {
-            let changes = host
-                .get(&changes_url)
-                .service_role(&host)
-                .fetch_json()
-                .await;
-            changes["changes"].as_array().is_some_and(|c| !c.is_empty())
-        })
-        .await,
-        "the change is recorded"
-    );
-    let changes = host
-        .get(&changes_url)
-        .service_role(&host)
-        .fetch_json()
-        .await;
+    let changes = recorded_changes(&host, &changes_url, 1, "the change is recorded").await;
     let recorded = &changes["changes"][0]["changes"];
     assert_eq!(
         recorded["tables_added"],
@@ -790,6 +863,33 @@ async fn schema_changes_are_detected_recorded_mailed_and_signed() {
     assert_eq!(event["type"], "schema.changed");
     assert_eq!(event["project"]["id"], id);
 
+    // A change made while no host watched is found by the next one, which
+    // has no cache from before it: it compares with the recorded schema.
+    let database_url = host.database_url.clone().unwrap();
+    assert!(host.terminate());
+    app.batch_execute("alter table items add column size int; drop table orders")
+        .await
+        .unwrap();
+    let host = HostBuilder::for_restart(&host, &database_url)
+        .arg("--project-schema-poll-ms")
+        .arg("200")
+        .start();
+    let changes = recorded_changes(
+        &host,
+        &changes_url,
+        2,
+        "the change made while no host ran is recorded",
+    )
+    .await;
+    let recorded = &changes["changes"][0]["changes"];
+    assert_eq!(recorded["columns_added"][0]["column"], "size", "{changes}");
+    assert_eq!(
+        recorded["tables_dropped"],
+        json!(["public.orders"]),
+        "{changes}"
+    );
+    assert!(recorded.get("baseline_unknown").is_none(), "{changes}");
+
     // With the event trigger the user allowed (a superuser's URL), DDL is
     // seen without waiting for a poll: this host polls every ten minutes.
     let instant = Host::serve()
@@ -797,14 +897,27 @@ async fn schema_changes_are_detected_recorded_mailed_and_signed() {
         .arg("--project-schema-poll-ms")
         .arg("600000")
         .start();
-    let (status, project) = register(
-        &instant,
-        json!({"name": "shop-admin", "database_url": cluster.superuser_url("shop"), "install_triggers": true}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{project}");
-    assert_eq!(project["schema_detection"], "trigger", "{project}");
-    let id = project["projectId"].as_i64().unwrap();
+    let with_trigger = |name: &'static str| {
+        let body = json!({"name": name, "database_url": cluster.superuser_url("shop"), "install_triggers": true});
+        let instant = &instant;
+        async move {
+            let (status, project) = register(instant, body).await;
+            assert_eq!(status, StatusCode::CREATED, "{project}");
+            assert_eq!(project["schema_detection"], "trigger", "{project}");
+            project
+        }
+    };
+    let id = with_trigger("shop-admin").await["projectId"]
+        .as_i64()
+        .unwrap();
+    // A second project on the same database installs its own triggers:
+    // deleting it leaves the first one's in place.
+    let other = with_trigger("shop-admin-2").await;
+    instant
+        .delete(&format!("/api/v1/projects/{}", other["projectId"]))
+        .service_role(&instant)
+        .fetch_json()
+        .await;
     // The first tick opens the listener (at start-up and each ten minutes):
     // wait until it holds a connection to the database.
     let admin = cluster.superuser("shop").await;
@@ -855,6 +968,12 @@ async fn schema_changes_are_detected_recorded_mailed_and_signed() {
         .unwrap()
         .get(0);
     assert_eq!(triggers, 0);
+    let function: bool = admin
+        .query_one("select to_regprocedure('selfdb.notify_ddl()') is null", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(function, "the last project's removal drops the function");
 }
 
 #[tokio::test]
@@ -922,6 +1041,19 @@ async fn projects_work_behind_pgbouncer_in_transaction_mode() {
         .fetch_json()
         .await;
     assert_eq!(sad.as_array().map(Vec::len), Some(10), "{sad}");
+    // LISTEN needs a session, which a transaction pooler does not keep: an
+    // event trigger is refused (with the reason) and polling is used.
+    let (status, triggered) = register(
+        &host,
+        json!({"name": "bounced-2", "database_url": bouncer.url("app", "app-pass%27word", "shop"), "install_triggers": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{triggered}");
+    assert_eq!(triggered["schema_detection"], "polling", "{triggered}");
+    assert!(
+        triggered["warnings"].to_string().contains("pooler"),
+        "{triggered}"
+    );
     // Schema polling runs through the pooler too.
     app.batch_execute("alter table items add column stock int")
         .await
@@ -937,5 +1069,106 @@ async fn projects_work_behind_pgbouncer_in_transaction_mode() {
         })
         .await,
         "the change is seen through PgBouncer"
+    );
+}
+
+#[tokio::test]
+async fn request_logs_can_be_written_to_and_read_from_clickhouse() {
+    let clickhouse = tokio::task::spawn_blocking(ClickHouse::start)
+        .await
+        .unwrap();
+    let cluster = start_cluster(false);
+    let url = shop(&cluster, "shop").await;
+    let host = Host::serve()
+        .await
+        .arg("--logs-clickhouse-url")
+        .arg(clickhouse.url())
+        .start();
+    let (status, project) = register(&host, json!({"name": "shop", "database_url": url})).await;
+    assert_eq!(status, StatusCode::CREATED, "{project}");
+    let id = project["projectId"].as_i64().unwrap();
+    let key = project["apiKey"].as_str().unwrap().to_owned();
+    // 24 reads, a quarter of them of a table that does not exist (404).
+    for n in 0..24 {
+        let table = if n % 4 == 0 { "nope" } else { "items" };
+        let (status, _) = dbify(
+            &host,
+            "/query",
+            json!({"projectId": id, "apiKey": key, "operation": "read", "tableName": table, "payload": {}}),
+        )
+        .await;
+        assert_eq!(status.is_success(), n % 4 != 0, "{n}");
+    }
+    let logs_url = format!("/api/v1/projects/{id}/logs?limit=1000");
+    assert!(
+        eventually(WAIT, || async {
+            let logs = host.get(&logs_url).service_role(&host).fetch_json().await;
+            logs["logs"].as_array().is_some_and(|l| l.len() == 24)
+        })
+        .await,
+        "the requests are logged in ClickHouse"
+    );
+    let stored = clickhouse.query(&format!(
+        "select count() from request_logs where project = {id}"
+    ));
+    assert_eq!(stored.trim(), "24");
+    // Pages of five hold every record once, newest first.
+    let paged = pages(&host, &format!("/api/v1/projects/{id}/logs?limit=5")).await;
+    assert_eq!(paged.len(), 24);
+    assert!(paged
+        .windows(2)
+        .all(|w| w[0]["at"].as_str() >= w[1]["at"].as_str()));
+    let read = &paged[0];
+    assert_eq!(read["project_id"], id);
+    assert_eq!(read["endpoint"], "/query");
+    assert_eq!(read["operation"], "read");
+    assert!(read["latency_ms"].as_f64().unwrap() > 0.0, "{read}");
+    let errors = host
+        .get(&format!("/api/v1/projects/{id}/logs?errors=true&limit=100"))
+        .service_role(&host)
+        .fetch_json()
+        .await;
+    let errors = errors["logs"].as_array().unwrap();
+    assert_eq!(errors.len(), 6);
+    assert!(errors
+        .iter()
+        .all(|r| r["status"] == 404 && r["table"] == "nope"));
+    let analytics = host
+        .get(&format!("/api/v1/projects/{id}/analytics?bucket=day"))
+        .service_role(&host)
+        .fetch_json()
+        .await;
+    assert_eq!(analytics["totals"]["requests"], 24, "{analytics}");
+    assert_eq!(analytics["totals"]["error_rate"], 0.25, "{analytics}");
+    assert!(
+        analytics["totals"]["p95_latency_ms"].as_f64().unwrap() > 0.0,
+        "{analytics}"
+    );
+    assert!(
+        analytics["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["endpoint"] == "/query" && e["table"] == "items" && e["requests"] == 18),
+        "{analytics}"
+    );
+    // One day, or two when the test straddles midnight (UTC).
+    assert!(
+        analytics["series"]
+            .as_array()
+            .is_some_and(|s| (1..=2).contains(&s.len())),
+        "{analytics}"
+    );
+    // The main instance's requests are there too, apart.
+    let mine = host
+        .get("/api/v1/requests/logs?endpoint=/api/v1/projects")
+        .service_role(&host)
+        .fetch_json()
+        .await;
+    assert!(
+        mine["logs"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty() && l.iter().all(|r| r["project_id"].is_null())),
+        "{mine}"
     );
 }
