@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Part of `make bench`: projects (a user's own database registered by URL)
 # against the instance's own data API, and the cost of request logging.
-# Two hosts of this build serve the `selfdb dev` cluster of run.sh
-# (DATABASE_URL): one logging every request, one with `--request-log false`.
+# Hosts of this build serve the `selfdb dev` cluster of run.sh
+# (DATABASE_URL): one logging every request, one with `--request-log false`,
+# and, where clickhouse-server is installed (`make test` installs it), one
+# logging to a ClickHouse server of its own (`--logs-clickhouse-url`).
 # The project's database is another database of the same cluster, so both
 # paths cross the same loopback to the same PostgreSQL.
 set -euo pipefail
@@ -26,14 +28,15 @@ psql -q "$project_url" -c "$rows_sql"
 psql -q "$DATABASE_URL" -c "drop table if exists public.items cascade" -c "$rows_sql"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-start_host() { # name logging
+start_host() { # name logging [more arguments]
   local name=$1 logging=$2 port dir
+  shift 2
   port=$(free_port)
   dir=$(mktemp -d "$out/projects-$name.XXXXXX")
   env -u RUST_BACKTRACE "$BIN" serve --listen "127.0.0.1:$port" --database-url "$DATABASE_URL" \
     --data-dir "$dir" --cache-dir "$out/cache" --functions-dir "$dir" --s3-port 0 \
     --secrets-key "bench projects key" \
-    --request-log "$logging" >"$out/projects-$name.out" 2>"$out/projects-$name.err" &
+    --request-log "$logging" "$@" >"$out/projects-$name.out" 2>"$out/projects-$name.err" &
   eval "${name}_pid=$!"
   for _ in $(seq 1 600); do
     curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
@@ -43,17 +46,20 @@ start_host() { # name logging
 }
 start_host logged true
 start_host quiet false
-trap 'kill $logged_pid $quiet_pid 2>/dev/null || true; wait 2>/dev/null || true; psql -q "$DATABASE_URL" -c "drop database if exists $project_db" || true' EXIT
+clickhouse_pid= ch_pid=
+trap 'kill $logged_pid $quiet_pid $clickhouse_pid $ch_pid 2>/dev/null || true; wait 2>/dev/null || true; psql -q "$DATABASE_URL" -c "drop database if exists $project_db" || true' EXIT
 
 registered=$(curl -sf "$logged_url/api/v1/projects" -H "apikey: $SELFDB_SERVICE_KEY" \
   -H "authorization: Bearer $SELFDB_SERVICE_KEY" -H 'content-type: application/json' \
   -d "{\"name\": \"bench-$$\", \"database_url\": \"$project_url?sslmode=disable\", \"pool_size\": 16}")
 project=$(node -e 'console.log(JSON.parse(process.argv[1]).projectId)' "$registered")
 project_key=$(node -e 'console.log(JSON.parse(process.argv[1]).apiKey)' "$registered")
-# The other host learns of the project through the database.
-for _ in $(seq 1 100); do
-  curl -sf "$quiet_url/projects/$project/rest/v1/items?id=eq.1" -H "apikey: $project_key" >/dev/null && break
-  sleep 0.1
+# The other hosts learn of the project through the database.
+for url in "$quiet_url"; do
+  for _ in $(seq 1 100); do
+    curl -sf "$url/projects/$project/rest/v1/items?id=eq.1" -H "apikey: $project_key" >/dev/null && break
+    sleep 0.1
+  done
 done
 
 measure() { # label base style key
@@ -89,3 +95,52 @@ awk -v ml="$sum_main_logged" -v pl="$sum_project_logged" -v dl="$sum_dbify_logge
 }'
 logged_rows=$(psql -tA "$DATABASE_URL" -c "select count(*) from selfdb.request_logs")
 echo "  request log rows written: $logged_rows"
+
+# ClickHouse as the sink, against the quiet host: a host logging to
+# PostgreSQL stops first (a fourth host's pools would pass the cluster's
+# 100 connections).
+kill "$logged_pid" 2>/dev/null || true
+wait "$logged_pid" 2>/dev/null || true
+if command -v clickhouse-server >/dev/null 2>&1; then
+  # A fresh directory, as for every data directory of the bench.
+  ch_dir=$(mktemp -d "$out/clickhouse.XXXXXX")
+  ch_port=$(free_port)
+  cat >"$ch_dir/config.xml" <<XML
+<yandex><logger><level>warning</level><log>$PWD/$ch_dir/server.log</log><errorlog>$PWD/$ch_dir/error.log</errorlog></logger>
+<http_port>$ch_port</http_port><tcp_port>$(free_port)</tcp_port><listen_host>127.0.0.1</listen_host>
+<path>$PWD/$ch_dir/data/</path><tmp_path>$PWD/$ch_dir/tmp/</tmp_path><user_files_path>$PWD/$ch_dir/files/</user_files_path>
+<format_schema_path>$PWD/$ch_dir/schemas/</format_schema_path><users_config>users.xml</users_config>
+<default_profile>default</default_profile><default_database>default</default_database><mark_cache_size>268435456</mark_cache_size></yandex>
+XML
+  cat >"$ch_dir/users.xml" <<XML
+<yandex><profiles><default></default></profiles><users><logs><password>bench</password>
+<networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></logs></users>
+<quotas><default></default></quotas></yandex>
+XML
+  clickhouse-server --config-file="$PWD/$ch_dir/config.xml" >/dev/null 2>&1 &
+  ch_pid=$!
+  for _ in $(seq 1 600); do
+    curl -sf -u logs:bench "http://127.0.0.1:$ch_port/?query=select%201" >/dev/null && break
+    sleep 0.1
+  done
+  start_host clickhouse true --logs-clickhouse-url "http://logs:bench@127.0.0.1:$ch_port/default"
+fi
+if [ -n "$clickhouse_pid" ]; then
+  for _ in $(seq 1 100); do
+    curl -sf "$clickhouse_url/projects/$project/rest/v1/items?id=eq.1" -H "apikey: $project_key" >/dev/null && break
+    sleep 0.1
+  done
+  echo
+  echo "Projects with request logs in ClickHouse 18.16 (its own server on this machine)"
+  sum_project_quiet=0
+  for round in $(seq 1 "$ROUNDS"); do
+    echo " round $round"
+    measure project-quiet "$quiet_url" project "$project_key"
+    measure project-clickhouse "$clickhouse_url" project "$project_key"
+  done
+  awk -v pc="$sum_project_clickhouse" -v pq="$sum_project_quiet" 'BEGIN {
+    printf "request logging to ClickHouse costs: project %.1f%% of throughput\n", 100 * (1 - pc / pq)
+  }'
+  ch_rows=$(curl -sf -u logs:bench "http://127.0.0.1:$ch_port/?query=select%20count()%20from%20request_logs")
+  echo "  request log rows written to ClickHouse: $ch_rows"
+fi

@@ -329,12 +329,12 @@ pub struct ClickHouse {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("free port")
-        .local_addr()
-        .expect("addr")
-        .port()
+/// Two distinct free ports (both held until both are read).
+fn free_ports() -> (u16, u16) {
+    let bind = || std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+    let (a, b) = (bind(), bind());
+    let port = |l: &std::net::TcpListener| l.local_addr().expect("addr").port();
+    (port(&a), port(&b))
 }
 
 impl ClickHouse {
@@ -351,7 +351,7 @@ impl ClickHouse {
             .tempdir_in("/tmp")
             .expect("temp dir");
         let root = dir.path().display().to_string();
-        let (http_port, tcp_port) = (free_port(), free_port());
+        let (http_port, tcp_port) = free_ports();
         std::fs::write(
             dir.path().join("config.xml"),
             format!(

@@ -42,6 +42,10 @@ pub enum ProjectsCommand {
         /// superuser); otherwise the schema is polled.
         #[arg(long)]
         install_triggers: bool,
+        /// Whether the URL reaches a pooler in transaction mode (PgBouncer):
+        /// then nothing outlives a transaction. Probed when not given.
+        #[arg(long)]
+        transaction_pooling: Option<bool>,
         /// Email schema changes to this address.
         #[arg(long)]
         notify_email: Option<String>,
@@ -89,6 +93,7 @@ pub async fn run(args: ProjectsArgs) -> anyhow::Result<()> {
             schemas,
             pool_size,
             install_triggers,
+            transaction_pooling,
             notify_email,
             webhook_url,
         } => {
@@ -110,6 +115,9 @@ pub async fn run(args: ProjectsArgs) -> anyhow::Result<()> {
             }
             if install_triggers {
                 body["install_triggers"] = json!(true);
+            }
+            if let Some(pooling) = transaction_pooling {
+                body["transaction_pooling"] = json!(pooling);
             }
             if let Some(email) = notify_email {
                 body["notify_email"] = json!(email);
@@ -161,21 +169,23 @@ pub async fn run(args: ProjectsArgs) -> anyhow::Result<()> {
 }
 
 /// The database URL from SELFDB_PROJECT_URL, or else the first line of
-/// standard input (prompted for on a terminal).
+/// standard input (prompted for, unechoed, on a terminal).
 fn database_url_from_env_or_stdin() -> anyhow::Result<String> {
-    use std::io::{BufRead, IsTerminal, Write};
+    use std::io::{BufRead, IsTerminal};
     if let Ok(url) = std::env::var("SELFDB_PROJECT_URL") {
         if !url.trim().is_empty() {
             return Ok(url.trim().to_owned());
         }
     }
     let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!("database URL: ");
-        std::io::stderr().flush()?;
-    }
-    let mut line = String::new();
-    stdin.lock().read_line(&mut line)?;
+    let line = if stdin.is_terminal() {
+        // Not echoed: the URL holds a password.
+        rpassword::prompt_password("database URL: ")?
+    } else {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        line
+    };
     let url = line.trim();
     anyhow::ensure!(
         !url.is_empty(),

@@ -4,8 +4,9 @@
 //! Nothing is written to it and nothing is assumed of it: no `selfdb`
 //! schema, no `anon`/`authenticated` roles, no event triggers. It may sit
 //! behind PgBouncer in transaction mode, so every use here keeps to one
-//! transaction (see [`InvocationTx::external`]): no session settings, and
-//! no prepared statement outlives the transaction that made it.
+//! transaction: no session settings. Requests' transactions keep prepared
+//! statements on their connections only where the project's URL keeps
+//! sessions (`transaction_pooling` false, see [`InvocationTx::external`]).
 //!
 //! [`InvocationTx::external`]: super::invocation::InvocationTx::external
 
@@ -32,6 +33,10 @@ pub struct ExternalDb {
     schemas: Vec<String>,
     /// The schema digest this host's cache was built at, once known.
     digest: std::sync::Mutex<Option<String>>,
+    /// Held by a schema check (see `projects::watch`).
+    checking: tokio::sync::Mutex<()>,
+    /// Whether the URL reaches a transaction-mode pooler.
+    transaction_pooling: std::sync::atomic::AtomicBool,
 }
 
 impl ExternalDb {
@@ -55,11 +60,25 @@ impl ExternalDb {
             schema: SharedSchema::new(cache),
             schemas,
             digest: std::sync::Mutex::new(None),
+            checking: tokio::sync::Mutex::new(()),
+            transaction_pooling: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// Whether nothing may outlive a transaction (a pooler in transaction
+    /// mode); true until said otherwise.
+    pub fn transaction_pooling(&self) -> bool {
+        self.transaction_pooling
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_transaction_pooling(&self, on: bool) {
+        self.transaction_pooling
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn schema(&self) -> &Arc<SharedSchema> {
@@ -90,6 +109,12 @@ impl ExternalDb {
         let previous = self.schema.get();
         self.schema.replace(cache);
         Ok((previous, self.schema.get()))
+    }
+
+    /// Waits for the schema check in progress, if any, and holds off the
+    /// next until dropped.
+    pub async fn checking(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.checking.lock().await
     }
 
     pub fn last_digest(&self) -> Option<String> {

@@ -122,13 +122,15 @@ impl InvocationTx {
     }
 
     /// A transaction on a user's own database (a project's), as the user
-    /// its URL names (no role switch, no claims), safe behind a
-    /// transaction-mode pooler: `begin` goes first as a simple query, and
-    /// statements are prepared inside the transaction and closed before
-    /// it ends.
-    pub fn external(pool: Pool, statement_timeout_ms: u64) -> Self {
+    /// its URL names (`set local role none`, empty claims). With
+    /// `transaction_pooling` (a pooler in transaction mode) it is safe
+    /// behind the pooler: `begin` goes first as a simple query, and
+    /// statements are prepared inside the transaction and closed before it
+    /// ends: two more round trips than otherwise, where the first
+    /// statement travels with `begin` and stays prepared.
+    pub fn external(pool: Pool, transaction_pooling: bool, statement_timeout_ms: u64) -> Self {
         let mut tx = Self::with_role(pool, "none", "{}".into(), statement_timeout_ms);
-        tx.transaction_pooling = true;
+        tx.transaction_pooling = transaction_pooling;
         tx
     }
 

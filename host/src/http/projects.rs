@@ -59,6 +59,7 @@ fn describe(project: &Project) -> Value {
         "schemas": row.schemas,
         "pool_size": row.pool_size,
         "schema_detection": if row.install_triggers { "trigger" } else { "polling" },
+        "transaction_pooling": row.transaction_pooling,
         "notify_email": row.notify_email,
         "webhook_url": row.webhook_url,
         "endpoints": endpoints(project),
@@ -82,7 +83,7 @@ pub async fn create(
     let raw = body(raw)?;
     let request: Register = json_body(
         &raw,
-        r#"{"name", "database_url", and optionally "ca_certificate", "schemas", "pool_size", "install_triggers", "notify_email", "webhook_url"}"#,
+        r#"{"name", "database_url", and optionally "ca_certificate", "schemas", "pool_size", "install_triggers", "transaction_pooling", "notify_email", "webhook_url"}"#,
     )?;
     let registered = app.projects.register(request).await?;
     let mut answer = describe(&registered.project);

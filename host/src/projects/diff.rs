@@ -58,7 +58,7 @@ impl Shape {
                     columns,
                     primary_key: table.primary_key.clone(),
                 };
-                (format!("{schema}.{name}"), shape)
+                (qualified(schema, name), shape)
             })
             .collect();
         let foreign_keys = cache
@@ -81,6 +81,19 @@ impl Shape {
             functions,
         }
     }
+}
+
+/// `schema.name`, with a part quoted when it holds `.` or `"` (so that
+/// `"a.b".c` and `a."b.c"` stay two tables).
+fn qualified(schema: &str, name: &str) -> String {
+    let part = |s: &str| {
+        if s.contains(['.', '"']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_owned()
+        }
+    };
+    format!("{}.{}", part(schema), part(name))
 }
 
 /// `{"tables_added", "tables_dropped", "columns_added", "columns_dropped",

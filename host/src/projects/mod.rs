@@ -196,6 +196,10 @@ pub struct Register {
     pub pool_size: Option<i32>,
     #[serde(default)]
     pub install_triggers: bool,
+    /// Whether the URL reaches a transaction-mode pooler; probed when not
+    /// given.
+    #[serde(default)]
+    pub transaction_pooling: Option<bool>,
     #[serde(default)]
     pub notify_email: Option<String>,
     #[serde(default)]
@@ -334,19 +338,26 @@ impl Projects {
         if let Some(db) = project.db.get() {
             return Ok(db.clone());
         }
-        if let Some((at, code, message)) = project
-            .open_failed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
-            if at.elapsed() < RETRY_OPEN {
-                return Err(ProjectError::Database { code, message });
-            }
+        let recent_failure = || {
+            project
+                .open_failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .filter(|(at, _, _)| at.elapsed() < RETRY_OPEN)
+                .map(|(_, code, message)| ProjectError::Database { code, message })
+        };
+        if let Some(failure) = recent_failure() {
+            return Err(failure);
         }
         let opened = project
             .db
             .get_or_try_init(|| async {
+                // Callers that queued behind a failed attempt run the
+                // initializer in turn: they take its failure instead.
+                if let Some(failure) = recent_failure() {
+                    return Err(failure);
+                }
                 let target = self.target(&project.row)?;
                 let db = ExternalDb::open(
                     &target,
@@ -355,6 +366,7 @@ impl Projects {
                 )
                 .await
                 .map_err(ProjectError::from_db)?;
+                db.set_transaction_pooling(project.row.transaction_pooling);
                 Ok::<_, ProjectError>(Arc::new(db))
             })
             .await
@@ -364,10 +376,17 @@ impl Projects {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         match &opened {
-            Err(ProjectError::Database { code, message }) => {
+            // Refreshing the time of a remembered failure would keep it
+            // forever: only a new attempt's failure is recorded.
+            Err(ProjectError::Database { code, message })
+                if failed
+                    .as_ref()
+                    .is_none_or(|(at, _, _)| at.elapsed() >= RETRY_OPEN) =>
+            {
                 *failed = Some((std::time::Instant::now(), *code, message.clone()));
             }
-            _ => *failed = None,
+            Err(_) => {}
+            Ok(_) => *failed = None,
         }
         opened
     }
@@ -449,12 +468,15 @@ impl Projects {
         if self.store.by_name(&request.name).await?.is_some() {
             return Err(StoreError::NameTaken(request.name).into());
         }
-        let trigger_warning = if request.install_triggers {
-            watch::install_trigger(&request.name, &target, &db)
-                .await
-                .err()
-        } else {
-            None
+        // Whether sessions are kept (a direct connection, or a pooler in
+        // session mode): LISTEN works, and prepared statements may stay.
+        let sessions = watch::probe_sessions(&target, &db).await;
+        let transaction_pooling = request.transaction_pooling.unwrap_or(sessions.is_err());
+        db.set_transaction_pooling(transaction_pooling);
+        let trigger_warning = match (&sessions, request.install_triggers) {
+            (_, false) => None,
+            (Err(why), true) => Some(why.clone()),
+            (Ok(()), true) => watch::install_trigger(&request.name, &db).await.err(),
         };
         let key = new_key();
         let hash = key_hash(&key);
@@ -483,6 +505,7 @@ impl Projects {
                 schemas: &schemas,
                 pool_size,
                 install_triggers: request.install_triggers && trigger_warning.is_none(),
+                transaction_pooling,
                 notify_email: request.notify_email.as_deref(),
                 webhook_url: request.webhook_url.as_deref(),
                 webhook_nonce: sealed_webhook.as_ref().map(|(n, _)| n.as_slice()),
@@ -573,7 +596,8 @@ fn merged(old: Option<&Arc<Project>>, row: ProjectRow) -> Project {
         let same = old.row.url_ciphertext == row.url_ciphertext
             && old.row.pool_size == row.pool_size
             && old.row.schemas == row.schemas
-            && old.row.ca_certificate == row.ca_certificate;
+            && old.row.ca_certificate == row.ca_certificate
+            && old.row.transaction_pooling == row.transaction_pooling;
         same.then(|| old.db.clone())
     });
     let mut project = project_from(row);

@@ -43,6 +43,8 @@ pub struct ProjectRow {
     pub schemas: Vec<String>,
     pub pool_size: i32,
     pub install_triggers: bool,
+    /// Behind a transaction-mode pooler: nothing outlives a transaction.
+    pub transaction_pooling: bool,
     pub notify_email: Option<String>,
     pub webhook_url: Option<String>,
     pub webhook_nonce: Option<Vec<u8>>,
@@ -67,6 +69,7 @@ impl ProjectRow {
             schemas: row.get("schemas"),
             pool_size: row.get("pool_size"),
             install_triggers: row.get("install_triggers"),
+            transaction_pooling: row.get("transaction_pooling"),
             notify_email: row.get("notify_email"),
             webhook_url: row.get("webhook_url"),
             webhook_nonce: row.get("webhook_nonce"),
@@ -90,6 +93,7 @@ pub struct NewProject<'a> {
     pub schemas: &'a [String],
     pub pool_size: i32,
     pub install_triggers: bool,
+    pub transaction_pooling: bool,
     pub notify_email: Option<&'a str>,
     pub webhook_url: Option<&'a str>,
     pub webhook_nonce: Option<&'a [u8]>,
@@ -112,7 +116,8 @@ pub struct Store {
 }
 
 const COLUMNS: &str = "id, name, url_nonce, url_ciphertext, url_display, ca_certificate, \
-    key_hash, key_prefix, paused, schemas, pool_size, install_triggers, notify_email, \
+    key_hash, key_prefix, paused, schemas, pool_size, install_triggers, transaction_pooling, \
+    notify_email, \
     webhook_url, webhook_nonce, webhook_secret, schema_digest, created_at, updated_at";
 
 impl Store {
@@ -134,9 +139,9 @@ impl Store {
                     "insert into selfdb.projects (name, url_nonce, url_ciphertext, url_display, \
                        ca_certificate, key_hash, key_prefix, schemas, pool_size, install_triggers, \
                        notify_email, webhook_url, webhook_nonce, webhook_secret, schema_digest, \
-                       schema_shape) \
+                       schema_shape, transaction_pooling) \
                      values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                       $16) \
+                       $16, $17) \
                      returning {COLUMNS}"
                 ),
                 &[
@@ -156,6 +161,7 @@ impl Store {
                     &new.webhook_secret,
                     &new.schema_digest,
                     new.schema_shape,
+                    &new.transaction_pooling,
                 ],
             )
             .await;

@@ -21,13 +21,35 @@ use std::time::Duration;
 /// Schema checks one host runs at once.
 const CONCURRENT_CHECKS: usize = 16;
 
-/// Marks `id` as taken in `set`; false when it already was.
-fn claim(set: &std::sync::Mutex<HashSet<i64>>, id: i64) -> bool {
-    set.lock().unwrap_or_else(|p| p.into_inner()).insert(id)
+type Taken = Arc<std::sync::Mutex<HashSet<i64>>>;
+
+/// Project `id` marked as taken in a set (being checked, or listened to)
+/// until dropped, also when the task holding it panics.
+struct Claim {
+    set: Taken,
+    id: i64,
 }
 
-fn release(set: &std::sync::Mutex<HashSet<i64>>, id: i64) {
-    set.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+impl Claim {
+    /// None when `id` is already taken.
+    fn take(set: &Taken, id: i64) -> Option<Claim> {
+        set.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id)
+            .then(|| Claim {
+                set: set.clone(),
+                id,
+            })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
 }
 
 /// The channel the installed event trigger notifies.
@@ -65,6 +87,9 @@ fn remove_sql(name: &str) -> String {
     format!(
         "drop event trigger if exists {ddl};
 drop event trigger if exists {drop};
+-- Names of the first release, which shared them between projects.
+drop event trigger if exists selfdb_notify_ddl;
+drop event trigger if exists selfdb_notify_drop;
 do $$ begin
   if to_regprocedure('selfdb.notify_ddl()') is not null and not exists
      (select 1 from pg_event_trigger where evtfoid = to_regprocedure('selfdb.notify_ddl()')) then
@@ -74,20 +99,25 @@ end $$;"
     )
 }
 
-/// Installs project `name`'s DDL event trigger (the user opted in).
-/// Creating event triggers needs a superuser, and their notifications need
-/// a session of its own (LISTEN), which a transaction pooler such as
-/// PgBouncer does not keep: either way the error says what happened and
-/// the project falls back to polling, with nothing installed.
-pub async fn install_trigger(name: &str, target: &PgTarget, db: &ExternalDb) -> Result<(), String> {
+/// Whether the URL keeps sessions: a notification sent from the pool
+/// reaches a listening session, which keeps one server backend
+/// throughout. False (with why) behind a pooler in transaction mode, where
+/// LISTEN cannot work and no prepared statement may outlive its
+/// transaction.
+pub async fn probe_sessions(target: &PgTarget, db: &ExternalDb) -> Result<(), String> {
     tokio::time::timeout(
         Duration::from_secs(15),
         notifications_reach_a_session(target, db),
     )
     .await
-    .map_err(|_| {
-        "the event trigger was not installed: probing the database timed out".to_owned()
-    })??;
+    .map_err(|_| "the event trigger was not installed: probing the database timed out".to_owned())?
+}
+
+/// Installs project `name`'s DDL event trigger (the user opted in, and
+/// [`probe_sessions`] found that its notifications can be heard).
+/// Creating event triggers needs a superuser: without one the error says
+/// so and the project falls back to polling, with nothing installed.
+pub async fn install_trigger(name: &str, db: &ExternalDb) -> Result<(), String> {
     let mut client = db.pool().get().await.map_err(|e| e.to_string())?;
     let tx = client.transaction().await.map_err(|e| e.to_string())?;
     tx.batch_execute(&install_sql(name)).await.map_err(|e| {
@@ -208,10 +238,11 @@ impl Projects {
     async fn poll_schemas(self: Arc<Self>) {
         let mut tick = tokio::time::interval(self.settings.schema_poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let listening: Arc<std::sync::Mutex<HashSet<i64>>> = Arc::default();
-        let checking: Arc<std::sync::Mutex<HashSet<i64>>> = Arc::default();
-        // Checks at once, so a host with many projects opens a bounded
-        // number of connections in one tick.
+        let listening: Taken = Arc::default();
+        let checking: Taken = Arc::default();
+        // Checks at once (once a project's database is open), so a host
+        // with many projects runs a bounded number of catalog queries in
+        // one tick.
         let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_CHECKS));
         loop {
             // A project added or changed is looked at now, not a poll later
@@ -221,19 +252,18 @@ impl Projects {
                 () = self.changed.notified() => {}
             }
             for project in self.all() {
-                if project.row.paused || !claim(&checking, project.row.id) {
+                if project.row.paused {
                     continue;
                 }
+                let Some(claim) = Claim::take(&checking, project.row.id) else {
+                    continue;
+                };
                 let this = self.clone();
                 let listening = listening.clone();
-                let checking = checking.clone();
                 let permits = permits.clone();
                 tokio::spawn(async move {
-                    let id = project.row.id;
-                    if let Ok(_permit) = permits.acquire().await {
-                        this.check_project(&project, &listening).await;
-                    }
-                    release(&checking, id);
+                    let _claim = claim;
+                    this.check_project(&project, &listening, &permits).await;
                 });
             }
         }
@@ -245,8 +275,11 @@ impl Projects {
     async fn check_project(
         self: &Arc<Self>,
         project: &Arc<Project>,
-        listening: &Arc<std::sync::Mutex<HashSet<i64>>>,
+        listening: &Taken,
+        permits: &tokio::sync::Semaphore,
     ) {
+        // Opening takes no permit: an unreachable database (a connect that
+        // waits for its timeout) holds none from the others.
         let db = match self.database(project).await {
             Ok(db) => db,
             Err(err) => {
@@ -254,19 +287,21 @@ impl Projects {
                 return;
             }
         };
-        if project.row.install_triggers && claim(listening, project.row.id) {
-            if let Ok(target) = self.target(&project.row) {
-                let this = self.clone();
-                let listening = listening.clone();
-                let id = project.row.id;
-                tokio::spawn(async move {
-                    this.listen_ddl(id, target).await;
-                    release(&listening, id);
-                });
-            } else {
-                release(listening, project.row.id);
+        if project.row.install_triggers {
+            if let Some(claim) = Claim::take(listening, project.row.id) {
+                if let Ok(target) = self.target(&project.row) {
+                    let this = self.clone();
+                    let id = project.row.id;
+                    tokio::spawn(async move {
+                        let _claim = claim;
+                        this.listen_ddl(id, target).await;
+                    });
+                }
             }
         }
+        let Ok(_permit) = permits.acquire().await else {
+            return;
+        };
         self.check_schema(project, &db).await;
     }
 
@@ -319,6 +354,10 @@ impl Projects {
     /// Rebuilds the cache when the digest moved; records and announces the
     /// change when this host is the first to.
     pub async fn check_schema(&self, project: &Arc<Project>, db: &ExternalDb) {
+        // One check at a time per database (the poll and the trigger's
+        // listener may both start one): a second check must see the
+        // first's baseline, or it would diff the new schema with itself.
+        let _checking = db.checking().await;
         let digest = match db.fingerprint().await {
             Ok(digest) => digest,
             Err(err) => {

@@ -24,6 +24,23 @@ pub enum ClickHouseError {
     Url(String),
     #[error("ClickHouse: {0}")]
     Client(#[from] ::clickhouse::error::Error),
+    #[error("ClickHouse did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+/// How long one write, prune or read may take: an unreachable server that
+/// drops packets would otherwise hold the writer (and fill its queue) or a
+/// logs request for the system's TCP timeout.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+async fn within<T>(
+    limit: std::time::Duration,
+    work: impl std::future::Future<Output = Result<T, ClickHouseError>>,
+) -> Result<T, ClickHouseError> {
+    tokio::time::timeout(limit, work)
+        .await
+        .map_err(|_| ClickHouseError::Timeout(limit))?
 }
 
 /// A ClickHouse database holding the `request_logs` table.
@@ -143,74 +160,83 @@ impl ClickHouseLogs {
 
     /// Creates the table if it is missing.
     pub async fn prepare(&self) -> Result<(), ClickHouseError> {
-        self.client
-            .query(&format!(
-                "create table if not exists {TABLE} (\
+        within(WRITE_TIMEOUT, async {
+            self.client
+                .query(&format!(
+                    "create table if not exists {TABLE} (\
                    day Date, at_us Int64, id Int64, project Int64, method String, \
                    endpoint String, table_name Nullable(String), operation Nullable(String), \
                    status UInt16, latency_ms Float32, bytes_in Int64, bytes_out Int64\
                  ) engine = MergeTree partition by toYYYYMMDD(day) \
                  order by (project, at_us, id)"
-            ))
-            .execute()
-            .await?;
-        Ok(())
+                ))
+                .execute()
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn append(&self, batch: &[Record], ids: &[i64]) -> Result<(), ClickHouseError> {
-        let mut insert = self.client.insert::<Row>(TABLE).await?;
-        for (r, id) in batch.iter().zip(ids) {
-            let day =
-                r.at.date_naive()
-                    .signed_duration_since(NaiveDate::default())
-                    .num_days();
-            insert
-                .write(&Row {
-                    day: u16::try_from(day).unwrap_or(u16::MAX),
-                    at_us: r.at.timestamp_micros(),
-                    id: *id,
-                    project: r.project_id.unwrap_or(0),
-                    method: r.method.to_owned(),
-                    endpoint: r.endpoint.clone(),
-                    table_name: r.table.clone(),
-                    operation: r.operation.map(str::to_owned),
-                    status: r.status,
-                    latency_ms: r.latency_ms,
-                    bytes_in: r.bytes_in,
-                    bytes_out: r.bytes_out,
-                })
-                .await?;
-        }
-        insert.end().await?;
-        Ok(())
+        within(WRITE_TIMEOUT, async {
+            let mut insert = self.client.insert::<Row>(TABLE).await?;
+            for (r, id) in batch.iter().zip(ids) {
+                let day =
+                    r.at.date_naive()
+                        .signed_duration_since(NaiveDate::default())
+                        .num_days();
+                insert
+                    .write(&Row {
+                        day: u16::try_from(day).unwrap_or(u16::MAX),
+                        at_us: r.at.timestamp_micros(),
+                        id: *id,
+                        project: r.project_id.unwrap_or(0),
+                        method: r.method.to_owned(),
+                        endpoint: r.endpoint.clone(),
+                        table_name: r.table.clone(),
+                        operation: r.operation.map(str::to_owned),
+                        status: r.status,
+                        latency_ms: r.latency_ms,
+                        bytes_in: r.bytes_in,
+                        bytes_out: r.bytes_out,
+                    })
+                    .await?;
+            }
+            insert.end().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Drops the days before `oldest`.
     pub async fn prune(&self, oldest: NaiveDate) -> Result<(), ClickHouseError> {
-        let partitions = self
-            .client
-            .query(
-                "select distinct partition from system.parts \
+        within(WRITE_TIMEOUT, async {
+            let partitions = self
+                .client
+                .query(
+                    "select distinct partition from system.parts \
                  where database = currentDatabase() and table = ? and active",
-            )
-            .bind(TABLE)
-            .fetch_all::<String>()
-            .await?;
-        let cutoff = oldest.format("%Y%m%d").to_string();
-        for partition in partitions {
-            // Names are YYYYMMDD (the partition key): they compare as dates,
-            // and anything else is not ours to drop.
-            if partition.len() == 8
-                && partition.bytes().all(|b| b.is_ascii_digit())
-                && partition < cutoff
-            {
-                self.client
-                    .query(&format!("alter table {TABLE} drop partition {partition}"))
-                    .execute()
-                    .await?;
+                )
+                .bind(TABLE)
+                .fetch_all::<String>()
+                .await?;
+            let cutoff = oldest.format("%Y%m%d").to_string();
+            for partition in partitions {
+                // Names are YYYYMMDD (the partition key): they compare as dates,
+                // and anything else is not ours to drop.
+                if partition.len() == 8
+                    && partition.bytes().all(|b| b.is_ascii_digit())
+                    && partition < cutoff
+                {
+                    self.client
+                        .query(&format!("alter table {TABLE} drop partition {partition}"))
+                        .execute()
+                        .await?;
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     /// The filter as a `where` (values bound, never pasted).
@@ -261,121 +287,127 @@ impl ClickHouseLogs {
         limit: i64,
         before: Option<Cursor>,
     ) -> Result<(Vec<Value>, Option<Cursor>), ClickHouseError> {
-        let page = match before {
-            None => String::new(),
-            Some(Cursor { at, id: None }) => format!(" and at_us < {}", at.timestamp_micros()),
-            Some(Cursor { at, id: Some(id) }) => format!(
-                " and (at_us < {at} or (at_us = {at} and id < {id}))",
-                at = at.timestamp_micros()
-            ),
-        };
-        let rows = self
-            .filtered(
-                &format!(
-                    "select day, at_us, id, project, method, endpoint, table_name, operation, \
+        within(READ_TIMEOUT, async {
+            let page = match before {
+                None => String::new(),
+                Some(Cursor { at, id: None }) => format!(" and at_us < {}", at.timestamp_micros()),
+                Some(Cursor { at, id: Some(id) }) => format!(
+                    " and (at_us < {at} or (at_us = {at} and id < {id}))",
+                    at = at.timestamp_micros()
+                ),
+            };
+            let rows = self
+                .filtered(
+                    &format!(
+                        "select day, at_us, id, project, method, endpoint, table_name, operation, \
                        status, latency_ms, bytes_in, bytes_out \
                      from {TABLE} where {{where}}{page} \
                      order by at_us desc, id desc limit {limit}"
-                ),
-                filter,
-            )
-            .fetch_all::<Row>()
-            .await?;
-        let next = (rows.len() as i64 == limit)
-            .then(|| rows.last())
-            .flatten()
-            .map(|r| Cursor {
-                at: micros(r.at_us),
-                id: Some(r.id),
-            });
-        let records = rows
-            .into_iter()
-            .map(|r| {
-                json!({
-                    "at": micros(r.at_us).to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                    "project_id": (r.project != 0).then_some(r.project),
-                    "method": r.method,
-                    "endpoint": r.endpoint,
-                    "table": r.table_name,
-                    "operation": r.operation,
-                    "status": r.status,
-                    "latency_ms": r.latency_ms,
-                    "bytes_in": r.bytes_in,
-                    "bytes_out": r.bytes_out,
-                    "id": r.id,
+                    ),
+                    filter,
+                )
+                .fetch_all::<Row>()
+                .await?;
+            let next = (rows.len() as i64 == limit)
+                .then(|| rows.last())
+                .flatten()
+                .map(|r| Cursor {
+                    at: micros(r.at_us),
+                    id: Some(r.id),
+                });
+            let records = rows
+                .into_iter()
+                .map(|r| {
+                    json!({
+                        "at": micros(r.at_us).to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                        "project_id": (r.project != 0).then_some(r.project),
+                        "method": r.method,
+                        "endpoint": r.endpoint,
+                        "table": r.table_name,
+                        "operation": r.operation,
+                        "status": r.status,
+                        "latency_ms": r.latency_ms,
+                        "bytes_in": r.bytes_in,
+                        "bytes_out": r.bytes_out,
+                        "id": r.id,
+                    })
                 })
-            })
-            .collect();
-        Ok((records, next))
+                .collect();
+            Ok((records, next))
+        })
+        .await
     }
 
     /// The same answer as the PostgreSQL sink's analytics.
     pub async fn analytics(&self, filter: &Filter, bucket: &str) -> Result<Value, ClickHouseError> {
-        let start = if bucket == "day" {
-            "toStartOfDay"
-        } else {
-            "toStartOfHour"
-        };
-        let totals = self
-            .filtered(
-                &format!("select {SUMMARY} from {TABLE} where {{where}}"),
-                filter,
-            )
-            .fetch_one::<Stats>()
-            .await?;
-        let endpoints = self
-            .filtered(
-                &format!(
-                    "select endpoint, table_name, operation, {SUMMARY} from {TABLE} \
+        within(READ_TIMEOUT, async {
+            let start = if bucket == "day" {
+                "toStartOfDay"
+            } else {
+                "toStartOfHour"
+            };
+            let totals = self
+                .filtered(
+                    &format!("select {SUMMARY} from {TABLE} where {{where}}"),
+                    filter,
+                )
+                .fetch_one::<Stats>()
+                .await?;
+            let endpoints = self
+                .filtered(
+                    &format!(
+                        "select endpoint, table_name, operation, {SUMMARY} from {TABLE} \
                      where {{where}} group by endpoint, table_name, operation \
                      order by requests desc limit 500"
-                ),
-                filter,
-            )
-            .fetch_all::<EndpointStats>()
-            .await?;
-        // `start` is one of two constants.
-        let series = self
-            .filtered(
-                &format!(
+                    ),
+                    filter,
+                )
+                .fetch_all::<EndpointStats>()
+                .await?;
+            // `start` is one of two constants.
+            let series = self
+                .filtered(
+                    &format!(
                     "select toUInt32({start}(toDateTime(intDiv(at_us, 1000000), 'UTC'))) as at, \
                        {SUMMARY} from {TABLE} where {{where}} group by at order by at limit 2000"
                 ),
-                filter,
-            )
-            .fetch_all::<TimeStats>()
-            .await?;
-        let stats =
-            |requests: u64, avg: f64, p95: f64, errors: f64, bytes_in: i64, bytes_out: i64| {
-                json!({
-                    "requests": requests,
-                    "avg_latency_ms": avg,
-                    "p95_latency_ms": p95,
-                    "error_rate": errors,
-                    "bytes_in": bytes_in,
-                    "bytes_out": bytes_out,
-                })
-            };
-        Ok(json!({
-            "totals": stats(totals.requests, totals.avg_latency_ms, totals.p95_latency_ms,
-                totals.error_rate, totals.bytes_in, totals.bytes_out),
-            "endpoints": endpoints.into_iter().map(|e| {
-                let mut s = stats(e.requests, e.avg_latency_ms, e.p95_latency_ms, e.error_rate,
-                    e.bytes_in, e.bytes_out);
-                s["endpoint"] = json!(e.endpoint);
-                s["table"] = json!(e.table_name);
-                s["operation"] = json!(e.operation);
-                s
-            }).collect::<Vec<_>>(),
-            "bucket": if bucket == "day" { "day" } else { "hour" },
-            "series": series.into_iter().map(|t| {
-                let mut s = stats(t.requests, t.avg_latency_ms, t.p95_latency_ms, t.error_rate,
-                    t.bytes_in, t.bytes_out);
-                s["at"] = json!(micros(i64::from(t.at) * 1_000_000)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
-                s
-            }).collect::<Vec<_>>(),
-        }))
+                    filter,
+                )
+                .fetch_all::<TimeStats>()
+                .await?;
+            let stats =
+                |requests: u64, avg: f64, p95: f64, errors: f64, bytes_in: i64, bytes_out: i64| {
+                    json!({
+                        "requests": requests,
+                        "avg_latency_ms": avg,
+                        "p95_latency_ms": p95,
+                        "error_rate": errors,
+                        "bytes_in": bytes_in,
+                        "bytes_out": bytes_out,
+                    })
+                };
+            Ok(json!({
+                "totals": stats(totals.requests, totals.avg_latency_ms, totals.p95_latency_ms,
+                    totals.error_rate, totals.bytes_in, totals.bytes_out),
+                "endpoints": endpoints.into_iter().map(|e| {
+                    let mut s = stats(e.requests, e.avg_latency_ms, e.p95_latency_ms, e.error_rate,
+                        e.bytes_in, e.bytes_out);
+                    s["endpoint"] = json!(e.endpoint);
+                    s["table"] = json!(e.table_name);
+                    s["operation"] = json!(e.operation);
+                    s
+                }).collect::<Vec<_>>(),
+                "bucket": if bucket == "day" { "day" } else { "hour" },
+                "series": series.into_iter().map(|t| {
+                    let mut s = stats(t.requests, t.avg_latency_ms, t.p95_latency_ms, t.error_rate,
+                        t.bytes_in, t.bytes_out);
+                    s["at"] = json!(micros(i64::from(t.at) * 1_000_000)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+                    s
+                }).collect::<Vec<_>>(),
+            }))
+        })
+        .await
     }
 }
 

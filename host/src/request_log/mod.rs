@@ -23,7 +23,11 @@ use tokio::sync::mpsc;
 /// Records queued beyond this are dropped (and counted) rather than held.
 const QUEUE: usize = 65_536;
 /// Largest batch written in one statement.
-const BATCH: usize = 2_000;
+const BATCH: usize = 8_192;
+/// How long the writer lets records gather after the first of a batch:
+/// few large statements cost the database far less than many small ones
+/// (each a commit), and that database usually serves the requests too.
+const LINGER: Duration = Duration::from_millis(250);
 
 /// What a handler knows about its request that its path does not say.
 #[derive(Debug, Clone, Default)]
@@ -109,7 +113,24 @@ async fn write_batches(
     // A failed attempt is retried a minute later, not with every batch.
     let mut tried: Option<std::time::Instant> = None;
     let mut pruned: Option<NaiveDate> = None;
+    let mut prune_tried: Option<std::time::Instant> = None;
+    // ClickHouse's table is made now, not with the first batch: the logs
+    // routes read it before anything was written.
+    if let Sink::ClickHouse(ch) = &sink {
+        if let Err(err) = ch.prepare().await {
+            tracing::warn!(%err, "cannot prepare the request log");
+        }
+    }
     while rx.recv_many(&mut batch, BATCH).await > 0 {
+        if batch.len() < BATCH {
+            tokio::time::sleep(LINGER).await;
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(record) => batch.push(record),
+                    Err(_) => break,
+                }
+            }
+        }
         let today = Utc::now().date_naive();
         if ready != Some(today) && tried.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
             tried = Some(std::time::Instant::now());
@@ -122,7 +143,10 @@ async fn write_batches(
                 Err(err) => tracing::warn!(%err, "cannot prepare the request log"),
             }
         }
-        if pruned != Some(today) {
+        if pruned != Some(today)
+            && prune_tried.is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+        {
+            prune_tried = Some(std::time::Instant::now());
             let oldest = today - Days::days(i64::from(retention_days));
             let done = match &sink {
                 Sink::Postgres(db) => prune(db, oldest).await.map_err(LogError::from),
@@ -166,11 +190,17 @@ async fn ensure_partitions(db: &Database, today: NaiveDate) -> Result<(), crate:
     let client = db.owner().get().await?;
     for day in [today, today + Days::days(1)] {
         let next = day + Days::days(1);
-        // The name and bounds are dates formatted here, not input.
+        // The name and bounds are dates formatted here, not input. A day's
+        // partition is only appended to, read through its index and dropped
+        // whole within days: autovacuum's insert-triggered passes (to
+        // set visibility bits and statistics nobody uses) would only take
+        // CPU from the database serving the requests while it fills.
+        // Vacuums against wraparound still run.
         let sql = format!(
             "set lock_timeout = '2s'; \
              create table if not exists selfdb.{} partition of selfdb.request_logs \
-             for values from ('{day} 00:00+00') to ('{next} 00:00+00'); \
+             for values from ('{day} 00:00+00') to ('{next} 00:00+00') \
+             with (autovacuum_enabled = false); \
              reset lock_timeout",
             partition_name(day)
         );
@@ -245,7 +275,12 @@ impl Ids {
 }
 
 async fn append(db: &Database, batch: &[Record], id: &[i64]) -> Result<(), crate::db::DbError> {
-    let client = db.owner().get().await?;
+    let mut client = db.owner().get().await?;
+    // A log batch need not wait for its WAL flush: a crash loses at most
+    // the last fraction of a second of logs, never consistency.
+    let tx = client.transaction().await?;
+    tx.batch_execute("set local synchronous_commit = off")
+        .await?;
     let mut at = Vec::with_capacity(batch.len());
     let mut project = Vec::with_capacity(batch.len());
     let mut method = Vec::with_capacity(batch.len());
@@ -268,18 +303,18 @@ async fn append(db: &Database, batch: &[Record], id: &[i64]) -> Result<(), crate
         bytes_in.push(r.bytes_in);
         bytes_out.push(r.bytes_out);
     }
-    client
-        .execute(
-            "insert into selfdb.request_logs (at, project_id, method, endpoint, table_name, \
+    tx.execute(
+        "insert into selfdb.request_logs (at, project_id, method, endpoint, table_name, \
                operation, status, latency_ms, bytes_in, bytes_out, id) \
              select * from unnest($1::timestamptz[], $2::bigint[], $3::text[], $4::text[], \
                $5::text[], $6::text[], $7::smallint[], $8::real[], $9::bigint[], $10::bigint[], \
                $11::bigint[])",
-            &[
-                &at, &project, &method, &endpoint, &table, &operation, &status, &latency,
-                &bytes_in, &bytes_out, &id,
-            ],
-        )
-        .await?;
+        &[
+            &at, &project, &method, &endpoint, &table, &operation, &status, &latency, &bytes_in,
+            &bytes_out, &id,
+        ],
+    )
+    .await?;
+    tx.commit().await?;
     Ok(())
 }

@@ -160,6 +160,8 @@ async fn a_database_registered_by_url_is_served_through_dbify_and_the_data_api()
         format!("/projects/{id}/rest/v1")
     );
     assert_eq!(project["database"]["user"], "app");
+    // A direct connection keeps sessions: statements stay prepared.
+    assert_eq!(project["transaction_pooling"], false, "{project}");
     assert!(project["tables"]
         .as_array()
         .unwrap()
@@ -910,14 +912,6 @@ async fn schema_changes_are_detected_recorded_mailed_and_signed() {
     let id = with_trigger("shop-admin").await["projectId"]
         .as_i64()
         .unwrap();
-    // A second project on the same database installs its own triggers:
-    // deleting it leaves the first one's in place.
-    let other = with_trigger("shop-admin-2").await;
-    instant
-        .delete(&format!("/api/v1/projects/{}", other["projectId"]))
-        .service_role(&instant)
-        .fetch_json()
-        .await;
     // The first tick opens the listener (at start-up and each ten minutes):
     // wait until it holds a connection to the database.
     let admin = cluster.superuser("shop").await;
@@ -937,6 +931,14 @@ async fn schema_changes_are_detected_recorded_mailed_and_signed() {
         .await,
         "the host listens for the trigger"
     );
+    // A second project on the same database installs its own triggers:
+    // deleting it leaves the first one's in place.
+    let other = with_trigger("shop-admin-2").await;
+    instant
+        .delete(&format!("/api/v1/projects/{}", other["projectId"]))
+        .service_role(&instant)
+        .fetch_json()
+        .await;
     app.batch_execute("alter table docs add column title text")
         .await
         .unwrap();
@@ -1000,6 +1002,8 @@ async fn projects_work_behind_pgbouncer_in_transaction_mode() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{project}");
+    // Found by the registration's probe: nothing may outlive a transaction.
+    assert_eq!(project["transaction_pooling"], true, "{project}");
     let id = project["projectId"].as_i64().unwrap();
     let key = project["apiKey"].as_str().unwrap().to_owned();
     // Many requests at once over PgBouncer's two server connections: each

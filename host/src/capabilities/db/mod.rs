@@ -40,9 +40,11 @@ impl Capability for Db {
 
     fn prepare(&self, cx: &Prepare<'_>) -> DbState {
         let tx = match cx.external {
-            Some(external) => {
-                InvocationTx::external(external.pool().clone(), cx.function.limits.time_ms)
-            }
+            Some(external) => InvocationTx::external(
+                external.pool().clone(),
+                external.transaction_pooling(),
+                cx.function.limits.time_ms,
+            ),
             None => InvocationTx::new(
                 self.database.clone(),
                 cx.principal.clone(),
