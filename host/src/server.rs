@@ -214,6 +214,7 @@ async fn serve(
     } else {
         None
     };
+    let log_to_flush = request_log.clone();
     let app = Arc::new(App {
         settings: settings.clone(),
         db,
@@ -260,6 +261,10 @@ async fn serve(
         .await
         .context("HTTP server")?;
     tracing::info!("HTTP server stopped");
+    // The last requests' records, before the database may stop.
+    if let Some(log) = log_to_flush {
+        log.stop(std::time::Duration::from_secs(5)).await;
+    }
     Ok(())
 }
 

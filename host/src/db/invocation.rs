@@ -98,6 +98,9 @@ pub struct InvocationTx {
     session_dirty: bool,
 }
 
+/// The "role" of a transaction that keeps its session's role.
+const KEEP_ROLE: &str = "";
+
 /// The role that owns the `auth` schema; only system components reach it.
 pub const AUTH_ADMIN_ROLE: &str = "supabase_auth_admin";
 
@@ -122,14 +125,16 @@ impl InvocationTx {
     }
 
     /// A transaction on a user's own database (a project's), as the user
-    /// its URL names (`set local role none`, empty claims). With
+    /// its URL names, in the session's own role (no role switch: a default
+    /// role set with `ALTER ROLE … SET role` stays; `role none` would drop
+    /// it), with empty claims. With
     /// `transaction_pooling` (a pooler in transaction mode) it is safe
     /// behind the pooler: `begin` goes first as a simple query, and
     /// statements are prepared inside the transaction and closed before it
     /// ends: two more round trips than otherwise, where the first
     /// statement travels with `begin` and stays prepared.
     pub fn external(pool: Pool, transaction_pooling: bool, statement_timeout_ms: u64) -> Self {
-        let mut tx = Self::with_role(pool, "none", "{}".into(), statement_timeout_ms);
+        let mut tx = Self::with_role(pool, KEEP_ROLE, "{}".into(), statement_timeout_ms);
         tx.transaction_pooling = transaction_pooling;
         tx
     }
@@ -422,6 +427,10 @@ const SETUP_SQL: &str = "select set_config('request.jwt.claims', $1, true), \
                                 set_config('statement_timeout', $2, true), \
                                 set_config('role', $3, true)";
 
+/// [`SETUP_SQL`] without the role switch, for [`KEEP_ROLE`].
+const SETUP_KEEP_ROLE_SQL: &str = "select set_config('request.jwt.claims', $1, true), \
+                                          set_config('statement_timeout', $2, true)";
+
 enum FirstError {
     /// The transaction could not be opened: the connection is unusable.
     Begin(tokio_postgres::Error),
@@ -470,20 +479,30 @@ async fn first_statement(
     params: &[&(dyn postgres_types::ToSql + Sync)],
     kind: Kind,
 ) -> Result<(Statement, Outcome), FirstError> {
+    let keep_role = begin.role == KEEP_ROLE;
     let setup = client
-        .prepare_cached(SETUP_SQL)
+        .prepare_cached(if keep_role {
+            SETUP_KEEP_ROLE_SQL
+        } else {
+            SETUP_SQL
+        })
         .await
         .map_err(FirstError::Begin)?;
     let timeout = begin.statement_timeout_ms.to_string();
-    let setup_params: [&(dyn postgres_types::ToSql + Sync); 3] =
+    let all_params: [&(dyn postgres_types::ToSql + Sync); 3] =
         [&begin.claims, &timeout, &begin.role];
+    let setup_params = if keep_role {
+        &all_params[..2]
+    } else {
+        &all_params[..]
+    };
     let verb = if begin.read_only {
         "begin transaction read only"
     } else {
         "begin"
     };
     let mut begin_f = pin!(client.batch_execute(verb));
-    let mut setup_f = pin!(client.execute(&setup, &setup_params));
+    let mut setup_f = pin!(client.execute(&setup, setup_params));
     let begin_early = poll_once(begin_f.as_mut()).await;
     let setup_early = poll_once(setup_f.as_mut()).await;
     let mut prepare_f = pin!(client.prepare_cached(sql));

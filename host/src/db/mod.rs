@@ -308,6 +308,20 @@ impl Database {
         &self.api
     }
 
+    /// Forgets the statements prepared on every pooled connection, after
+    /// DDL: a statement prepared before it keeps its parameter and result
+    /// types, and fails ("cached plan must not change result type", or an
+    /// operator that no longer exists) once a column's type changed.
+    pub fn clear_statement_caches(&self) {
+        self.api.manager().statement_caches.clear();
+        self.owner.manager().statement_caches.clear();
+        if let Ok(state) = self.anon_readers.state.lock() {
+            if let Some((_, pool)) = &state.pool {
+                pool.manager().statement_caches.clear();
+            }
+        }
+    }
+
     /// Serves anonymous reads with the anon key's `claims` from pooled
     /// sessions that keep them (see [`Database::anon_readers`]).
     pub fn serve_anon_reads(&self, claims: String) {

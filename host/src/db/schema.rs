@@ -318,6 +318,7 @@ impl SharedSchema {
                     "schema cache rebuilt"
                 );
                 self.replace(cache);
+                db.clear_statement_caches();
             }
             Err(err) => {
                 tracing::warn!(%err, "schema cache rebuild failed; keeping the previous one")

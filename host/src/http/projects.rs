@@ -99,8 +99,12 @@ pub async fn create(
     if let Some(secret) = registered.webhook_secret {
         answer["webhookSecret"] = json!(secret);
     }
-    if let Some(warning) = registered.trigger_warning {
-        answer["warnings"] = json!([warning]);
+    let warnings: Vec<String> = [registered.trigger_warning, registered.pooling_warning]
+        .into_iter()
+        .flatten()
+        .collect();
+    if !warnings.is_empty() {
+        answer["warnings"] = json!(warnings);
     }
     Ok((StatusCode::CREATED, Json(answer)))
 }

@@ -180,6 +180,8 @@ pub struct Registered {
     /// Why the event trigger could not be installed (schema polling is
     /// used instead).
     pub trigger_warning: Option<String>,
+    /// Why the probe chose transaction pooling, when it did.
+    pub pooling_warning: Option<String>,
 }
 
 /// What a registration asks for. Not `Debug`: the URL holds a password.
@@ -350,7 +352,7 @@ impl Projects {
         if let Some(failure) = recent_failure() {
             return Err(failure);
         }
-        let opened = project
+        project
             .db
             .get_or_try_init(|| async {
                 // Callers that queued behind a failed attempt run the
@@ -365,30 +367,23 @@ impl Projects {
                     project.row.schemas.clone(),
                 )
                 .await
-                .map_err(ProjectError::from_db)?;
+                .map_err(|err| {
+                    let failure = ProjectError::from_db(err);
+                    // Recorded before the cell lets the next caller in.
+                    if let ProjectError::Database { code, message } = &failure {
+                        *project
+                            .open_failed
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner()) =
+                            Some((std::time::Instant::now(), *code, message.clone()));
+                    }
+                    failure
+                })?;
                 db.set_transaction_pooling(project.row.transaction_pooling);
                 Ok::<_, ProjectError>(Arc::new(db))
             })
             .await
-            .cloned();
-        let mut failed = project
-            .open_failed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        match &opened {
-            // Refreshing the time of a remembered failure would keep it
-            // forever: only a new attempt's failure is recorded.
-            Err(ProjectError::Database { code, message })
-                if failed
-                    .as_ref()
-                    .is_none_or(|(at, _, _)| at.elapsed() >= RETRY_OPEN) =>
-            {
-                *failed = Some((std::time::Instant::now(), *code, message.clone()));
-            }
-            Err(_) => {}
-            Ok(_) => *failed = None,
-        }
-        opened
+            .cloned()
     }
 
     fn target(&self, row: &ProjectRow) -> Result<PgTarget, ProjectError> {
@@ -473,9 +468,21 @@ impl Projects {
         let sessions = watch::probe_sessions(&target, &db).await;
         let transaction_pooling = request.transaction_pooling.unwrap_or(sessions.is_err());
         db.set_transaction_pooling(transaction_pooling);
+        // A direct connection can fail the probe too (a hot standby refuses
+        // LISTEN, a connection limit): the user sees why, and can say
+        // `"transaction_pooling": false`.
+        let pooling_warning = match (&sessions, request.transaction_pooling) {
+            (Err(why), None) => Some(format!(
+                "statements are prepared and closed inside each transaction \
+                 (transaction_pooling): {why}"
+            )),
+            _ => None,
+        };
         let trigger_warning = match (&sessions, request.install_triggers) {
             (_, false) => None,
-            (Err(why), true) => Some(why.clone()),
+            (Err(why), true) => Some(format!(
+                "the event trigger was not installed: {why}; schema changes are found by polling"
+            )),
             (Ok(()), true) => watch::install_trigger(&request.name, &db).await.err(),
         };
         let key = new_key();
@@ -531,6 +538,7 @@ impl Projects {
             ssl_mode,
             tables,
             trigger_warning,
+            pooling_warning,
         })
     }
 

@@ -110,7 +110,7 @@ pub async fn probe_sessions(target: &PgTarget, db: &ExternalDb) -> Result<(), St
         notifications_reach_a_session(target, db),
     )
     .await
-    .map_err(|_| "the event trigger was not installed: probing the database timed out".to_owned())?
+    .map_err(|_| "probing the database timed out".to_owned())?
 }
 
 /// Installs project `name`'s DDL event trigger (the user opted in, and
@@ -134,9 +134,8 @@ pub async fn install_trigger(name: &str, db: &ExternalDb) -> Result<(), String> 
 /// and keeps one server session throughout: false behind a pooler in
 /// transaction mode, where LISTEN cannot work.
 async fn notifications_reach_a_session(target: &PgTarget, db: &ExternalDb) -> Result<(), String> {
-    const REFUSED: &str = "the event trigger was not installed: notifications do not reach a \
-        listening session on this URL (a transaction pooler such as PgBouncer?); \
-        schema changes are found by polling";
+    const REFUSED: &str = "notifications do not reach a listening session on this URL \
+        (a transaction pooler such as PgBouncer?)";
     let (client, connection) = target
         .config
         .connect(target.tls.clone())
@@ -385,6 +384,10 @@ impl Projects {
             }
         };
         db.set_last_digest(digest.clone());
+        // Statements stay prepared on a project's connections (unless it
+        // is behind a transaction pooler); one prepared before the change
+        // keeps its old parameter and result types and would fail.
+        db.pool().manager().statement_caches.clear();
         let after = diff::Shape::of(&after);
         let before = if own_baseline {
             Some(diff::Shape::of(&before))

@@ -71,6 +71,9 @@ pub struct RequestLog {
     tx: mpsc::Sender<Record>,
     dropped: Arc<AtomicU64>,
     sink: Sink,
+    /// Tells the writer to write what is queued and end.
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
+    writer: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl RequestLog {
@@ -78,13 +81,33 @@ impl RequestLog {
     pub fn start(sink: Sink, retention_days: u32) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
-        tokio::spawn(write_batches(
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let writer = tokio::spawn(write_batches(
             sink.clone(),
             rx,
+            stopped,
             dropped.clone(),
             retention_days.max(1),
         ));
-        Self { tx, dropped, sink }
+        Self {
+            tx,
+            dropped,
+            sink,
+            stop: Arc::new(stop),
+            writer: Arc::new(std::sync::Mutex::new(Some(writer))),
+        }
+    }
+
+    /// Writes what is queued (the records of the requests a graceful
+    /// shutdown let finish) and stops the writer, waiting at most `limit`.
+    pub async fn stop(&self, limit: Duration) {
+        let _ = self.stop.send(true);
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(writer) = writer {
+            if tokio::time::timeout(limit, writer).await.is_err() {
+                tracing::warn!("request logs still queued at shutdown were not written in time");
+            }
+        }
     }
 
     /// Queues a record; never waits.
@@ -102,6 +125,7 @@ impl RequestLog {
 async fn write_batches(
     sink: Sink,
     mut rx: mpsc::Receiver<Record>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
     dropped: Arc<AtomicU64>,
     retention_days: u32,
 ) {
@@ -121,15 +145,33 @@ async fn write_batches(
             tracing::warn!(%err, "cannot prepare the request log");
         }
     }
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        if batch.len() < BATCH {
-            tokio::time::sleep(LINGER).await;
-            while batch.len() < BATCH {
-                match rx.try_recv() {
-                    Ok(record) => batch.push(record),
-                    Err(_) => break,
+    // Once stopping, the queue is written out without waiting, then the
+    // task ends.
+    let mut stopping = false;
+    loop {
+        if !stopping {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, BATCH) => stopping = n == 0,
+                _ = stopped.changed() => stopping = true,
+            }
+            if !stopping && batch.len() < BATCH {
+                tokio::select! {
+                    () = tokio::time::sleep(LINGER) => {}
+                    _ = stopped.changed() => stopping = true,
                 }
             }
+        }
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(record) => batch.push(record),
+                Err(_) => break,
+            }
+        }
+        if batch.is_empty() {
+            if stopping {
+                return;
+            }
+            continue;
         }
         let today = Utc::now().date_naive();
         if ready != Some(today) && tried.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
