@@ -6,14 +6,18 @@
 //! The [`S3`] implementation here only routes: each operation is served in
 //! the module of its area (`buckets`, `objects`, `listing`, `multipart`),
 //! who the caller is in `auth`, the translation between s3s's types and
-//! the store's in `convert`, and the service and its server in `server`.
+//! the store's in `convert`, the service and its server in `server` (with
+//! request ids from `request_id`), and the answers for bucket
+//! configurations SelfDB does not have in `absent`.
 
+mod absent;
 mod auth;
 mod buckets;
 mod convert;
 mod listing;
 mod multipart;
 mod objects;
+mod request_id;
 mod server;
 
 use crate::keys::KeyRegistry;
@@ -80,6 +84,133 @@ impl S3 for S3Frontend {
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         listing::list_objects_v2(self, req).await
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        listing::list_object_versions(self, req).await
+    }
+
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        buckets::get_bucket_versioning(self, req).await
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        let code = s3s::S3ErrorCode::NoSuchCORSConfiguration;
+        absent::answer(
+            self,
+            &req.credentials,
+            &req.input.bucket,
+            code,
+            "CORS configuration",
+        )
+        .await
+    }
+
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        let code = s3s::S3ErrorCode::NoSuchTagSet;
+        absent::answer(self, &req.credentials, &req.input.bucket, code, "tag set").await
+    }
+
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        let code = s3s::S3ErrorCode::NoSuchBucketPolicy;
+        absent::answer(
+            self,
+            &req.credentials,
+            &req.input.bucket,
+            code,
+            "bucket policy",
+        )
+        .await
+    }
+
+    async fn get_bucket_website(
+        &self,
+        req: S3Request<GetBucketWebsiteInput>,
+    ) -> S3Result<S3Response<GetBucketWebsiteOutput>> {
+        let code = s3s::S3ErrorCode::NoSuchWebsiteConfiguration;
+        absent::answer(
+            self,
+            &req.credentials,
+            &req.input.bucket,
+            code,
+            "website configuration",
+        )
+        .await
+    }
+
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        let code = s3s::S3ErrorCode::NoSuchLifecycleConfiguration;
+        absent::answer(
+            self,
+            &req.credentials,
+            &req.input.bucket,
+            code,
+            "lifecycle configuration",
+        )
+        .await
+    }
+
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        let code = s3s::S3ErrorCode::ServerSideEncryptionConfigurationNotFoundError;
+        absent::answer(
+            self,
+            &req.credentials,
+            &req.input.bucket,
+            code,
+            "server-side encryption configuration",
+        )
+        .await
+    }
+
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
+        let code = s3s::S3ErrorCode::ObjectLockConfigurationNotFoundError;
+        absent::answer(
+            self,
+            &req.credentials,
+            &req.input.bucket,
+            code,
+            "object lock configuration",
+        )
+        .await
+    }
+
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        let code = s3s::S3ErrorCode::OwnershipControlsNotFoundError;
+        absent::answer(
+            self,
+            &req.credentials,
+            &req.input.bucket,
+            code,
+            "ownership controls",
+        )
+        .await
     }
 
     async fn put_object(

@@ -140,6 +140,20 @@ class Objects(unittest.TestCase):
         # Deleting a missing key is not an error in S3.
         SERVICE.delete_object(Bucket=self.bucket, Key="nope")
 
+    def test_request_ids(self):
+        # Every answer has one; an error's body names the same id.
+        ids = {SERVICE.head_bucket(Bucket=self.bucket)["ResponseMetadata"]["RequestId"] for _ in range(2)}
+        self.assertEqual(len(ids), 2)
+        self.assertTrue(all(len(i) == 16 for i in ids), ids)
+        try:
+            SERVICE.get_object(Bucket=self.bucket, Key="nope")
+        except ClientError as err:
+            meta = err.response["ResponseMetadata"]
+            self.assertEqual(meta["RequestId"], meta["HTTPHeaders"]["x-amz-request-id"])
+            self.assertEqual(len(meta["RequestId"]), 16)
+        else:
+            raise AssertionError("the call succeeded")
+
     def test_copy_and_delete_many(self):
         SERVICE.put_object(Bucket=self.bucket, Key="src", Body=b"copy me", ContentType="text/x-src")
         SERVICE.copy_object(Bucket=self.bucket, Key="dst", CopySource={"Bucket": self.bucket, "Key": "src"})
@@ -231,6 +245,40 @@ class Listing(unittest.TestCase):
         pages = SERVICE.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, PaginationConfig={"PageSize": 1})
         keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
         self.assertEqual(keys, self.keys)
+
+    def test_configurations_selfdb_has_not(self):
+        # Answered as AWS answers for a bucket never given one.
+        for call, code in [
+            (SERVICE.get_bucket_cors, "NoSuchCORSConfiguration"),
+            (SERVICE.get_bucket_tagging, "NoSuchTagSet"),
+            (SERVICE.get_bucket_policy, "NoSuchBucketPolicy"),
+            (SERVICE.get_bucket_website, "NoSuchWebsiteConfiguration"),
+            (SERVICE.get_bucket_lifecycle_configuration, "NoSuchLifecycleConfiguration"),
+            (SERVICE.get_bucket_encryption, "ServerSideEncryptionConfigurationNotFoundError"),
+            (SERVICE.get_object_lock_configuration, "ObjectLockConfigurationNotFoundError"),
+            (SERVICE.get_bucket_ownership_controls, "OwnershipControlsNotFoundError"),
+        ]:
+            self.assertEqual(error_code(lambda: call(Bucket=self.bucket)), (code, 404))
+        self.assertEqual(
+            error_code(lambda: SERVICE.get_bucket_cors(Bucket="no-such-bucket-x")), ("NoSuchBucket", 404)
+        )
+
+    def test_versions_of_a_bucket_never_versioned(self):
+        # Each object once, as version "null", as AWS lists such a bucket.
+        self.assertNotIn("Status", SERVICE.get_bucket_versioning(Bucket=self.bucket))
+        pages = SERVICE.get_paginator("list_object_versions").paginate(
+            Bucket=self.bucket, PaginationConfig={"PageSize": 2}
+        )
+        versions = [v for page in pages for v in page.get("Versions", [])]
+        self.assertEqual([v["Key"] for v in versions], self.keys)
+        self.assertTrue(all(v["VersionId"] == "null" and v["IsLatest"] for v in versions))
+        out = SERVICE.list_object_versions(Bucket=self.bucket, Delimiter="/", KeyMarker="a.txt", VersionIdMarker="null")
+        self.assertEqual([v["Key"] for v in out["Versions"]], ["e.txt"])
+        self.assertEqual([p["Prefix"] for p in out["CommonPrefixes"]], ["b/", "d/"])
+        self.assertEqual(
+            error_code(lambda: SERVICE.list_object_versions(Bucket=self.bucket, VersionIdMarker="v1", KeyMarker="a.txt")),
+            ("InvalidArgument", 400),
+        )
 
 
 class Multipart(unittest.TestCase):

@@ -77,3 +77,14 @@ pub(super) async fn get_bucket_location(
     s3.store.bucket_system(&req.input.bucket).await?;
     Ok(S3Response::new(GetBucketLocationOutput::default()))
 }
+
+/// Buckets are never versioned: an empty configuration (no `Status`), as
+/// AWS answers for a bucket that never had versioning turned on.
+pub(super) async fn get_bucket_versioning(
+    s3: &S3Frontend,
+    req: S3Request<GetBucketVersioningInput>,
+) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+    s3.access(&req.credentials).await?;
+    s3.store.bucket_system(&req.input.bucket).await?;
+    Ok(S3Response::new(GetBucketVersioningOutput::default()))
+}

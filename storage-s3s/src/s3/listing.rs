@@ -1,5 +1,7 @@
-//! Object listings: ListObjects (v1, by marker) and ListObjectsV2 (by
-//! continuation token).
+//! Object listings: ListObjects (v1, by marker), ListObjectsV2 (by
+//! continuation token) and ListObjectVersions (buckets are never
+//! versioned: each object once, as version "null", as AWS and MinIO list a
+//! bucket that never had versioning).
 
 use super::convert::{list_contents, KeyEncoding};
 use super::S3Frontend;
@@ -104,6 +106,74 @@ pub(super) async fn list_objects_v2(
         delimiter: input.delimiter.map(|d| encoding.apply(&d)),
         encoding_type: input.encoding_type,
         start_after: input.start_after.map(|s| encoding.apply(&s)),
+        ..Default::default()
+    }))
+}
+
+/// The version id of every object: buckets are never versioned.
+pub(super) const NULL_VERSION: &str = "null";
+
+pub(super) async fn list_object_versions(
+    s3: &S3Frontend,
+    req: S3Request<ListObjectVersionsInput>,
+) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+    let access = s3.access(&req.credentials).await?;
+    let input = req.input;
+    // Each key has one version, "null": a listing after (key, "null")
+    // starts after the key, and no other id was ever issued.
+    if input
+        .version_id_marker
+        .as_deref()
+        .is_some_and(|m| !m.is_empty() && m != NULL_VERSION)
+    {
+        return Err(s3_error!(InvalidArgument, "Invalid version id specified"));
+    }
+    let query = ListQuery {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone(),
+        after: input.key_marker.clone().filter(|m| !m.is_empty()),
+        max_keys: max_keys(input.max_keys)?,
+    };
+    let listing = s3
+        .store
+        .list_objects(&access, &input.bucket, &query)
+        .await?;
+    let encoding = KeyEncoding::new(&input.encoding_type);
+    let (contents, prefixes) = list_contents(&listing, &encoding);
+    let versions = contents
+        .into_iter()
+        .map(|o| ObjectVersion {
+            key: o.key,
+            size: o.size,
+            e_tag: o.e_tag,
+            last_modified: o.last_modified,
+            owner: o.owner,
+            is_latest: Some(true),
+            version_id: Some(NULL_VERSION.to_owned()),
+            storage_class: Some(ObjectVersionStorageClass::from_static(
+                ObjectVersionStorageClass::STANDARD,
+            )),
+            ..Default::default()
+        })
+        .collect();
+    let next_key_marker = if listing.truncated {
+        listing.last.as_deref().map(|l| encoding.apply(l))
+    } else {
+        None
+    };
+    Ok(S3Response::new(ListObjectVersionsOutput {
+        name: Some(input.bucket),
+        prefix: Some(encoding.apply(&query.prefix)),
+        key_marker: input.key_marker.map(|m| encoding.apply(&m)),
+        version_id_marker: input.version_id_marker,
+        max_keys: Some(query.max_keys as i32),
+        is_truncated: Some(listing.truncated),
+        next_version_id_marker: next_key_marker.as_ref().map(|_| NULL_VERSION.to_owned()),
+        next_key_marker,
+        versions: Some(versions),
+        common_prefixes: Some(prefixes),
+        delimiter: input.delimiter.map(|d| encoding.apply(&d)),
+        encoding_type: input.encoding_type,
         ..Default::default()
     }))
 }

@@ -19,10 +19,12 @@ pub fn service(store: Store, keys: Arc<KeyRegistry>) -> S3Service {
     builder.build()
 }
 
-/// Serves the S3 endpoint on `listener` until the task is dropped.
+/// Serves the S3 endpoint on `listener` until the task is dropped; every
+/// answer carries a request id (`request_id`).
 pub async fn serve(listener: tokio::net::TcpListener, service: S3Service) {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use hyper_util::server::conn::auto::Builder;
+    let ids = Arc::new(super::request_id::RequestIds::new());
     loop {
         let (socket, _) = match listener.accept().await {
             Ok(conn) => conn,
@@ -33,10 +35,20 @@ pub async fn serve(listener: tokio::net::TcpListener, service: S3Service) {
         };
         let _ = socket.set_nodelay(true);
         let service = service.clone();
+        let ids = ids.clone();
+        let stamped = hyper::service::service_fn(move |request| {
+            let service = service.clone();
+            let id = ids.next();
+            async move {
+                let mut response = hyper::service::Service::call(&service, request).await?;
+                super::request_id::stamp(&mut response, &id);
+                Ok::<_, s3s::HttpError>(response)
+            }
+        });
         tokio::spawn(async move {
             let builder = Builder::new(TokioExecutor::new());
             if let Err(err) = builder
-                .serve_connection(TokioIo::new(socket), service)
+                .serve_connection(TokioIo::new(socket), stamped)
                 .await
             {
                 tracing::debug!(%err, "S3 connection ended");
