@@ -79,6 +79,18 @@ if [ ! -x "$wasmtime_bin_dir/wasmtime" ]; then
   ln -sf "$found" "$wasmtime_bin_dir/wasmtime"
 fi
 
+# Ceph's s3-tests (../shared/third_party/s3-tests, run by
+# tests/tests/all/s3_conformance.rs) in a venv of exactly the pinned
+# packages; a changed pin list makes a new venv beside the old one.
+s3tests_requirements="$(cd "$(dirname "$0")/.." && pwd)/tests/s3/s3tests-requirements.txt"
+s3tests_venv="$(cd "$(dirname "$0")/.." && pwd)/target/tools/s3tests-venv-$(sha256sum "$s3tests_requirements" | cut -c1-12)"
+if [ ! -x "$s3tests_venv/bin/pytest" ]; then
+  echo "bootstrap: installing s3-tests' Python packages into $s3tests_venv"
+  rm -rf "$s3tests_venv"
+  python3 -m venv "$s3tests_venv"
+  "$s3tests_venv/bin/pip" install -q --disable-pip-version-check -r "$s3tests_requirements"
+fi
+
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   echo "bootstrap: adding the wasm32-wasip2 target"
   rustup target add wasm32-wasip2

@@ -18,6 +18,7 @@ mod projects;
 mod realtime;
 mod rls;
 mod routing;
+mod s3_conformance;
 mod spin;
 mod storage_files;
 mod storage_inline;
