@@ -90,7 +90,18 @@ impl Pools {
     /// A transaction as `access`. `begin` and the role switch travel in one
     /// round trip.
     pub async fn begin(&self, access: &Access) -> Result<Tx, crate::StorageError> {
-        if matches!(access, Access::System) {
+        self.begin_storing(access, None).await
+    }
+
+    /// As [`Pools::begin`], with an inline object's bytes stored first by
+    /// the pool's login role (as [`Pools::once_storing`] does): a
+    /// transaction that rolls back takes the bytes with it.
+    pub async fn begin_storing(
+        &self,
+        access: &Access,
+        inline: Option<(&str, &[u8])>,
+    ) -> Result<Tx, crate::StorageError> {
+        if matches!(access, Access::System) && inline.is_none() {
             return self.begin_system().await;
         }
         let client = self.pool_for(access).get().await?;
@@ -98,13 +109,34 @@ impl Pools {
             client: Some(client),
         };
         let c = tx.client();
+        let store = match inline {
+            Some(_) => Some(c.prepare_cached(crate::inline::STORE_SQL).await?),
+            None => None,
+        };
         let setup = c.prepare_cached(SETUP_SQL).await?;
         let claims = access.claims();
         let role = access.role();
         let setup_params: [&(dyn ToSql + Sync); 2] = [&claims, &role];
-        let (begun, set) =
-            futures::join!(c.batch_execute("begin"), c.execute(&setup, &setup_params));
+        let as_caller = !matches!(access, Access::System);
+        let (begun, stored, set) = futures::join!(
+            c.batch_execute("begin"),
+            async {
+                match (&store, inline) {
+                    (Some(store), Some((version, bytes))) => {
+                        c.execute(store, &[&version, &bytes]).await
+                    }
+                    _ => Ok(0),
+                }
+            },
+            async {
+                match as_caller {
+                    true => c.execute(&setup, &setup_params).await,
+                    false => Ok(0),
+                }
+            }
+        );
         begun?;
+        stored?;
         set?;
         Ok(tx)
     }

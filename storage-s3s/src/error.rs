@@ -36,6 +36,8 @@ pub enum StorageError {
     InvalidPartOrder,
     #[error("every part but the last must be at least 5 MiB")]
     EntityTooSmall,
+    #[error("at least one of the preconditions you specified did not hold")]
+    PreconditionFailed,
     #[error("the Content-MD5 you specified did not match what we received")]
     BadDigest,
     #[error("reading the request body: {0}")]

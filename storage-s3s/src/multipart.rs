@@ -6,7 +6,7 @@
 
 use crate::access::Access;
 use crate::error::{StorageError, StorageResult};
-use crate::objects::{ObjectInfo, PutOptions};
+use crate::objects::{ObjectInfo, PutOptions, WriteCondition};
 use crate::store::Store;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -250,6 +250,8 @@ impl Store {
         access: &Access,
         upload: &Upload,
         parts: &[(i32, String)],
+        condition: WriteCondition,
+        overwrite: bool,
     ) -> StorageResult<ObjectInfo> {
         if parts.is_empty() {
             return Err(StorageError::InvalidPart(
@@ -294,10 +296,11 @@ impl Store {
             content_type: Some(content_type.clone()),
             cache_control: None,
             user_metadata: upload.user_metadata.clone(),
-            overwrite: true,
+            overwrite,
             content_md5: None,
             owner: None,
             declared_size: None,
+            condition,
         };
         let info = self
             .record(

@@ -25,6 +25,15 @@ enum Stored {
     Inline(Bytes),
 }
 
+/// A row to commit under a write condition.
+struct ConditionalRow<'a, 'b> {
+    new: NewRow<'a>,
+    metadata: &'b Value,
+    owner: Option<&'b str>,
+    owner_uuid: Option<uuid::Uuid>,
+    user_metadata: &'b Option<Value>,
+}
+
 /// What a new object's row records about its bytes.
 struct NewRow<'a> {
     bucket_id: &'a str,
@@ -99,6 +108,33 @@ pub struct PutOptions {
     /// The size the client announced (`Content-Length`): an upload over the
     /// limit is refused before a byte is read.
     pub declared_size: Option<u64>,
+    /// What the object being replaced must be (S3's conditional writes),
+    /// checked in the statement that commits the row.
+    pub condition: WriteCondition,
+}
+
+/// A conditional write's precondition on the object it replaces.
+/// `If-None-Match: *` is `PutOptions::overwrite == false`, as for
+/// Supabase's uploads without `x-upsert`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum WriteCondition {
+    #[default]
+    None,
+    /// `If-Match`: the object exists and, given an ETag (unquoted), has it;
+    /// `None` is `If-Match: *`.
+    IfMatch(Option<String>),
+    /// `If-None-Match: <etag>`: no object, or one with another ETag.
+    IfNoneMatch(String),
+}
+
+/// A conditional delete's precondition: every given field must match.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteCondition {
+    /// Unquoted ETag; `*` matches any.
+    pub etag: Option<String>,
+    /// Last-Modified, to the second, as S3 reports it.
+    pub last_modified: Option<DateTime<Utc>>,
+    pub size: Option<i64>,
 }
 
 /// How a read is authorised.
@@ -300,6 +336,18 @@ impl Store {
         );
         let owner = options.owner.as_deref().or(access.user_id());
         let owner_uuid = owner.and_then(|o| uuid::Uuid::parse_str(o).ok());
+        if options.condition != WriteCondition::None {
+            let row = ConditionalRow {
+                new,
+                metadata: &metadata,
+                owner,
+                owner_uuid,
+                user_metadata: &options.user_metadata,
+            };
+            return self
+                .commit_conditional(access, row, &options.condition, inline_bytes)
+                .await;
+        }
         let conflict = if options.overwrite {
             "on conflict (bucket_id, name) do update set \
                  owner = excluded.owner, owner_id = excluded.owner_id, \
@@ -343,6 +391,152 @@ impl Store {
             self.files_released();
         }
         Ok(object_from_row(row))
+    }
+
+    /// Commits a row only if the object it replaces meets `condition`, in
+    /// a transaction of its own so that an inline object's bytes, stored
+    /// first, go away with a refused write. Only conditional writes pay
+    /// the extra round trips.
+    async fn commit_conditional(
+        &self,
+        access: &Access,
+        row: ConditionalRow<'_, '_>,
+        condition: &WriteCondition,
+        inline_bytes: Option<&[u8]>,
+    ) -> StorageResult<ObjectInfo> {
+        let (sql, etag) = match condition {
+            WriteCondition::IfMatch(etag) => (
+                format!(
+                    "update storage.objects set owner = $3, owner_id = $4, version = $5, \
+                         metadata = $6, user_metadata = $7, updated_at = now(), last_accessed_at = now() \
+                     where bucket_id = $1 and name = $2 \
+                       and ($8::text is null or metadata->>'eTag' = $8) \
+                     returning {OBJECT_COLUMNS}, true"
+                ),
+                etag.as_ref(),
+            ),
+            WriteCondition::IfNoneMatch(etag) => (
+                format!(
+                    "insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata, user_metadata) \
+                     values ($1, $2, $3, $4, $5, $6, $7) \
+                     on conflict (bucket_id, name) do update set \
+                         owner = excluded.owner, owner_id = excluded.owner_id, \
+                         version = excluded.version, metadata = excluded.metadata, \
+                         user_metadata = excluded.user_metadata, \
+                         updated_at = now(), last_accessed_at = now() \
+                     where storage.objects.metadata->>'eTag' is distinct from $8 \
+                     returning {OBJECT_COLUMNS}, xmax <> 0"
+                ),
+                Some(etag),
+            ),
+            WriteCondition::None => {
+                return Err(StorageError::Database(
+                    "an unconditional write took the conditional path".into(),
+                ))
+            }
+        };
+        let quoted = etag.map(|e| format!("\"{e}\""));
+        let tx = self
+            .pools
+            .begin_storing(access, inline_bytes.map(|b| (row.new.version, b)))
+            .await?;
+        let params: [&(dyn ToSql + Sync); 8] = [
+            &row.new.bucket_id,
+            &row.new.key,
+            &row.owner_uuid,
+            &row.owner,
+            &row.new.version,
+            row.metadata,
+            row.user_metadata,
+            &quoted,
+        ];
+        let rows = tx
+            .client()
+            .query(&sql, &params)
+            .await
+            .map_err(|err| match pg_code(&err) {
+                Some("23503") => StorageError::NoSuchBucket,
+                _ => err.into(),
+            })?;
+        let Some(committed) = rows.first() else {
+            let exists = tx
+                .client()
+                .query_opt(
+                    "select 1 from storage.objects where bucket_id = $1 and name = $2",
+                    &[&row.new.bucket_id, &row.new.key],
+                )
+                .await?
+                .is_some();
+            tx.rollback().await?;
+            return Err(match condition {
+                WriteCondition::IfMatch(_) if !exists => StorageError::NoSuchKey,
+                _ => StorageError::PreconditionFailed,
+            });
+        };
+        let replaced: bool = committed.get(10);
+        let info = object_from_row(committed);
+        tx.commit().await?;
+        if replaced {
+            self.files_released();
+        }
+        Ok(info)
+    }
+
+    /// Deletes one object if it meets `condition`: `Ok(None)` when there is
+    /// no such object (S3 answers a delete of nothing with success), a
+    /// precondition failure when it exists and differs.
+    pub async fn delete_object_if(
+        &self,
+        access: &Access,
+        bucket_id: &str,
+        key: &str,
+        condition: &DeleteCondition,
+    ) -> StorageResult<Option<ObjectInfo>> {
+        let etag = condition
+            .etag
+            .as_deref()
+            .filter(|e| *e != "*")
+            .map(|e| format!("\"{}\"", e.trim_matches('"')));
+        let sql = format!(
+            "delete from storage.objects where bucket_id = $1 and name = $2 \
+               and ($3::text is null or metadata->>'eTag' = $3) \
+               and ($4::timestamptz is null or date_trunc('second', updated_at) = $4) \
+               and ($5::bigint is null or (metadata->>'size')::bigint = $5) \
+             returning {OBJECT_COLUMNS}"
+        );
+        let tx = self.pools.begin(access).await?;
+        let deleted = tx
+            .client()
+            .query_opt(
+                &sql,
+                &[
+                    &bucket_id,
+                    &key,
+                    &etag,
+                    &condition.last_modified,
+                    &condition.size,
+                ],
+            )
+            .await?;
+        if let Some(row) = deleted {
+            let info = object_from_row(&row);
+            tx.commit().await?;
+            self.files_released();
+            return Ok(Some(info));
+        }
+        let exists = tx
+            .client()
+            .query_opt(
+                "select 1 from storage.objects where bucket_id = $1 and name = $2",
+                &[&bucket_id, &key],
+            )
+            .await?
+            .is_some();
+        tx.rollback().await?;
+        match exists {
+            true => Err(StorageError::PreconditionFailed),
+            false => Ok(None),
+        }
     }
 
     /// Whether the caller's policies would let it create `key`: the insert
@@ -493,6 +687,7 @@ impl Store {
                 content_md5: None,
                 owner: None,
                 declared_size: None,
+                condition: WriteCondition::None,
             },
         };
         let content_type = options

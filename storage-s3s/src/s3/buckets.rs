@@ -1,18 +1,61 @@
 //! Bucket operations: list, create, delete, head and location.
 
-use super::convert::timestamp;
+use super::convert::{owner, timestamp};
 use super::S3Frontend;
+use crate::access::Access;
+use crate::error::StorageError;
 use crate::store::NewBucket;
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result};
+use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 pub(super) async fn list_buckets(
     s3: &S3Frontend,
     req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
     let access = s3.access(&req.credentials).await?;
-    let buckets = s3.store.list_buckets(&access).await?;
-    let buckets = buckets
+    let input = req.input;
+    let max = match input.max_buckets {
+        None => usize::MAX,
+        Some(n) if (1..=10_000).contains(&n) => n as usize,
+        Some(_) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "max-buckets must be between 1 and 10000"
+            ))
+        }
+    };
+    // The token is the last name of the previous page, hex-encoded so it
+    // reads as opaque.
+    let after = match &input.continuation_token {
+        Some(token) => Some(
+            hex::decode(token)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| s3_error!(InvalidArgument, "the continuation token is not valid"))?,
+        ),
+        None => None,
+    };
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let mut visible = s3
+        .store
+        .list_buckets(&access)
+        .await?
+        .into_iter()
+        .filter(|b| b.id.starts_with(&prefix))
+        .filter(|b| after.as_ref().is_none_or(|a| b.id.as_str() > a.as_str()))
+        .peekable();
+    let mut page = Vec::new();
+    while page.len() < max {
+        match visible.next() {
+            Some(b) => page.push(b),
+            None => break,
+        }
+    }
+    let token = match visible.peek() {
+        Some(_) => page.last().map(|b| hex::encode(&b.id)),
+        None => None,
+    };
+    let buckets = page
         .into_iter()
         .map(|b| Bucket {
             name: Some(b.id),
@@ -22,11 +65,9 @@ pub(super) async fn list_buckets(
         .collect();
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
-        owner: Some(Owner {
-            id: Some("selfdb".into()),
-            display_name: Some("selfdb".into()),
-        }),
-        ..Default::default()
+        owner: Some(owner(access.user_id())),
+        continuation_token: token,
+        prefix: input.prefix,
     }))
 }
 
@@ -36,7 +77,17 @@ pub(super) async fn create_bucket(
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let access = s3.access(&req.credentials).await?;
     let name = req.input.bucket;
-    s3.store
+    // s3s checks the rest of AWS's naming rules before any operation; a dot
+    // beside a dash is refused only for new buckets (as AWS does), so
+    // buckets named that way through /storage/v1 stay reachable.
+    if name.contains(".-") || name.contains("-.") {
+        return Err(s3_error!(
+            InvalidBucketName,
+            "a bucket name cannot have a dot beside a dash"
+        ));
+    }
+    let created = s3
+        .store
         .create_bucket(
             &access,
             NewBucket {
@@ -45,7 +96,26 @@ pub(super) async fn create_bucket(
                 ..Default::default()
             },
         )
-        .await?;
+        .await;
+    match created {
+        Ok(_) => {}
+        // us-east-1's rule, which S3 clients expect of a default region:
+        // creating your own bucket again succeeds and changes nothing.
+        Err(StorageError::BucketExists) => {
+            let existing = s3.store.bucket_system(&name).await?;
+            let yours = match &access {
+                Access::Service => true,
+                _ => existing.owner.is_some() && existing.owner.as_deref() == access.user_id(),
+            };
+            if !yours {
+                return Err(s3_error!(
+                    BucketAlreadyExists,
+                    "the bucket name is taken by another account"
+                ));
+            }
+        }
+        Err(err) => return Err(err.into()),
+    }
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{name}")),
     }))

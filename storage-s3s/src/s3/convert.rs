@@ -38,6 +38,7 @@ impl From<StorageError> for S3Error {
             StorageError::InvalidPartOrder => C::InvalidPartOrder,
             StorageError::EntityTooSmall => C::EntityTooSmall,
             StorageError::BadDigest => C::BadDigest,
+            StorageError::PreconditionFailed => C::PreconditionFailed,
             StorageError::Body(_) => C::IncompleteBody,
             StorageError::Database(_) | StorageError::Io(_) => return internal(err),
         };
@@ -48,6 +49,12 @@ impl From<StorageError> for S3Error {
 /// A time of the store's as s3s's timestamp.
 pub(super) fn timestamp(at: DateTime<Utc>) -> Timestamp {
     Timestamp::from(std::time::SystemTime::from(at))
+}
+
+/// s3s's timestamp as a time of the store's, to the whole second (the
+/// precision of the HTTP dates S3 reports times in).
+pub(super) fn datetime(at: Timestamp) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds(at), 0).unwrap_or_default()
 }
 
 /// Whole seconds since the epoch, the precision HTTP dates compare at.
@@ -121,9 +128,21 @@ impl KeyEncoding {
     }
 }
 
+/// An S3 owner: a user's id (its display name too, as the suite's
+/// accounts are configured), or `selfdb` for what the service role or the
+/// platform owns.
+pub(super) fn owner(id: Option<&str>) -> Owner {
+    let id = id.unwrap_or("selfdb").to_owned();
+    Owner {
+        display_name: Some(id.clone()),
+        id: Some(id),
+    }
+}
+
 pub(super) fn list_contents(
     listing: &Listing,
     encoding: &KeyEncoding,
+    owners: bool,
 ) -> (Vec<Object>, Vec<CommonPrefix>) {
     let contents = listing
         .objects
@@ -136,6 +155,7 @@ pub(super) fn list_contents(
             storage_class: Some(ObjectStorageClass::from_static(
                 ObjectStorageClass::STANDARD,
             )),
+            owner: owners.then(|| owner(o.owner.as_deref())),
             ..Default::default()
         })
         .collect();

@@ -134,7 +134,12 @@ pub(super) async fn complete_multipart_upload(
             Ok((number, etag))
         })
         .collect::<S3Result<Vec<_>>>()?;
-    let info = s3.store.complete_upload(&access, &upload, &parts).await?;
+    let (condition, overwrite) =
+        super::objects::write_condition(&input.if_match, &input.if_none_match)?;
+    let info = s3
+        .store
+        .complete_upload(&access, &upload, &parts, condition, overwrite)
+        .await?;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),

@@ -2,14 +2,16 @@
 //! the read rule they share (RLS, or a public bucket) and GET/HEAD
 //! preconditions.
 
-use super::convert::{internal, metadata_of, seconds, source_of, timestamp, user_metadata};
+use super::convert::{
+    datetime, internal, metadata_of, seconds, source_of, timestamp, user_metadata,
+};
 use super::S3Frontend;
 use crate::access::Access;
 use crate::body::ObjectBody;
 use crate::error::StorageError;
-use crate::objects::{ObjectInfo, PutOptions, Read};
+use crate::objects::{DeleteCondition, ObjectInfo, PutOptions, Read, WriteCondition};
 use s3s::dto::*;
-use s3s::{s3_error, S3ErrorCode, S3Request, S3Response, S3Result};
+use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 impl S3Frontend {
     /// An object as `access` may read it: through RLS, or — for anyone —
@@ -111,6 +113,30 @@ fn check_preconditions(
     Ok(())
 }
 
+/// A PUT's (or a multipart completion's) `If-Match`/`If-None-Match` as
+/// the store's write condition and overwrite flag.
+pub(super) fn write_condition(
+    if_match: &Option<ETagCondition>,
+    if_none_match: &Option<ETagCondition>,
+) -> S3Result<(WriteCondition, bool)> {
+    let unquoted = |e: &ETag| e.value().trim_matches('"').to_owned();
+    match (if_match, if_none_match) {
+        (Some(_), Some(_)) => Err(s3_error!(
+            InvalidRequest,
+            "If-Match and If-None-Match cannot both be given"
+        )),
+        (Some(ETagCondition::Any), None) => Ok((WriteCondition::IfMatch(None), true)),
+        (Some(ETagCondition::ETag(e)), None) => {
+            Ok((WriteCondition::IfMatch(Some(unquoted(e))), true))
+        }
+        (None, Some(ETagCondition::Any)) => Ok((WriteCondition::None, false)),
+        (None, Some(ETagCondition::ETag(e))) => {
+            Ok((WriteCondition::IfNoneMatch(unquoted(e)), true))
+        }
+        (None, None) => Ok((WriteCondition::None, true)),
+    }
+}
+
 pub(super) async fn put_object(
     s3: &S3Frontend,
     req: S3Request<PutObjectInput>,
@@ -118,20 +144,16 @@ pub(super) async fn put_object(
     let access = s3.access(&req.credentials).await?;
     let input = req.input;
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody))?;
-    if let Some(ETagCondition::ETag(_)) = &input.if_match {
-        return Err(s3_error!(
-            NotImplemented,
-            "If-Match on PUT is not supported"
-        ));
-    }
+    let (condition, overwrite) = write_condition(&input.if_match, &input.if_none_match)?;
     let options = PutOptions {
         content_type: input.content_type,
         cache_control: input.cache_control,
         user_metadata: user_metadata(input.metadata),
-        overwrite: !input.if_none_match.as_ref().is_some_and(|c| c.is_any()),
+        overwrite,
         content_md5: input.content_md5,
         owner: None,
         declared_size: input.content_length.and_then(|l| u64::try_from(l).ok()),
+        condition,
     };
     let info = s3
         .store
@@ -223,10 +245,27 @@ pub(super) async fn delete_object(
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let access = s3.access(&req.credentials).await?;
     let input = req.input;
-    let deleted = s3
-        .store
-        .delete_objects(&access, &input.bucket, std::slice::from_ref(&input.key))
-        .await?;
+    let condition = DeleteCondition {
+        etag: input.if_match.as_ref().map(|c| match c {
+            ETagCondition::Any => "*".to_owned(),
+            ETagCondition::ETag(e) => e.value().to_owned(),
+        }),
+        last_modified: input.if_match_last_modified_time.map(datetime),
+        size: input.if_match_size,
+    };
+    let conditional =
+        condition.etag.is_some() || condition.last_modified.is_some() || condition.size.is_some();
+    let deleted = if conditional {
+        s3.store
+            .delete_object_if(&access, &input.bucket, &input.key, &condition)
+            .await?
+            .into_iter()
+            .collect()
+    } else {
+        s3.store
+            .delete_objects(&access, &input.bucket, std::slice::from_ref(&input.key))
+            .await?
+    };
     if deleted.is_empty() {
         // S3 answers 204 for a missing key, but not for a missing bucket.
         s3.store.bucket_system(&input.bucket).await?;
@@ -241,18 +280,53 @@ pub(super) async fn delete_objects(
     let access = s3.access(&req.credentials).await?;
     let input = req.input;
     s3.store.bucket_system(&input.bucket).await?;
-    let keys: Vec<String> = input.delete.objects.into_iter().map(|o| o.key).collect();
-    if keys.len() > 1000 {
+    if input.delete.objects.len() > 1000 {
         return Err(s3_error!(MalformedXML, "at most 1000 keys per request"));
     }
-    s3.store
-        .delete_objects(&access, &input.bucket, &keys)
-        .await?;
+    // Keys without a condition go in one statement; conditioned ones one
+    // by one, each failing on its own.
+    let mut keys = Vec::new();
+    let mut done = Vec::new();
+    let mut errors = Vec::new();
+    for object in input.delete.objects {
+        let condition = DeleteCondition {
+            etag: object.e_tag.as_ref().map(|e| e.value().to_owned()),
+            last_modified: object.last_modified_time.map(datetime),
+            size: object.size,
+        };
+        if condition.etag.is_none() && condition.last_modified.is_none() && condition.size.is_none()
+        {
+            keys.push(object.key);
+            continue;
+        }
+        match s3
+            .store
+            .delete_object_if(&access, &input.bucket, &object.key, &condition)
+            .await
+        {
+            Ok(_) => done.push(object.key),
+            Err(err) => {
+                let err = S3Error::from(err);
+                errors.push(Error {
+                    code: Some(err.code().as_str().to_owned()),
+                    key: Some(object.key),
+                    message: err.message().map(str::to_owned),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    if !keys.is_empty() {
+        s3.store
+            .delete_objects(&access, &input.bucket, &keys)
+            .await?;
+    }
     let quiet = input.delete.quiet.unwrap_or(false);
     let deleted = if quiet {
         Vec::new()
     } else {
         keys.into_iter()
+            .chain(done)
             .map(|key| DeletedObject {
                 key: Some(key),
                 ..Default::default()
@@ -261,6 +335,7 @@ pub(super) async fn delete_objects(
     };
     Ok(S3Response::new(DeleteObjectsOutput {
         deleted: Some(deleted),
+        errors: (!errors.is_empty()).then_some(errors),
         ..Default::default()
     }))
 }
@@ -302,6 +377,7 @@ pub(super) async fn copy_object(
         content_md5: None,
         owner: None,
         declared_size: None,
+        condition: WriteCondition::None,
     });
     let info = s3
         .store

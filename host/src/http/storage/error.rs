@@ -55,6 +55,7 @@ impl From<StorageError> for StorageApiError {
             StorageError::EntityTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "Payload too large"),
             StorageError::InvalidMimeType(_) => (S::UNSUPPORTED_MEDIA_TYPE, "invalid_mime_type"),
             StorageError::BadDigest => (S::BAD_REQUEST, "InvalidDigest"),
+            StorageError::PreconditionFailed => (S::PRECONDITION_FAILED, "PreconditionFailed"),
             StorageError::Body(_) => (S::BAD_REQUEST, "InvalidRequest"),
             StorageError::NoSuchUpload
             | StorageError::InvalidPart(_)

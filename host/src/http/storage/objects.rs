@@ -96,6 +96,7 @@ pub(super) async fn store_upload(
         content_md5: None,
         owner,
         declared_size: None,
+        condition: Default::default(),
     };
     let multipart = content_type
         .as_deref()
