@@ -8,6 +8,7 @@
 //! caller, so storage RLS policies decide who sees and changes what.
 
 pub mod access;
+pub mod acl;
 pub mod body;
 pub mod error;
 pub mod files;
@@ -22,6 +23,7 @@ pub mod s3;
 pub mod store;
 
 pub use access::{Access, Pools};
+pub use acl::CannedAcl;
 pub use body::{BodyStream, ObjectBody};
 pub use error::{StorageError, StorageResult};
 pub use keys::{AccessKey, KeyRegistry};

@@ -58,14 +58,36 @@ impl Store {
                and starts_with(name, $3) \
              order by name collate \"C\" limit $4"
         );
-        let tx = self.pools.begin(access).await?;
-        let exists = tx
-            .client()
-            .query_opt("select 1 from storage.buckets where id = $1", &[&bucket_id])
-            .await?
-            .is_some();
-        if !exists && self.bucket_system(bucket_id).await.is_err() {
-            return Err(StorageError::NoSuchBucket);
+        // Who may list, as S3 decides it: the service role; anyone where
+        // the bucket's ACL says so (every key, so the store lists); its
+        // owner and users of buckets without an owner (Supabase's), under
+        // the policies; and users who may see the bucket row. Anonymous
+        // callers list only what the ACL opens.
+        let bucket = self.bucket_system(bucket_id).await?;
+        let lister = match access {
+            Access::Service | Access::System => access,
+            _ if bucket.s3_acl.public_read() => &Access::System,
+            Access::Anon { .. } => {
+                return Err(StorageError::AccessDenied(
+                    "the bucket cannot be listed anonymously".into(),
+                ))
+            }
+            Access::User { .. } => access,
+        };
+        let tx = self.pools.begin(lister).await?;
+        let stranger = matches!(lister, Access::User { .. })
+            && bucket.owner.is_some()
+            && bucket.owner.as_deref() != access.user_id();
+        if stranger
+            && tx
+                .client()
+                .query_opt("select 1 from storage.buckets where id = $1", &[&bucket_id])
+                .await?
+                .is_none()
+        {
+            return Err(StorageError::AccessDenied(
+                "the bucket is another account's".into(),
+            ));
         }
         let mut listing = Listing::default();
         let wanted = query.max_keys;

@@ -5,6 +5,7 @@
 //! who started it.
 
 use crate::access::Access;
+use crate::acl::CannedAcl;
 use crate::error::{StorageError, StorageResult};
 use crate::objects::{ObjectInfo, PutOptions, WriteCondition};
 use crate::store::Store;
@@ -25,6 +26,11 @@ pub struct Upload {
     pub content_type: Option<String>,
     pub user_metadata: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
+    /// The object's ETag once the upload is completed (kept a day, so a
+    /// retried completion answers the same).
+    pub completed: Option<String>,
+    /// The canned ACL the object gets.
+    pub acl: Option<CannedAcl>,
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +74,7 @@ impl Store {
         key: &str,
         content_type: Option<String>,
         user_metadata: Option<serde_json::Value>,
+        acl: Option<CannedAcl>,
     ) -> StorageResult<Upload> {
         self.bucket_for_upload(
             bucket_id,
@@ -81,9 +88,9 @@ impl Store {
         let client = self.pools.owner.get().await?;
         let row = client
             .query_one(
-                "insert into storage.s3_multipart_uploads (id, bucket_id, key, owner_id, content_type, user_metadata) \
-                 values ($1, $2, $3, $4, $5, $6) returning created_at",
-                &[&id, &bucket_id, &key, &owner_tag(access), &content_type, &user_metadata],
+                "insert into storage.s3_multipart_uploads (id, bucket_id, key, owner_id, content_type, user_metadata, s3_acl) \
+                 values ($1, $2, $3, $4, $5, $6, $7) returning created_at",
+                &[&id, &bucket_id, &key, &owner_tag(access), &content_type, &user_metadata, &acl.map(CannedAcl::as_str)],
             )
             .await?;
         Ok(Upload {
@@ -93,6 +100,8 @@ impl Store {
             content_type,
             user_metadata,
             created_at: row.get(0),
+            completed: None,
+            acl,
         })
     }
 
@@ -107,7 +116,7 @@ impl Store {
         let client = self.pools.owner.get().await?;
         let row = client
             .query_opt(
-                "select id, bucket_id, key, content_type, user_metadata, created_at, owner_id \
+                "select id, bucket_id, key, content_type, user_metadata, created_at, owner_id, completed_etag, s3_acl \
                  from storage.s3_multipart_uploads where id = $1 and bucket_id = $2 and key = $3",
                 &[&upload_id, &bucket_id, &key],
             )
@@ -126,7 +135,24 @@ impl Store {
             content_type: row.get(3),
             user_metadata: row.get(4),
             created_at: row.get(5),
+            completed: row.get(7),
+            acl: row.get::<_, Option<&str>>(8).and_then(CannedAcl::parse),
         })
+    }
+
+    /// The upload, if it is the caller's and still open for parts.
+    pub async fn open_upload(
+        &self,
+        access: &Access,
+        bucket_id: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> StorageResult<Upload> {
+        let upload = self.upload(access, bucket_id, key, upload_id).await?;
+        match upload.completed {
+            Some(_) => Err(StorageError::NoSuchUpload),
+            None => Ok(upload),
+        }
     }
 
     pub async fn upload_part<S, E>(
@@ -214,6 +240,7 @@ impl Store {
                 "select id, bucket_id, key, content_type, user_metadata, created_at \
                  from storage.s3_multipart_uploads \
                  where bucket_id = $1 and starts_with(key, $2) and ($3 or owner_id = $4) \
+                   and completed_etag is null \
                  order by key collate \"C\", created_at limit 1000",
                 &[&bucket_id, &prefix, &everyone, &owner_tag(access)],
             )
@@ -227,6 +254,8 @@ impl Store {
                 content_type: r.get(3),
                 user_metadata: r.get(4),
                 created_at: r.get(5),
+                completed: None,
+                acl: None,
             })
             .collect())
     }
@@ -258,8 +287,39 @@ impl Store {
                 "a multipart upload needs at least one part".into(),
             ));
         }
-        if parts.windows(2).any(|w| w[0].0 >= w[1].0) {
+        if parts.windows(2).any(|w| w[0].0 > w[1].0) {
             return Err(StorageError::InvalidPartOrder);
+        }
+        // A part listed twice (uploaded again while the first upload was in
+        // flight) is the one listed last, as RGW takes it.
+        let parts: Vec<&(i32, String)> = parts
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| parts.get(i + 1).is_none_or(|next| next.0 != p.0))
+            .map(|(_, p)| p)
+            .collect();
+        if let Some(done) = &upload.completed {
+            // A retried completion: the same answer, if it names the same
+            // parts.
+            let etags: Vec<String> = parts
+                .iter()
+                .map(|(_, e)| e.trim_matches('"').to_owned())
+                .collect();
+            if multipart_etag(&etags).ok().as_ref() == Some(done) {
+                return self
+                    .head_object(
+                        &Access::System,
+                        &upload.bucket_id,
+                        &upload.key,
+                        crate::objects::Read::AsCaller,
+                    )
+                    .await
+                    .map(|mut info| {
+                        info.etag = done.clone();
+                        info
+                    });
+            }
+            return Err(StorageError::NoSuchUpload);
         }
         let stored = self.list_parts(upload).await?;
         let mut chosen = Vec::with_capacity(parts.len());
@@ -301,6 +361,7 @@ impl Store {
             owner: None,
             declared_size: None,
             condition,
+            acl: upload.acl,
         };
         let info = self
             .record(
@@ -312,8 +373,28 @@ impl Store {
                 &options,
             )
             .await?;
-        self.abort_upload(upload).await?;
+        self.finish_upload(upload, &info.etag).await?;
         Ok(info)
+    }
+
+    /// Drops a completed upload's parts and remembers its ETag; the upload
+    /// itself goes a day later.
+    async fn finish_upload(&self, upload: &Upload, etag: &str) -> StorageResult<()> {
+        let client = self.pools.owner.get().await?;
+        // One statement: the parts go, the upload is marked, and uploads
+        // completed over a day ago are forgotten.
+        client
+            .execute(
+                "with forgotten as (delete from storage.s3_multipart_uploads \
+                                    where completed_at < now() - interval '1 day'), \
+                      dropped as (delete from storage.s3_multipart_uploads_parts where upload_id = $1) \
+                 update storage.s3_multipart_uploads set completed_etag = $2, completed_at = now() \
+                 where id = $1",
+                &[&upload.id, &etag],
+            )
+            .await?;
+        self.files_released();
+        Ok(())
     }
 }
 

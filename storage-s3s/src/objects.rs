@@ -2,6 +2,7 @@
 //! transaction as the caller.
 
 use crate::access::Access;
+use crate::acl::CannedAcl;
 use crate::body::ObjectBody;
 use crate::error::{StorageError, StorageResult};
 use crate::files::Written;
@@ -35,6 +36,7 @@ struct ConditionalRow<'a, 'b> {
 }
 
 /// What a new object's row records about its bytes.
+#[derive(Clone, Copy)]
 struct NewRow<'a> {
     bucket_id: &'a str,
     key: &'a str,
@@ -111,6 +113,9 @@ pub struct PutOptions {
     /// What the object being replaced must be (S3's conditional writes),
     /// checked in the statement that commits the row.
     pub condition: WriteCondition,
+    /// S3's canned ACL for the new object (`acl`); a write without one is
+    /// private, as on S3.
+    pub acl: Option<CannedAcl>,
 }
 
 /// A conditional write's precondition on the object it replaces.
@@ -146,8 +151,14 @@ pub enum Read {
     Public,
 }
 
-fn metadata_json(size: u64, etag: &str, content_type: &str, cache_control: Option<&str>) -> Value {
-    json!({
+fn metadata_json(
+    size: u64,
+    etag: &str,
+    content_type: &str,
+    cache_control: Option<&str>,
+    acl: Option<CannedAcl>,
+) -> Value {
+    let mut metadata = json!({
         "eTag": format!("\"{etag}\""),
         "size": size,
         "mimetype": content_type,
@@ -155,7 +166,11 @@ fn metadata_json(size: u64, etag: &str, content_type: &str, cache_control: Optio
         "lastModified": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "contentLength": size,
         "httpStatusCode": 200,
-    })
+    });
+    if let Some(acl) = acl.filter(|a| a.public_read()) {
+        metadata["s3Acl"] = json!(acl.as_str());
+    }
+    metadata
 }
 
 /// Whether `content_type` matches the bucket's list (`image/*` style
@@ -320,8 +335,32 @@ impl Store {
     }
 
     /// Inserts (or, to overwrite, updates) an object's row as the caller,
-    /// with an inline object's bytes in the same transaction.
+    /// with an inline object's bytes in the same transaction. Where the
+    /// policies refuse and the bucket's ACL lets anyone write, the row is
+    /// written by the store, recorded as the caller's.
     async fn commit_row(
+        &self,
+        access: &Access,
+        new: NewRow<'_>,
+        options: &PutOptions,
+        inline_bytes: Option<&[u8]>,
+    ) -> StorageResult<ObjectInfo> {
+        match self.commit_row_as(access, new, options, inline_bytes).await {
+            Err(StorageError::AccessDenied(why)) if !matches!(access, Access::System) => {
+                let bucket = self.bucket_system(new.bucket_id).await?;
+                if !bucket.s3_acl.public_write() {
+                    return Err(StorageError::AccessDenied(why));
+                }
+                let mut options = options.clone();
+                options.owner = options.owner.or(access.user_id().map(str::to_owned));
+                self.commit_row_as(&Access::System, new, &options, inline_bytes)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn commit_row_as(
         &self,
         access: &Access,
         new: NewRow<'_>,
@@ -333,6 +372,7 @@ impl Store {
             new.etag,
             new.content_type,
             options.cache_control.as_deref(),
+            options.acl,
         );
         let owner = options.owner.as_deref().or(access.user_id());
         let owner_uuid = owner.and_then(|o| uuid::Uuid::parse_str(o).ok());
@@ -573,12 +613,21 @@ impl Store {
         );
         let row = match read {
             Read::Public => {
+                // Public: the whole bucket (Supabase's flag) or this object
+                // (its S3 ACL). Otherwise it answers as before, as if the
+                // bucket were missing, so nothing tells a private object
+                // from a missing one.
                 let bucket = self.bucket_system(bucket_id).await?;
-                if !bucket.public {
+                let client = self.pools.owner.get().await?;
+                let row = client.query_opt(&sql, &[&bucket_id, &key]).await?;
+                let open = |row: &tokio_postgres::Row| {
+                    let metadata: Option<Value> = row.get(5);
+                    metadata.is_some_and(|m| CannedAcl::of_object(&m).public_read())
+                };
+                if !bucket.public && !row.as_ref().is_some_and(open) {
                     return Err(StorageError::NoSuchBucket);
                 }
-                let client = self.pools.owner.get().await?;
-                client.query_opt(&sql, &[&bucket_id, &key]).await?
+                row
             }
             Read::AsCaller => {
                 let rows = self.pools.once(access, &sql, &[&bucket_id, &key]).await??;
@@ -649,10 +698,26 @@ impl Store {
         let sql = format!(
             "delete from storage.objects where bucket_id = $1 and name = any($2) returning {OBJECT_COLUMNS}"
         );
-        let rows = self
+        let mut rows = self
             .pools
             .once(access, &sql, &[&bucket_id, &keys])
             .await??;
+        // What the policies kept: anyone may delete in a bucket whose ACL
+        // lets anyone write.
+        if rows.len() < keys.len() && !matches!(access, Access::System | Access::Service) {
+            let bucket = self.bucket_system(bucket_id).await?;
+            if bucket.s3_acl.public_write() {
+                let rest: Vec<&String> = keys
+                    .iter()
+                    .filter(|k| !rows.iter().any(|r| r.get::<_, &str>(2) == k.as_str()))
+                    .collect();
+                let more = self
+                    .pools
+                    .once(&Access::System, &sql, &[&bucket_id, &rest])
+                    .await??;
+                rows.extend(more);
+            }
+        }
         if !rows.is_empty() {
             self.files_released();
         }
@@ -669,6 +734,7 @@ impl Store {
         to: (&str, &str),
         replace: Option<PutOptions>,
         overwrite: bool,
+        acl: Option<CannedAcl>,
     ) -> StorageResult<ObjectInfo> {
         check_key(to.1)?;
         let source = self
@@ -677,6 +743,7 @@ impl Store {
         let options = match replace {
             Some(mut options) => {
                 options.overwrite = overwrite;
+                options.acl = acl;
                 options
             }
             None => PutOptions {
@@ -688,6 +755,7 @@ impl Store {
                 owner: None,
                 declared_size: None,
                 condition: WriteCondition::None,
+                acl,
             },
         };
         let content_type = options
@@ -769,6 +837,7 @@ mod tests {
             allowed_mime_types: types.map(|t| t.into_iter().map(String::from).collect()),
             created_at: Utc::now(),
             updated_at: Utc::now(),
+            s3_acl: CannedAcl::Private,
         }
     }
 

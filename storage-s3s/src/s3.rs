@@ -7,10 +7,11 @@
 //! the module of its area (`buckets`, `objects`, `listing`, `multipart`),
 //! who the caller is in `auth`, the translation between s3s's types and
 //! the store's in `convert`, the service and its server in `server` (with
-//! request ids from `request_id`), and the answers for bucket
-//! configurations SelfDB does not have in `absent`.
+//! request ids from `request_id`), canned ACLs in `acl`, and the answers
+//! for bucket configurations SelfDB does not have in `absent`.
 
 mod absent;
+mod acl;
 mod auth;
 mod buckets;
 mod convert;
@@ -37,6 +38,34 @@ pub struct S3Frontend {
 
 #[async_trait::async_trait]
 impl S3 for S3Frontend {
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        acl::put_bucket_acl(self, req).await
+    }
+
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        acl::get_bucket_acl(self, req).await
+    }
+
+    async fn put_object_acl(
+        &self,
+        req: S3Request<PutObjectAclInput>,
+    ) -> S3Result<S3Response<PutObjectAclOutput>> {
+        acl::put_object_acl(self, req).await
+    }
+
+    async fn get_object_acl(
+        &self,
+        req: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
+        acl::get_object_acl(self, req).await
+    }
+
     async fn list_buckets(
         &self,
         req: S3Request<ListBucketsInput>,

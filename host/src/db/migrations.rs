@@ -57,6 +57,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "project_shapes",
         include_str!("../../migrations/0012_project_shapes.sql"),
     ),
+    (
+        13,
+        "storage_s3",
+        include_str!("../../migrations/0013_storage_s3.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming SelfDB's migration lock.

@@ -6,8 +6,10 @@ use super::convert::internal;
 use super::S3Frontend;
 use crate::access::Access;
 use crate::keys::KeyRegistry;
+use crate::store::Store;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
+use s3s::path::S3Path;
 use s3s::{s3_error, S3Result};
 use std::sync::Arc;
 
@@ -25,19 +27,69 @@ impl S3Auth for KeyAuth {
     }
 }
 
-/// Signed requests go on to the operation (which decides by the key's
-/// role); unsigned ones only for object reads, which then serve public
-/// buckets only.
-pub(super) struct AnonymousReads;
+/// What every request passes before its operation runs (s3s calls it
+/// before reading a body):
+/// - `x-amz-expected-bucket-owner`, where given, must name the bucket's
+///   owner;
+/// - signed requests go on to the operation, which decides by the key's
+///   role and the policies;
+/// - unsigned ones go on for reads and listings (the operation serves
+///   what is public), and for writes only into a bucket whose ACL lets
+///   anyone write, so that a refused upload is refused before its body is
+///   sent (`Expect: 100-continue` gets the 403).
+pub(super) struct S3Rules {
+    pub(super) store: Store,
+}
 
 #[async_trait::async_trait]
-impl S3Access for AnonymousReads {
+impl S3Access for S3Rules {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let bucket = match cx.s3_path() {
+            S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => Some(bucket.to_string()),
+            S3Path::Root => None,
+        };
+        if let (Some(expected), Some(bucket)) =
+            (cx.headers().get("x-amz-expected-bucket-owner"), &bucket)
+        {
+            let owner = match self.store.bucket_system(bucket).await {
+                Ok(row) => row.owner,
+                Err(_) => None,
+            };
+            if owner.as_deref().map(str::as_bytes) != Some(expected.as_bytes()) {
+                return Err(s3_error!(
+                    AccessDenied,
+                    "the bucket is not owned by the expected owner"
+                ));
+            }
+        }
         if cx.credentials().is_some() {
             return Ok(());
         }
         match cx.s3_op().name() {
-            "GetObject" | "HeadObject" => Ok(()),
+            "GetObject" | "HeadObject" | "GetObjectAcl" | "ListObjects" | "ListObjectsV2"
+            | "ListObjectVersions" | "HeadBucket" | "ListBuckets" => Ok(()),
+            "PutObject"
+            | "PostObject"
+            | "DeleteObject"
+            | "DeleteObjects"
+            | "CreateMultipartUpload"
+            | "UploadPart"
+            | "CompleteMultipartUpload"
+            | "AbortMultipartUpload"
+            | "ListParts" => {
+                let open = match &bucket {
+                    Some(bucket) => self
+                        .store
+                        .bucket_system(bucket)
+                        .await
+                        .is_ok_and(|row| row.s3_acl.public_write()),
+                    None => false,
+                };
+                match open {
+                    true => Ok(()),
+                    false => Err(s3_error!(AccessDenied, "this request must be signed")),
+                }
+            }
             _ => Err(s3_error!(AccessDenied, "this request must be signed")),
         }
     }

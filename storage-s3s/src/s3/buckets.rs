@@ -14,6 +14,13 @@ pub(super) async fn list_buckets(
 ) -> S3Result<S3Response<ListBucketsOutput>> {
     let access = s3.access(&req.credentials).await?;
     let input = req.input;
+    if matches!(access, Access::Anon { .. }) {
+        // An anonymous caller owns no bucket.
+        return Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(Vec::new()),
+            ..Default::default()
+        }));
+    }
     let max = match input.max_buckets {
         None => usize::MAX,
         Some(n) if (1..=10_000).contains(&n) => n as usize,
@@ -76,7 +83,21 @@ pub(super) async fn create_bucket(
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let access = s3.access(&req.credentials).await?;
-    let name = req.input.bucket;
+    let input = req.input;
+    if input.object_lock_enabled_for_bucket == Some(true) {
+        return Err(s3_error!(NotImplemented, "object lock is not supported"));
+    }
+    let acl = super::acl::canned(
+        input.acl.as_ref().map(|a| a.as_str()),
+        super::acl::GrantHeaders([
+            input.grant_full_control.as_ref(),
+            input.grant_read.as_ref(),
+            input.grant_read_acp.as_ref(),
+            input.grant_write.as_ref(),
+            input.grant_write_acp.as_ref(),
+        ]),
+    )?;
+    let name = input.bucket;
     // s3s checks the rest of AWS's naming rules before any operation; a dot
     // beside a dash is refused only for new buckets (as AWS does), so
     // buckets named that way through /storage/v1 stay reachable.
@@ -93,6 +114,7 @@ pub(super) async fn create_bucket(
             NewBucket {
                 id: name.clone(),
                 name: name.clone(),
+                s3_acl: acl.unwrap_or_default(),
                 ..Default::default()
             },
         )

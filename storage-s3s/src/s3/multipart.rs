@@ -32,14 +32,15 @@ upload_request!(
 );
 
 impl S3Frontend {
-    /// The caller and the upload their request names, if it is theirs.
+    /// The caller and the open upload their request names, if it is
+    /// theirs.
     async fn caller_upload<T: UploadRequest>(
         &self,
         req: &S3Request<T>,
     ) -> S3Result<(Access, crate::multipart::Upload)> {
         let access = self.access(&req.credentials).await?;
         let (bucket, key, id) = req.input.upload_names();
-        let upload = self.store.upload(&access, bucket, key, id).await?;
+        let upload = self.store.open_upload(&access, bucket, key, id).await?;
         Ok((access, upload))
     }
 }
@@ -50,6 +51,16 @@ pub(super) async fn create_multipart_upload(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let access = s3.access(&req.credentials).await?;
     let input = req.input;
+    let acl = super::objects::object_acl(
+        &input.acl,
+        [
+            input.grant_full_control.as_ref(),
+            input.grant_read.as_ref(),
+            input.grant_read_acp.as_ref(),
+            input.grant_write_acp.as_ref(),
+            None,
+        ],
+    )?;
     let upload = s3
         .store
         .create_upload(
@@ -58,6 +69,7 @@ pub(super) async fn create_multipart_upload(
             &input.key,
             input.content_type,
             user_metadata(input.metadata),
+            acl,
         )
         .await?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
@@ -116,7 +128,10 @@ pub(super) async fn complete_multipart_upload(
     s3: &S3Frontend,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-    let (access, upload) = s3.caller_upload(&req).await?;
+    // A completed upload too: a retried completion answers again.
+    let access = s3.access(&req.credentials).await?;
+    let (bucket, key, id) = req.input.upload_names();
+    let upload = s3.store.upload(&access, bucket, key, id).await?;
     let input = req.input;
     let parts = input
         .multipart_upload

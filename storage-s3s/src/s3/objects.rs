@@ -7,6 +7,7 @@ use super::convert::{
 };
 use super::S3Frontend;
 use crate::access::Access;
+use crate::acl::CannedAcl;
 use crate::body::ObjectBody;
 use crate::error::StorageError;
 use crate::objects::{DeleteCondition, ObjectInfo, PutOptions, Read, WriteCondition};
@@ -14,41 +15,51 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 impl S3Frontend {
-    /// An object as `access` may read it: through RLS, or — for anyone —
-    /// from a public bucket.
+    /// An object as `access` may read it: through the policies (RLS), or
+    /// — for anyone — from a public bucket or with a public ACL. A refusal
+    /// follows S3: 403 where the caller may not list the bucket (a missing
+    /// key must not be told from a private one) or may see the key, 404
+    /// where it may list and the key is missing or hidden by the policies.
     pub(super) async fn readable(
         &self,
         access: &Access,
         bucket: &str,
         key: &str,
     ) -> S3Result<ObjectInfo> {
-        if matches!(access, Access::Anon { .. }) {
-            return self
+        if !matches!(access, Access::Anon { .. }) {
+            match self
                 .store
-                .head_object(access, bucket, key, Read::Public)
+                .head_object(access, bucket, key, Read::AsCaller)
                 .await
-                .map_err(|err| match err {
-                    // Private buckets look like missing ones to strangers.
-                    StorageError::NoSuchBucket => s3_error!(AccessDenied),
-                    other => other.into(),
-                });
-        }
-        match self
-            .store
-            .head_object(access, bucket, key, Read::AsCaller)
-            .await
-        {
-            Err(StorageError::NoSuchKey) => {
-                match self
-                    .store
-                    .head_object(access, bucket, key, Read::Public)
-                    .await
-                {
-                    Ok(info) => Ok(info),
-                    Err(_) => Err(s3_error!(NoSuchKey)),
-                }
+            {
+                Err(StorageError::NoSuchKey) => {}
+                other => return Ok(other?),
             }
-            other => Ok(other?),
+        }
+        let row = self.store.bucket_system(bucket).await?;
+        let found = self
+            .store
+            .head_object(&Access::System, bucket, key, Read::AsCaller)
+            .await;
+        let exists = match found {
+            Ok(info) if row.public || CannedAcl::of_object(&info.metadata).public_read() => {
+                return Ok(info)
+            }
+            Ok(_) => true,
+            Err(StorageError::NoSuchKey) => false,
+            Err(err) => return Err(err.into()),
+        };
+        let lists_every_key = matches!(access, Access::Service)
+            || row.s3_acl.public_read()
+            || (row.owner.is_some() && row.owner.as_deref() == access.user_id());
+        let lists_under_policies = match access {
+            Access::Anon { .. } => row.public,
+            _ => row.public || row.owner.is_none(),
+        };
+        if (exists && lists_every_key) || !(lists_every_key || lists_under_policies) {
+            Err(s3_error!(AccessDenied))
+        } else {
+            Err(s3_error!(NoSuchKey))
         }
     }
 
@@ -113,6 +124,18 @@ fn check_preconditions(
     Ok(())
 }
 
+/// A write's canned ACL (`x-amz-acl`), refusing grants SelfDB cannot
+/// express.
+pub(super) fn object_acl(
+    acl: &Option<ObjectCannedACL>,
+    grants: [Option<&String>; 5],
+) -> S3Result<Option<CannedAcl>> {
+    super::acl::canned(
+        acl.as_ref().map(|a| a.as_str()),
+        super::acl::GrantHeaders(grants),
+    )
+}
+
 /// A PUT's (or a multipart completion's) `If-Match`/`If-None-Match` as
 /// the store's write condition and overwrite flag.
 pub(super) fn write_condition(
@@ -145,6 +168,16 @@ pub(super) async fn put_object(
     let input = req.input;
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody))?;
     let (condition, overwrite) = write_condition(&input.if_match, &input.if_none_match)?;
+    let acl = object_acl(
+        &input.acl,
+        [
+            input.grant_full_control.as_ref(),
+            input.grant_read.as_ref(),
+            input.grant_read_acp.as_ref(),
+            input.grant_write_acp.as_ref(),
+            None,
+        ],
+    )?;
     let options = PutOptions {
         content_type: input.content_type,
         cache_control: input.cache_control,
@@ -154,6 +187,7 @@ pub(super) async fn put_object(
         owner: None,
         declared_size: input.content_length.and_then(|l| u64::try_from(l).ok()),
         condition,
+        acl,
     };
     let info = s3
         .store
@@ -357,6 +391,16 @@ pub(super) async fn copy_object(
             "copying an object onto itself needs a metadata change"
         ));
     }
+    let acl = object_acl(
+        &input.acl,
+        [
+            input.grant_full_control.as_ref(),
+            input.grant_read.as_ref(),
+            input.grant_read_acp.as_ref(),
+            input.grant_write_acp.as_ref(),
+            None,
+        ],
+    )?;
     let source = s3.readable(&access, &src_bucket, &src_key).await?;
     check_preconditions(
         &source,
@@ -378,6 +422,7 @@ pub(super) async fn copy_object(
         owner: None,
         declared_size: None,
         condition: WriteCondition::None,
+        acl,
     });
     let info = s3
         .store
@@ -387,6 +432,7 @@ pub(super) async fn copy_object(
             (&input.bucket, &input.key),
             options,
             true,
+            acl,
         )
         .await?;
     Ok(S3Response::new(CopyObjectOutput {

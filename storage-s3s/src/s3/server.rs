@@ -1,7 +1,7 @@
 //! The S3 endpoint's service (s3s with SelfDB's signing keys and access
 //! rule) and its HTTP server.
 
-use super::auth::{AnonymousReads, KeyAuth};
+use super::auth::{KeyAuth, S3Rules};
 use super::S3Frontend;
 use crate::keys::KeyRegistry;
 use crate::store::Store;
@@ -11,11 +11,11 @@ use std::sync::Arc;
 /// The s3s service over `store`, with access keys from `keys`.
 pub fn service(store: Store, keys: Arc<KeyRegistry>) -> S3Service {
     let mut builder = S3ServiceBuilder::new(S3Frontend {
-        store,
+        store: store.clone(),
         keys: keys.clone(),
     });
     builder.set_auth(KeyAuth(keys));
-    builder.set_access(AnonymousReads);
+    builder.set_access(S3Rules { store });
     builder.build()
 }
 

@@ -72,10 +72,12 @@ async fn boto3_drives_every_s3_operation() {
         .unwrap();
     let suite = workspace_root().join("tests/s3/boto3_suite.py");
     let env = host.env.clone();
+    let api_url = host.url_of("");
     let output = tokio::task::spawn_blocking(move || {
         Command::new(python_with_boto3())
             .arg(suite)
             .env("S3_ENDPOINT", &env["S3_ENDPOINT"])
+            .env("API_URL", &api_url)
             .env("S3_ACCESS_KEY_ID", &env["S3_ACCESS_KEY_ID"])
             .env("S3_SECRET_ACCESS_KEY", &env["S3_SECRET_ACCESS_KEY"])
             .env("ALICE_KEY_ID", alice_id)

@@ -92,6 +92,7 @@ pub async fn create(call: Call) -> StorageResult<Response> {
         public: body.public,
         file_size_limit: size_limit(body.file_size_limit.as_ref())?,
         allowed_mime_types: body.allowed_mime_types,
+        ..Default::default()
     };
     let created = app.storage.store.create_bucket(&access, bucket).await?;
     Ok(json_response(StatusCode::OK, json!({ "name": created.id })))

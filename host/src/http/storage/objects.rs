@@ -97,6 +97,7 @@ pub(super) async fn store_upload(
         owner,
         declared_size: None,
         condition: Default::default(),
+        acl: None,
     };
     let multipart = content_type
         .as_deref()
@@ -453,6 +454,7 @@ pub async fn copy(call: Call) -> StorageResult<Response> {
             (to_bucket, &body.destination_key),
             None,
             overwrite,
+            None,
         )
         .await?;
     Ok(json_response(
