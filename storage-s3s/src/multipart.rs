@@ -31,6 +31,8 @@ pub struct Upload {
     pub completed: Option<String>,
     /// The canned ACL the object gets.
     pub acl: Option<CannedAcl>,
+    /// The user who started it (none for the service role or anonymous).
+    pub initiator: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +51,11 @@ fn owner_tag(access: &Access) -> String {
         Access::Anon { .. } => "anon".into(),
         Access::User { user_id, .. } => user_id.clone(),
     }
+}
+
+/// The user an upload's owner tag names, if a user.
+fn initiator(tag: Option<String>) -> Option<String> {
+    tag.filter(|t| uuid::Uuid::parse_str(t).is_ok())
 }
 
 /// `md5(md5(part 1) ++ md5(part 2) ...)-N`, as S3 computes a multipart ETag.
@@ -102,6 +109,7 @@ impl Store {
             created_at: row.get(0),
             completed: None,
             acl,
+            initiator: access.user_id().map(str::to_owned),
         })
     }
 
@@ -137,6 +145,7 @@ impl Store {
             created_at: row.get(5),
             completed: row.get(7),
             acl: row.get::<_, Option<&str>>(8).and_then(CannedAcl::parse),
+            initiator: initiator(owner),
         })
     }
 
@@ -232,12 +241,16 @@ impl Store {
         bucket_id: &str,
         prefix: &str,
     ) -> StorageResult<Vec<Upload>> {
-        self.bucket_system(bucket_id).await?;
+        let bucket = self.bucket_system(bucket_id).await?;
         let client = self.pools.owner.get().await?;
-        let everyone = matches!(access, Access::Service | Access::System);
+        // The bucket's owner, and anyone who may list it by its ACL, sees
+        // every upload, as on S3; others their own.
+        let everyone = matches!(access, Access::Service | Access::System)
+            || bucket.s3_acl.public_read()
+            || (bucket.owner.is_some() && bucket.owner.as_deref() == access.user_id());
         let rows = client
             .query(
-                "select id, bucket_id, key, content_type, user_metadata, created_at \
+                "select id, bucket_id, key, content_type, user_metadata, created_at, owner_id \
                  from storage.s3_multipart_uploads \
                  where bucket_id = $1 and starts_with(key, $2) and ($3 or owner_id = $4) \
                    and completed_etag is null \
@@ -256,6 +269,7 @@ impl Store {
                 created_at: r.get(5),
                 completed: None,
                 acl: None,
+                initiator: initiator(r.get(6)),
             })
             .collect())
     }
@@ -362,6 +376,8 @@ impl Store {
             declared_size: None,
             condition,
             acl: upload.acl,
+            headers: Default::default(),
+            part_sizes: Some(chosen.iter().map(|p| p.size).collect()),
         };
         let info = self
             .record(

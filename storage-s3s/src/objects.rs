@@ -116,6 +116,52 @@ pub struct PutOptions {
     /// S3's canned ACL for the new object (`acl`); a write without one is
     /// private, as on S3.
     pub acl: Option<CannedAcl>,
+    /// Headers S3 stores with an object and answers reads with.
+    pub headers: StoredHeaders,
+    /// A multipart object's part sizes, for reads by part number.
+    pub part_sizes: Option<Vec<u64>>,
+}
+
+/// The representation headers S3 keeps with an object besides its type
+/// and caching (kept in `metadata` under Supabase-style names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredHeaders {
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    /// `Expires`, in RFC 3339.
+    pub expires: Option<String>,
+}
+
+impl StoredHeaders {
+    const KEYS: [&'static str; 4] = [
+        "contentEncoding",
+        "contentDisposition",
+        "contentLanguage",
+        "expires",
+    ];
+
+    fn fields(&self) -> [&Option<String>; 4] {
+        [
+            &self.content_encoding,
+            &self.content_disposition,
+            &self.content_language,
+            &self.expires,
+        ]
+    }
+
+    /// An object's stored headers, from its `metadata`.
+    pub fn of(metadata: &Value) -> Self {
+        let text = |key: &str| metadata.get(key).and_then(Value::as_str).map(str::to_owned);
+        let [content_encoding, content_disposition, content_language, expires] =
+            Self::KEYS.map(text);
+        StoredHeaders {
+            content_encoding,
+            content_disposition,
+            content_language,
+            expires,
+        }
+    }
 }
 
 /// A conditional write's precondition on the object it replaces.
@@ -151,13 +197,8 @@ pub enum Read {
     Public,
 }
 
-fn metadata_json(
-    size: u64,
-    etag: &str,
-    content_type: &str,
-    cache_control: Option<&str>,
-    acl: Option<CannedAcl>,
-) -> Value {
+fn metadata_json(size: u64, etag: &str, content_type: &str, options: &PutOptions) -> Value {
+    let (cache_control, acl) = (options.cache_control.as_deref(), options.acl);
     let mut metadata = json!({
         "eTag": format!("\"{etag}\""),
         "size": size,
@@ -169,6 +210,14 @@ fn metadata_json(
     });
     if let Some(acl) = acl.filter(|a| a.public_read()) {
         metadata["s3Acl"] = json!(acl.as_str());
+    }
+    if let Some(sizes) = &options.part_sizes {
+        metadata["s3Parts"] = json!(sizes);
+    }
+    for (key, value) in StoredHeaders::KEYS.iter().zip(options.headers.fields()) {
+        if let Some(value) = value {
+            metadata[*key] = json!(value);
+        }
     }
     metadata
 }
@@ -367,13 +416,7 @@ impl Store {
         options: &PutOptions,
         inline_bytes: Option<&[u8]>,
     ) -> StorageResult<ObjectInfo> {
-        let metadata = metadata_json(
-            new.size,
-            new.etag,
-            new.content_type,
-            options.cache_control.as_deref(),
-            options.acl,
-        );
+        let metadata = metadata_json(new.size, new.etag, new.content_type, options);
         let owner = options.owner.as_deref().or(access.user_id());
         let owner_uuid = owner.and_then(|o| uuid::Uuid::parse_str(o).ok());
         if options.condition != WriteCondition::None {
@@ -749,6 +792,8 @@ impl Store {
             None => PutOptions {
                 content_type: Some(source.content_type.clone()),
                 cache_control: source.cache_control.clone(),
+                headers: StoredHeaders::of(&source.metadata),
+                part_sizes: None,
                 user_metadata: source.user_metadata.clone(),
                 overwrite,
                 content_md5: None,
@@ -758,6 +803,13 @@ impl Store {
                 acl,
             },
         };
+        // The copy keeps the source's bytes and ETag, so its parts too.
+        let mut options = options;
+        options.part_sizes = source
+            .metadata
+            .get("s3Parts")
+            .and_then(Value::as_array)
+            .map(|sizes| sizes.iter().filter_map(Value::as_u64).collect());
         let content_type = options
             .content_type
             .clone()

@@ -7,7 +7,8 @@
 //! the module of its area (`buckets`, `objects`, `listing`, `multipart`),
 //! who the caller is in `auth`, the translation between s3s's types and
 //! the store's in `convert`, the service and its server in `server` (with
-//! request ids from `request_id`), canned ACLs in `acl`, and the answers
+//! request ids from `request_id` and the answers given before s3s parses a
+//! request in `early`), canned ACLs in `acl`, and the answers
 //! for bucket configurations SelfDB does not have in `absent`.
 
 mod absent;
@@ -15,6 +16,7 @@ mod acl;
 mod auth;
 mod buckets;
 mod convert;
+mod early;
 mod listing;
 mod multipart;
 mod objects;
@@ -38,6 +40,13 @@ pub struct S3Frontend {
 
 #[async_trait::async_trait]
 impl S3 for S3Frontend {
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        objects::get_object_attributes(self, req).await
+    }
+
     async fn put_bucket_acl(
         &self,
         req: S3Request<PutBucketAclInput>,

@@ -77,12 +77,13 @@ impl S3Access for S3Rules {
             | "CompleteMultipartUpload"
             | "AbortMultipartUpload"
             | "ListParts" => {
+                // A missing bucket goes on, to be answered NoSuchBucket.
                 let open = match &bucket {
-                    Some(bucket) => self
-                        .store
-                        .bucket_system(bucket)
-                        .await
-                        .is_ok_and(|row| row.s3_acl.public_write()),
+                    Some(bucket) => match self.store.bucket_system(bucket).await {
+                        Ok(row) => row.s3_acl.public_write(),
+                        Err(crate::StorageError::NoSuchBucket) => true,
+                        Err(_) => false,
+                    },
                     None => false,
                 };
                 match open {

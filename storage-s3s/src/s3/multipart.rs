@@ -1,7 +1,7 @@
 //! Multipart uploads: create, upload a part (or copy one from an object),
 //! complete, abort, and list parts and uploads.
 
-use super::convert::{internal, source_of, timestamp, user_metadata, KeyEncoding};
+use super::convert::{internal, owner, source_of, timestamp, user_metadata, KeyEncoding};
 use super::S3Frontend;
 use crate::access::Access;
 use crate::range::copy_source_range;
@@ -232,6 +232,11 @@ pub(super) async fn list_multipart_uploads(
             key: Some(encoding.apply(&u.key)),
             upload_id: Some(u.id),
             initiated: Some(timestamp(u.created_at)),
+            owner: Some(owner(u.initiator.as_deref())),
+            initiator: Some(Initiator {
+                id: Some(owner(u.initiator.as_deref()).id.unwrap_or_default()),
+                display_name: owner(u.initiator.as_deref()).display_name,
+            }),
             ..Default::default()
         })
         .collect();

@@ -10,7 +10,9 @@ use crate::access::Access;
 use crate::acl::CannedAcl;
 use crate::body::ObjectBody;
 use crate::error::StorageError;
-use crate::objects::{DeleteCondition, ObjectInfo, PutOptions, Read, WriteCondition};
+use crate::objects::{
+    DeleteCondition, ObjectInfo, PutOptions, Read, StoredHeaders, WriteCondition,
+};
 use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
@@ -26,6 +28,11 @@ impl S3Frontend {
         bucket: &str,
         key: &str,
     ) -> S3Result<ObjectInfo> {
+        if key.chars().any(char::is_control) {
+            // No object can have such a key (writes refuse it): S3's answer
+            // for a key it cannot read.
+            return Err(s3_error!(InvalidURI, "Couldn't parse the specified URI."));
+        }
         if !matches!(access, Access::Anon { .. }) {
             match self
                 .store
@@ -112,16 +119,117 @@ fn check_preconditions(
             return Err(s3_error!(PreconditionFailed));
         }
     }
-    if let Some(condition) = if_none_match {
-        if etag_matches(condition, &info.etag) {
-            return Err(s3_error!(NotModified));
+    let unmodified = match (if_none_match, if_modified_since) {
+        (Some(condition), _) => etag_matches(condition, &info.etag),
+        (None, Some(since)) => modified <= seconds(since),
+        (None, None) => false,
+    };
+    if unmodified {
+        // A 304 still names the representation the client has.
+        let mut err = s3_error!(NotModified);
+        let mut headers = hyper::HeaderMap::new();
+        if let Ok(etag) = hyper::header::HeaderValue::from_str(&format!("\"{}\"", info.etag)) {
+            headers.insert(hyper::header::ETAG, etag);
         }
-    } else if let Some(since) = if_modified_since {
-        if modified <= seconds(since) {
-            return Err(s3_error!(NotModified));
+        let last_modified = info
+            .updated_at
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        if let Ok(value) = hyper::header::HeaderValue::from_str(&last_modified) {
+            headers.insert(hyper::header::LAST_MODIFIED, value);
         }
+        err.set_headers(headers);
+        return Err(err);
     }
     Ok(())
+}
+
+/// The sizes of a multipart object's parts (empty for one uploaded whole).
+pub(super) fn part_sizes(info: &ObjectInfo) -> Vec<u64> {
+    info.metadata
+        .get("s3Parts")
+        .and_then(serde_json::Value::as_array)
+        .map(|sizes| sizes.iter().filter_map(serde_json::Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+/// Where part `number` lies (start, length); an object uploaded whole is
+/// its own part 1.
+fn part_span(parts: &[u64], size: u64, number: i32) -> S3Result<(u64, u64)> {
+    let index = usize::try_from(number)
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+        .ok_or_else(|| s3_error!(InvalidArgument, "part numbers start at 1"))?;
+    if parts.is_empty() {
+        return match index {
+            0 => Ok((0, size)),
+            _ => Err(s3_error!(InvalidPart, "the object has one part")),
+        };
+    }
+    let length = *parts
+        .get(index)
+        .ok_or_else(|| s3_error!(InvalidPart, "the object has {} parts", parts.len()))?;
+    Ok((parts[..index].iter().sum(), length))
+}
+
+/// A missing object's answer says it is no delete marker (buckets are never
+/// versioned), as RGW and versioning-aware clients expect.
+fn not_a_delete_marker(mut err: S3Error) -> S3Error {
+    if *err.code() == S3ErrorCode::NoSuchKey {
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert(
+            "x-amz-delete-marker",
+            hyper::header::HeaderValue::from_static("false"),
+        );
+        err.set_headers(headers);
+    }
+    err
+}
+
+/// The representation headers a write stores. `aws-chunked` is how the
+/// body was sent, not how it is encoded, so it is not kept.
+fn stored_headers(
+    content_encoding: Option<String>,
+    content_disposition: Option<String>,
+    content_language: Option<String>,
+    expires: Option<Timestamp>,
+) -> StoredHeaders {
+    let content_encoding = content_encoding
+        .map(|e| {
+            e.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .filter(|e| !e.is_empty());
+    StoredHeaders {
+        content_encoding,
+        content_disposition,
+        content_language,
+        expires: expires.map(|at| datetime(at).to_rfc3339()),
+    }
+}
+
+/// What a read answers with of an object's stored headers.
+struct ReadHeaders {
+    content_encoding: Option<String>,
+    content_disposition: Option<String>,
+    content_language: Option<String>,
+    expires: Option<Timestamp>,
+}
+
+fn read_headers(info: &ObjectInfo) -> ReadHeaders {
+    let stored = StoredHeaders::of(&info.metadata);
+    ReadHeaders {
+        content_encoding: stored.content_encoding,
+        content_disposition: stored.content_disposition,
+        content_language: stored.content_language,
+        expires: stored
+            .expires
+            .and_then(|e| chrono::DateTime::parse_from_rfc3339(&e).ok())
+            .map(|at| timestamp(at.with_timezone(&chrono::Utc))),
+    }
 }
 
 /// A write's canned ACL (`x-amz-acl`), refusing grants SelfDB cannot
@@ -188,6 +296,13 @@ pub(super) async fn put_object(
         declared_size: input.content_length.and_then(|l| u64::try_from(l).ok()),
         condition,
         acl,
+        headers: stored_headers(
+            input.content_encoding,
+            input.content_disposition,
+            input.content_language,
+            input.expires,
+        ),
+        part_sizes: None,
     };
     let info = s3
         .store
@@ -206,13 +321,16 @@ pub(super) async fn get_object(
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let access = s3.access(&req.credentials).await?;
     let input = req.input;
-    if input.part_number.is_some() {
+    if input.part_number.is_some() && input.range.is_some() {
         return Err(s3_error!(
-            NotImplemented,
-            "partNumber reads are not supported"
+            InvalidRequest,
+            "Range and partNumber cannot both be given"
         ));
     }
-    let (info, body) = s3.open(&access, &input.bucket, &input.key).await?;
+    let (info, body) = s3
+        .open(&access, &input.bucket, &input.key)
+        .await
+        .map_err(not_a_delete_marker)?;
     check_preconditions(
         &info,
         &input.if_match,
@@ -220,9 +338,15 @@ pub(super) async fn get_object(
         input.if_modified_since,
         input.if_unmodified_since,
     )?;
-    let (start, length, content_range) = match &input.range {
-        None => (0, info.size, None),
-        Some(range) => {
+    let parts = part_sizes(&info);
+    let (start, length, content_range) = match (&input.range, input.part_number) {
+        (_, Some(number)) => {
+            let (start, length) = part_span(&parts, info.size, number)?;
+            let range_text = format!("bytes {start}-{}/{}", start + length - 1, info.size);
+            (start, length, Some(range_text))
+        }
+        (None, None) => (0, info.size, None),
+        (Some(range), None) => {
             let span = range
                 .check(info.size)
                 .map_err(|_| s3_error!(InvalidRange))?;
@@ -231,8 +355,10 @@ pub(super) async fn get_object(
         }
     };
     let stream = body.into_stream(start, length).await.map_err(internal)?;
+    let stored = read_headers(&info);
     // s3s answers 206 by itself when content_range is set.
     let response = S3Response::new(GetObjectOutput {
+        parts_count: input.part_number.map(|_| parts.len().max(1) as i32),
         body: Some(StreamingBlob::wrap(stream)),
         content_length: Some(length as i64),
         content_range,
@@ -242,6 +368,10 @@ pub(super) async fn get_object(
         e_tag: Some(ETag::Strong(info.etag.clone())),
         last_modified: Some(timestamp(info.updated_at)),
         metadata: metadata_of(&info),
+        content_encoding: stored.content_encoding,
+        content_disposition: stored.content_disposition,
+        content_language: stored.content_language,
+        expires: stored.expires,
         ..Default::default()
     });
     Ok(response)
@@ -253,7 +383,10 @@ pub(super) async fn head_object(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let access = s3.access(&req.credentials).await?;
     let input = req.input;
-    let info = s3.readable(&access, &input.bucket, &input.key).await?;
+    let info = s3
+        .readable(&access, &input.bucket, &input.key)
+        .await
+        .map_err(not_a_delete_marker)?;
     check_preconditions(
         &info,
         &input.if_match,
@@ -261,14 +394,25 @@ pub(super) async fn head_object(
         input.if_modified_since,
         input.if_unmodified_since,
     )?;
+    let stored = read_headers(&info);
+    let parts = part_sizes(&info);
+    let length = match input.part_number {
+        Some(number) => part_span(&parts, info.size, number)?.1,
+        None => info.size,
+    };
     Ok(S3Response::new(HeadObjectOutput {
-        content_length: Some(info.size as i64),
+        parts_count: input.part_number.map(|_| parts.len().max(1) as i32),
+        content_length: Some(length as i64),
         accept_ranges: Some("bytes".into()),
         content_type: Some(info.content_type.clone()),
         cache_control: info.cache_control.clone(),
         e_tag: Some(ETag::Strong(info.etag.clone())),
         last_modified: Some(timestamp(info.updated_at)),
         metadata: metadata_of(&info),
+        content_encoding: stored.content_encoding,
+        content_disposition: stored.content_disposition,
+        content_language: stored.content_language,
+        expires: stored.expires,
         ..Default::default()
     }))
 }
@@ -423,6 +567,13 @@ pub(super) async fn copy_object(
         declared_size: None,
         condition: WriteCondition::None,
         acl,
+        headers: stored_headers(
+            input.content_encoding,
+            input.content_disposition,
+            input.content_language,
+            input.expires,
+        ),
+        part_sizes: None,
     });
     let info = s3
         .store
@@ -441,6 +592,65 @@ pub(super) async fn copy_object(
             last_modified: Some(timestamp(info.updated_at)),
             ..Default::default()
         }),
+        ..Default::default()
+    }))
+}
+
+/// GetObjectAttributes: the attributes asked for, of an object as
+/// `readable` allows. Parts are listed for multipart objects only, paged by
+/// `part-number-marker`; SelfDB keeps no checksums beyond the ETag.
+pub(super) async fn get_object_attributes(
+    s3: &S3Frontend,
+    req: S3Request<GetObjectAttributesInput>,
+) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+    let access = s3.access(&req.credentials).await?;
+    let input = req.input;
+    let info = s3
+        .readable(&access, &input.bucket, &input.key)
+        .await
+        .map_err(not_a_delete_marker)?;
+    // The header is one comma-separated list, which s3s hands over as one
+    // item.
+    let wants = |name: &str| {
+        input
+            .object_attributes
+            .iter()
+            .flat_map(|a| a.as_str().split(','))
+            .any(|a| a.trim() == name)
+    };
+    let parts = part_sizes(&info);
+    let object_parts = (wants(ObjectAttributes::OBJECT_PARTS) && !parts.is_empty()).then(|| {
+        let marker = input.part_number_marker.unwrap_or(0).max(0) as usize;
+        let max = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
+        let page: Vec<ObjectPart> = parts
+            .iter()
+            .enumerate()
+            .skip(marker)
+            .take(max)
+            .map(|(i, size)| ObjectPart {
+                part_number: Some(i as i32 + 1),
+                size: Some(*size as i64),
+                ..Default::default()
+            })
+            .collect();
+        let last = marker + page.len();
+        let truncated = last < parts.len();
+        GetObjectAttributesParts {
+            is_truncated: Some(truncated),
+            max_parts: Some(max as i32),
+            next_part_number_marker: truncated.then_some(last as i32),
+            part_number_marker: Some(marker as i32),
+            parts: Some(page),
+            total_parts_count: Some(parts.len() as i32),
+        }
+    });
+    Ok(S3Response::new(GetObjectAttributesOutput {
+        e_tag: wants(ObjectAttributes::ETAG).then(|| ETag::Strong(info.etag.clone())),
+        object_size: wants(ObjectAttributes::OBJECT_SIZE).then_some(info.size as i64),
+        storage_class: wants(ObjectAttributes::STORAGE_CLASS)
+            .then(|| StorageClass::from_static(StorageClass::STANDARD)),
+        last_modified: Some(timestamp(info.updated_at)),
+        object_parts,
         ..Default::default()
     }))
 }

@@ -40,7 +40,22 @@ pub async fn serve(listener: tokio::net::TcpListener, service: S3Service) {
             let service = service.clone();
             let id = ids.next();
             async move {
-                let mut response = hyper::service::Service::call(&service, request).await?;
+                let attributes = super::early::asks_attributes(&request);
+                let form = super::early::is_form_upload(&request);
+                let mut response = match super::early::answer(&request) {
+                    Some(answer) => answer,
+                    None => match super::early::sized(request).await {
+                        Ok(request) => service.call(request).await?,
+                        Err(refused) => refused,
+                    },
+                };
+                if attributes {
+                    super::early::unquote_attributes_etag(&mut response);
+                }
+                if form {
+                    super::early::policy_condition_is_forbidden(&mut response);
+                    super::early::quote_redirect_etag(&mut response);
+                }
                 super::request_id::stamp(&mut response, &id);
                 Ok::<_, s3s::HttpError>(response)
             }

@@ -98,6 +98,8 @@ pub(super) async fn store_upload(
         declared_size: None,
         condition: Default::default(),
         acl: None,
+        headers: Default::default(),
+        part_sizes: None,
     };
     let multipart = content_type
         .as_deref()

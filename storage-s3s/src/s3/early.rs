@@ -1,0 +1,255 @@
+//! Answers a request gets before s3s parses it, where s3s would answer
+//! otherwise than S3 does:
+//! - `OPTIONS` (a CORS preflight): SelfDB has no CORS configuration on the
+//!   S3 port, so 400 without `Origin` and 403 with one, as S3 answers for a
+//!   bucket without CORS (s3s would check the request as a signed one);
+//! - a presigned URL whose `X-Amz-Expires` is negative or over a week:
+//!   403, as S3 answers (s3s takes a week and more, and answers a negative
+//!   one 400);
+//! - a PUT sent with `Transfer-Encoding: chunked` and no length (plain
+//!   HTTP chunking, not aws-chunked signing): s3s needs the length, so a
+//!   body up to [`UNSIZED_PUT_LIMIT`] is read first and given one; a larger
+//!   one is refused 411 `MissingContentLength`, as S3 refuses any.
+
+use hyper::{Method, StatusCode};
+
+/// SigV4's longest presigned lifetime, a week.
+const MAX_EXPIRES_SECONDS: i64 = 7 * 24 * 60 * 60;
+
+/// Whether `request` is a browser form upload (`POST /bucket` with a
+/// form body).
+pub fn is_form_upload<B>(request: &hyper::Request<B>) -> bool {
+    request.method() == Method::POST
+        && request
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"))
+}
+
+/// A form upload whose fields break a condition of its signed policy is
+/// refused 403 AccessDenied by S3; s3s answers 400 InvalidPolicyDocument,
+/// which S3 keeps for a policy it cannot read.
+pub fn policy_condition_is_forbidden(response: &mut s3s::HttpResponse) {
+    if response.status() != StatusCode::BAD_REQUEST {
+        return;
+    }
+    let Some(body) = response.body().bytes() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return;
+    };
+    let broken_condition = text.contains("<Code>InvalidPolicyDocument</Code>")
+        && (text.contains("<Message>Policy condition")
+            || text.contains("<Message>Bucket in form field"));
+    if !broken_condition {
+        return;
+    }
+    *response = error(
+        StatusCode::FORBIDDEN,
+        "AccessDenied",
+        "Invalid according to Policy: Policy Condition failed",
+    );
+}
+
+/// S3 hands a form upload's `success_action_redirect` the ETag in quotes
+/// (`etag=%22...%22`), as it writes ETags; s3s hands it without.
+pub fn quote_redirect_etag(response: &mut s3s::HttpResponse) {
+    if response.status() != StatusCode::SEE_OTHER {
+        return;
+    }
+    let Some(location) = response
+        .headers()
+        .get(hyper::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return;
+    };
+    let Some(at) = location.rfind("etag=") else {
+        return;
+    };
+    let start = at + "etag=".len();
+    let end = location[start..]
+        .find('&')
+        .map_or(location.len(), |n| start + n);
+    if location[start..end].starts_with("%22") {
+        return;
+    }
+    let quoted = format!(
+        "{}%22{}%22{}",
+        &location[..start],
+        &location[start..end],
+        &location[end..]
+    );
+    if let Ok(value) = hyper::header::HeaderValue::from_str(&quoted) {
+        response
+            .headers_mut()
+            .insert(hyper::header::LOCATION, value);
+    }
+}
+
+/// Whether `request` is a GetObjectAttributes (`GET ...?attributes`).
+pub fn asks_attributes<B>(request: &hyper::Request<B>) -> bool {
+    request.method() == Method::GET
+        && request.uri().query().is_some_and(|q| {
+            q.split('&')
+                .any(|p| p == "attributes" || p == "attributes=")
+        })
+}
+
+/// GetObjectAttributes answers its ETag unquoted (unlike every other ETag
+/// in S3's XML); s3s quotes every ETag it writes, so the quotes of that one
+/// element are taken off here.
+pub fn unquote_attributes_etag(response: &mut s3s::HttpResponse) {
+    if !response.status().is_success() {
+        return;
+    }
+    let Some(body) = response.body().bytes() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return;
+    };
+    let Some(open) = text.find("<ETag>\"") else {
+        return;
+    };
+    let Some(close) = text[open..].find("\"</ETag>").map(|at| open + at) else {
+        return;
+    };
+    let fixed = format!(
+        "{}<ETag>{}</ETag>{}",
+        &text[..open],
+        &text[open + "<ETag>\"".len()..close],
+        &text[close + "\"</ETag>".len()..]
+    );
+    let length = fixed.len();
+    *response.body_mut() = s3s::Body::from(fixed);
+    response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_LENGTH, length.into());
+}
+
+/// The largest PUT without a length that is read into memory to give it
+/// one.
+pub const UNSIZED_PUT_LIMIT: usize = 16 << 20;
+
+/// `request` with a `Content-Length`, for s3s: an unsized PUT's body is
+/// read first (see the module's notes); any other request passes as it is.
+pub async fn sized(
+    request: hyper::Request<hyper::body::Incoming>,
+) -> Result<s3s::HttpRequest, s3s::HttpResponse> {
+    use http_body_util::BodyExt;
+    let headers = request.headers();
+    let unsized_put = request.method() == Method::PUT
+        && !headers.contains_key(hyper::header::CONTENT_LENGTH)
+        && !headers.contains_key("x-amz-decoded-content-length")
+        && headers
+            .get(hyper::header::TRANSFER_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if !unsized_put {
+        return Ok(request.map(s3s::Body::from));
+    }
+    let (mut parts, body) = request.into_parts();
+    let collected = http_body_util::Limited::new(body, UNSIZED_PUT_LIMIT)
+        .collect()
+        .await
+        .map_err(|_| {
+            error(
+                StatusCode::LENGTH_REQUIRED,
+                "MissingContentLength",
+                "You must provide the Content-Length HTTP header.",
+            )
+        })?;
+    let bytes = collected.to_bytes();
+    parts.headers.remove(hyper::header::TRANSFER_ENCODING);
+    parts
+        .headers
+        .insert(hyper::header::CONTENT_LENGTH, bytes.len().into());
+    Ok(hyper::Request::from_parts(parts, s3s::Body::from(bytes)))
+}
+
+/// The answer for `request`, where it is answered here.
+pub fn answer<B>(request: &hyper::Request<B>) -> Option<s3s::HttpResponse> {
+    if request.method() == Method::OPTIONS {
+        return Some(
+            match request.headers().contains_key(hyper::header::ORIGIN) {
+                false => error(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "Insufficient information. Origin request header needed.",
+                ),
+                true => error(
+                    StatusCode::FORBIDDEN,
+                    "AccessForbidden",
+                    "CORSResponse: CORS is not enabled for this bucket.",
+                ),
+            },
+        );
+    }
+    let query = request.uri().query()?;
+    let expires = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("X-Amz-Expires="))?;
+    match expires.parse::<i64>() {
+        Ok(seconds) if (0..=MAX_EXPIRES_SECONDS).contains(&seconds) => None,
+        _ => Some(error(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "X-Amz-Expires must be between 0 and 604800 seconds",
+        )),
+    }
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> s3s::HttpResponse {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut response = s3s::HttpResponse::new(s3s::Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/xml"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(method: Method, uri: &str, origin: bool) -> Option<StatusCode> {
+        let mut request = hyper::Request::builder().method(method).uri(uri);
+        if origin {
+            request = request.header("origin", "https://example.com");
+        }
+        answer(&request.body(()).unwrap()).map(|r| r.status())
+    }
+
+    #[test]
+    fn preflights_and_presigned_lifetimes() {
+        assert_eq!(
+            status(Method::OPTIONS, "/b/k", false),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(
+            status(Method::OPTIONS, "/b/k", true),
+            Some(StatusCode::FORBIDDEN)
+        );
+        assert_eq!(status(Method::GET, "/b/k", false), None);
+        assert_eq!(status(Method::GET, "/b/k?X-Amz-Expires=3600", false), None);
+        assert_eq!(
+            status(Method::GET, "/b/k?X-Amz-Expires=604800", false),
+            None
+        );
+        for bad in ["609901", "-7", "soon"] {
+            let uri = format!("/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires={bad}");
+            assert_eq!(
+                status(Method::GET, &uri, false),
+                Some(StatusCode::FORBIDDEN),
+                "{bad}"
+            );
+        }
+    }
+}
