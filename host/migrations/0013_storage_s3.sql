@@ -21,3 +21,7 @@ end $$;
 
 -- The canned ACL a multipart upload's object gets when completed.
 alter table storage.s3_multipart_uploads add column if not exists s3_acl text;
+
+-- A bucket's S3 grants to named users ({"<user id>": "READ" | "WRITE" |
+-- "FULL_CONTROL"}); an object's are `metadata->'s3Grants'`.
+alter table storage.buckets add column if not exists s3_grants jsonb not null default '{}';

@@ -127,6 +127,7 @@ pub struct FileConfig {
     pub db_schemas: Option<Vec<String>>,
     pub storage_dir: Option<PathBuf>,
     pub s3_port: Option<u16>,
+    pub s3_region: Option<String>,
     pub storage_max_object_bytes: Option<u64>,
     pub js_toolchain: Option<PathBuf>,
     #[serde(default)]
@@ -207,6 +208,8 @@ pub struct Settings {
     pub storage_dir: PathBuf,
     /// Where the S3 endpoint listens.
     pub s3_listen: SocketAddr,
+    /// The S3 endpoint's region.
+    pub s3_region: String,
     pub storage_max_object_bytes: u64,
     /// Compiled components and the built JavaScript engine; hosts of one
     /// machine may share it.

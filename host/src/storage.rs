@@ -67,7 +67,8 @@ impl Storage {
         } else {
             addr
         };
-        let service = storage_s3s::s3::service(store.clone(), keys.clone());
+        let service =
+            storage_s3s::s3::service(store.clone(), keys.clone(), settings.s3_region.clone());
         tokio::spawn(storage_s3s::s3::serve(listener, service));
         tracing::info!(%addr, "S3 endpoint listening");
         Ok(Storage {

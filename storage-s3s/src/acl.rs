@@ -8,7 +8,11 @@
 //! - bucket `public-read-write`: also anyone may write and delete objects
 //!   (a write is recorded as the writer's, as S3 records object owners);
 //! - object `public-read` (and `public-read-write`, which S3 treats alike
-//!   for objects): anyone may read it.
+//!   for objects): anyone may read it;
+//! - grants to named users (their SelfDB user ids, S3's canonical ids
+//!   here): READ, WRITE or FULL_CONTROL, meaning on a bucket list, write
+//!   and both, on an object read (`s3_grants` on the bucket, `"s3Grants"`
+//!   in the object's metadata).
 //!
 //! Supabase's public flag stays what it is there: every object of the
 //! bucket downloadable, the bucket itself not listable.
@@ -16,7 +20,8 @@
 use crate::access::Access;
 use crate::error::{StorageError, StorageResult};
 use crate::store::Store;
-use serde_json::Value;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CannedAcl {
@@ -55,14 +60,117 @@ impl CannedAcl {
     pub fn public_write(self) -> bool {
         self == CannedAcl::PublicReadWrite
     }
+}
+
+/// What a grant to a named user allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Permission {
+    Read,
+    Write,
+    FullControl,
+}
+
+impl Permission {
+    /// READ, WRITE or FULL_CONTROL; `None` for READ_ACP and WRITE_ACP,
+    /// which SelfDB does not model (only owners change ACLs).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "READ" => Some(Permission::Read),
+            "WRITE" => Some(Permission::Write),
+            "FULL_CONTROL" => Some(Permission::FullControl),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Read => "READ",
+            Permission::Write => "WRITE",
+            Permission::FullControl => "FULL_CONTROL",
+        }
+    }
+
+    fn covers(self, wanted: Permission) -> bool {
+        self == Permission::FullControl || self == wanted
+    }
+}
+
+/// A bucket's or an object's ACL: a canned part for everyone and grants to
+/// named users.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Acl {
+    pub canned: CannedAcl,
+    /// User id → what it may do.
+    pub grants: BTreeMap<String, Permission>,
+}
+
+impl Acl {
+    pub fn canned(canned: CannedAcl) -> Self {
+        Acl {
+            canned,
+            grants: BTreeMap::new(),
+        }
+    }
+
+    /// Whether `access` may read (a bucket: list) or write by this ACL
+    /// (the storage policies may allow more).
+    pub fn allows(&self, access: &Access, wanted: Permission) -> bool {
+        let public = match wanted {
+            Permission::Read => self.canned.public_read(),
+            Permission::Write => self.canned.public_write(),
+            Permission::FullControl => false,
+        };
+        public
+            || access
+                .user_id()
+                .and_then(|user| self.grants.get(user))
+                .is_some_and(|granted| granted.covers(wanted))
+    }
+
+    /// The grants as stored (`{"<user id>": "READ"}`).
+    pub fn grants_json(&self) -> Value {
+        Value::Object(
+            self.grants
+                .iter()
+                .map(|(user, p)| (user.clone(), json!(p.as_str())))
+                .collect(),
+        )
+    }
+
+    pub fn grants_from_json(stored: Option<&Value>) -> BTreeMap<String, Permission> {
+        stored
+            .and_then(Value::as_object)
+            .map(|grants| {
+                grants
+                    .iter()
+                    .filter_map(|(user, p)| Some((user.clone(), Permission::parse(p.as_str()?)?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 
     /// An object's ACL from its `metadata`.
     pub fn of_object(metadata: &Value) -> Self {
-        metadata
-            .get("s3Acl")
-            .and_then(Value::as_str)
-            .and_then(CannedAcl::parse)
-            .unwrap_or_default()
+        Acl {
+            canned: metadata
+                .get("s3Acl")
+                .and_then(Value::as_str)
+                .and_then(CannedAcl::parse)
+                .unwrap_or_default(),
+            grants: Self::grants_from_json(metadata.get("s3Grants")),
+        }
+    }
+
+    /// The metadata keys that hold an object's ACL (none when private).
+    pub(crate) fn object_keys(&self) -> Value {
+        let mut keys = json!({});
+        if self.canned.public_read() {
+            keys["s3Acl"] = json!(self.canned.as_str());
+        }
+        if !self.grants.is_empty() {
+            keys["s3Grants"] = self.grants_json();
+        }
+        keys
     }
 }
 
@@ -73,14 +181,15 @@ impl Store {
         &self,
         access: &Access,
         bucket_id: &str,
-        acl: CannedAcl,
+        acl: &Acl,
     ) -> StorageResult<()> {
         let rows = self
             .pools
             .once(
                 access,
-                "update storage.buckets set s3_acl = $2, updated_at = now() where id = $1 returning 1",
-                &[&bucket_id, &acl.as_str()],
+                "update storage.buckets set s3_acl = $2, s3_grants = $3, updated_at = now() \
+                 where id = $1 returning 1",
+                &[&bucket_id, &acl.canned.as_str(), &acl.grants_json()],
             )
             .await??;
         self.forget_bucket(bucket_id);
@@ -100,16 +209,16 @@ impl Store {
         access: &Access,
         bucket_id: &str,
         key: &str,
-        acl: CannedAcl,
+        acl: &Acl,
     ) -> StorageResult<()> {
         let rows = self
             .pools
             .once(
                 access,
                 "update storage.objects \
-                 set metadata = jsonb_set(coalesce(metadata, '{}'), '{s3Acl}', to_jsonb($3::text)) \
+                 set metadata = (coalesce(metadata, '{}') - 's3Acl' - 's3Grants') || $3 \
                  where bucket_id = $1 and name = $2 returning 1",
-                &[&bucket_id, &key, &acl.as_str()],
+                &[&bucket_id, &key, &acl.object_keys()],
             )
             .await??;
         if rows.is_empty() {

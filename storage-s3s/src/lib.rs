@@ -23,10 +23,10 @@ pub mod s3;
 pub mod store;
 
 pub use access::{Access, Pools};
-pub use acl::CannedAcl;
+pub use acl::{Acl, CannedAcl, Permission};
 pub use body::{BodyStream, ObjectBody};
 pub use error::{StorageError, StorageResult};
 pub use keys::{AccessKey, KeyRegistry};
 pub use listing::{FolderEntry, FolderQuery, ListQuery, Listing, SortColumn};
-pub use objects::{byte_range, ObjectInfo, PutOptions, Read};
+pub use objects::{byte_range, CopyOptions, ObjectInfo, PutOptions, Read};
 pub use store::{Bucket, BucketUpdate, NewBucket, Store};

@@ -2,6 +2,7 @@
 //! folder view.
 
 use crate::access::Access;
+use crate::acl::Permission;
 use crate::error::{StorageError, StorageResult};
 use crate::objects::{object_from_row, ObjectInfo, OBJECT_COLUMNS};
 use crate::store::Store;
@@ -66,7 +67,7 @@ impl Store {
         let bucket = self.bucket_system(bucket_id).await?;
         let lister = match access {
             Access::Service | Access::System => access,
-            _ if bucket.s3_acl.public_read() => &Access::System,
+            _ if bucket.s3_acl.allows(access, Permission::Read) => &Access::System,
             Access::Anon { .. } => {
                 return Err(StorageError::AccessDenied(
                     "the bucket cannot be listed anonymously".into(),

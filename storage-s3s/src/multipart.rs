@@ -5,7 +5,7 @@
 //! who started it.
 
 use crate::access::Access;
-use crate::acl::CannedAcl;
+use crate::acl::Acl;
 use crate::error::{StorageError, StorageResult};
 use crate::objects::{ObjectInfo, PutOptions, WriteCondition};
 use crate::store::Store;
@@ -29,8 +29,8 @@ pub struct Upload {
     /// The object's ETag once the upload is completed (kept a day, so a
     /// retried completion answers the same).
     pub completed: Option<String>,
-    /// The canned ACL the object gets.
-    pub acl: Option<CannedAcl>,
+    /// The ACL the object gets.
+    pub acl: Option<Acl>,
     /// The user who started it (none for the service role or anonymous).
     pub initiator: Option<String>,
 }
@@ -81,7 +81,7 @@ impl Store {
         key: &str,
         content_type: Option<String>,
         user_metadata: Option<serde_json::Value>,
-        acl: Option<CannedAcl>,
+        acl: Option<Acl>,
     ) -> StorageResult<Upload> {
         self.bucket_for_upload(
             bucket_id,
@@ -97,7 +97,7 @@ impl Store {
             .query_one(
                 "insert into storage.s3_multipart_uploads (id, bucket_id, key, owner_id, content_type, user_metadata, s3_acl) \
                  values ($1, $2, $3, $4, $5, $6, $7) returning created_at",
-                &[&id, &bucket_id, &key, &owner_tag(access), &content_type, &user_metadata, &acl.map(CannedAcl::as_str)],
+                &[&id, &bucket_id, &key, &owner_tag(access), &content_type, &user_metadata, &acl.as_ref().map(|a| a.object_keys().to_string())],
             )
             .await?;
         Ok(Upload {
@@ -144,7 +144,10 @@ impl Store {
             user_metadata: row.get(4),
             created_at: row.get(5),
             completed: row.get(7),
-            acl: row.get::<_, Option<&str>>(8).and_then(CannedAcl::parse),
+            acl: row
+                .get::<_, Option<&str>>(8)
+                .and_then(|keys| serde_json::from_str(keys).ok())
+                .map(|keys: serde_json::Value| Acl::of_object(&keys)),
             initiator: initiator(owner),
         })
     }
@@ -246,7 +249,7 @@ impl Store {
         // The bucket's owner, and anyone who may list it by its ACL, sees
         // every upload, as on S3; others their own.
         let everyone = matches!(access, Access::Service | Access::System)
-            || bucket.s3_acl.public_read()
+            || bucket.s3_acl.allows(access, crate::acl::Permission::Read)
             || (bucket.owner.is_some() && bucket.owner.as_deref() == access.user_id());
         let rows = client
             .query(
@@ -375,7 +378,7 @@ impl Store {
             owner: None,
             declared_size: None,
             condition,
-            acl: upload.acl,
+            acl: upload.acl.clone(),
             headers: Default::default(),
             part_sizes: Some(chosen.iter().map(|p| p.size).collect()),
         };

@@ -2,7 +2,7 @@
 //! transaction as the caller.
 
 use crate::access::Access;
-use crate::acl::CannedAcl;
+use crate::acl::{Acl, Permission};
 use crate::body::ObjectBody;
 use crate::error::{StorageError, StorageResult};
 use crate::files::Written;
@@ -115,7 +115,7 @@ pub struct PutOptions {
     pub condition: WriteCondition,
     /// S3's canned ACL for the new object (`acl`); a write without one is
     /// private, as on S3.
-    pub acl: Option<CannedAcl>,
+    pub acl: Option<Acl>,
     /// Headers S3 stores with an object and answers reads with.
     pub headers: StoredHeaders,
     /// A multipart object's part sizes, for reads by part number.
@@ -188,6 +188,17 @@ pub struct DeleteCondition {
     pub size: Option<i64>,
 }
 
+/// How a copy is written.
+#[derive(Debug, Clone, Default)]
+pub struct CopyOptions {
+    /// Replaces the source's content type, user metadata and headers.
+    pub replace: Option<PutOptions>,
+    /// Replace an object already at the destination.
+    pub overwrite: bool,
+    /// The copy's ACL (S3's `x-amz-acl` on CopyObject); private if none.
+    pub acl: Option<Acl>,
+}
+
 /// How a read is authorised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Read {
@@ -198,7 +209,7 @@ pub enum Read {
 }
 
 fn metadata_json(size: u64, etag: &str, content_type: &str, options: &PutOptions) -> Value {
-    let (cache_control, acl) = (options.cache_control.as_deref(), options.acl);
+    let cache_control = options.cache_control.as_deref();
     let mut metadata = json!({
         "eTag": format!("\"{etag}\""),
         "size": size,
@@ -208,8 +219,10 @@ fn metadata_json(size: u64, etag: &str, content_type: &str, options: &PutOptions
         "contentLength": size,
         "httpStatusCode": 200,
     });
-    if let Some(acl) = acl.filter(|a| a.public_read()) {
-        metadata["s3Acl"] = json!(acl.as_str());
+    if let Some(Value::Object(keys)) = options.acl.as_ref().map(Acl::object_keys) {
+        for (key, value) in keys {
+            metadata[key] = value;
+        }
     }
     if let Some(sizes) = &options.part_sizes {
         metadata["s3Parts"] = json!(sizes);
@@ -397,7 +410,7 @@ impl Store {
         match self.commit_row_as(access, new, options, inline_bytes).await {
             Err(StorageError::AccessDenied(why)) if !matches!(access, Access::System) => {
                 let bucket = self.bucket_system(new.bucket_id).await?;
-                if !bucket.s3_acl.public_write() {
+                if !bucket.s3_acl.allows(access, Permission::Write) {
                     return Err(StorageError::AccessDenied(why));
                 }
                 let mut options = options.clone();
@@ -665,7 +678,7 @@ impl Store {
                 let row = client.query_opt(&sql, &[&bucket_id, &key]).await?;
                 let open = |row: &tokio_postgres::Row| {
                     let metadata: Option<Value> = row.get(5);
-                    metadata.is_some_and(|m| CannedAcl::of_object(&m).public_read())
+                    metadata.is_some_and(|m| Acl::of_object(&m).canned.public_read())
                 };
                 if !bucket.public && !row.as_ref().is_some_and(open) {
                     return Err(StorageError::NoSuchBucket);
@@ -749,7 +762,7 @@ impl Store {
         // lets anyone write.
         if rows.len() < keys.len() && !matches!(access, Access::System | Access::Service) {
             let bucket = self.bucket_system(bucket_id).await?;
-            if bucket.s3_acl.public_write() {
+            if bucket.s3_acl.allows(access, Permission::Write) {
                 let rest: Vec<&String> = keys
                     .iter()
                     .filter(|k| !rows.iter().any(|r| r.get::<_, &str>(2) == k.as_str()))
@@ -767,22 +780,37 @@ impl Store {
         Ok(rows.iter().map(object_from_row).collect())
     }
 
-    /// Copies an object; a file's copy shares its bytes (a hard link), an
-    /// inline object's copy is stored anew.
-    /// `metadata` replaces the source's content type and user metadata.
+    /// Copies an object the caller may read under the policies; a file's
+    /// copy shares its bytes (a hard link), an inline object's copy is
+    /// stored anew.
     pub async fn copy_object(
         &self,
         access: &Access,
         from: (&str, &str),
         to: (&str, &str),
-        replace: Option<PutOptions>,
-        overwrite: bool,
-        acl: Option<CannedAcl>,
+        copy: CopyOptions,
     ) -> StorageResult<ObjectInfo> {
-        check_key(to.1)?;
         let source = self
             .head_object(access, from.0, from.1, Read::AsCaller)
             .await?;
+        self.copy_readable(access, &source, to, copy).await
+    }
+
+    /// As [`Store::copy_object`], from a source the caller was already
+    /// found to be allowed to read (S3 also lets ACLs grant reads).
+    pub async fn copy_readable(
+        &self,
+        access: &Access,
+        source: &ObjectInfo,
+        to: (&str, &str),
+        copy: CopyOptions,
+    ) -> StorageResult<ObjectInfo> {
+        check_key(to.1)?;
+        let CopyOptions {
+            replace,
+            overwrite,
+            acl,
+        } = copy;
         let options = match replace {
             Some(mut options) => {
                 options.overwrite = overwrite;
@@ -889,7 +917,7 @@ mod tests {
             allowed_mime_types: types.map(|t| t.into_iter().map(String::from).collect()),
             created_at: Utc::now(),
             updated_at: Utc::now(),
-            s3_acl: CannedAcl::Private,
+            s3_acl: Acl::default(),
         }
     }
 

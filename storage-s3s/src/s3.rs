@@ -1,14 +1,15 @@
 //! The S3 endpoint: s3s parses and signs, this maps each operation onto the
 //! store. A request signed with an access key acts as the key's user (RLS
-//! decides) or as the service role; an unsigned request may only read
-//! objects of public buckets.
+//! decides) or as the service role; an unsigned request reads what public
+//! buckets and ACLs open to anyone, and writes only where a bucket's ACL
+//! lets anyone write (`crate::acl`).
 //!
 //! The [`S3`] implementation here only routes: each operation is served in
 //! the module of its area (`buckets`, `objects`, `listing`, `multipart`),
 //! who the caller is in `auth`, the translation between s3s's types and
 //! the store's in `convert`, the service and its server in `server` (with
-//! request ids from `request_id` and the answers given before s3s parses a
-//! request in `early`), canned ACLs in `acl`, and the answers
+//! request ids from `request_id`, and the corrections to s3s's HTTP
+//! behaviour in `edge`), ACLs in `acl`, and the answers
 //! for bucket configurations SelfDB does not have in `absent`.
 
 mod absent;
@@ -16,7 +17,7 @@ mod acl;
 mod auth;
 mod buckets;
 mod convert;
-mod early;
+mod edge;
 mod listing;
 mod multipart;
 mod objects;
@@ -36,6 +37,8 @@ pub use server::{serve, service};
 pub struct S3Frontend {
     store: Store,
     keys: Arc<KeyRegistry>,
+    /// The region the endpoint names itself (GetBucketLocation).
+    region: String,
 }
 
 #[async_trait::async_trait]

@@ -1,7 +1,7 @@
 //! The object store both APIs share: buckets, objects and their files.
 
 use crate::access::{Access, Pools};
-use crate::acl::CannedAcl;
+use crate::acl::{Acl, CannedAcl};
 use crate::error::{StorageError, StorageResult};
 use crate::files::FileStore;
 use chrono::{DateTime, Utc};
@@ -20,16 +20,16 @@ pub struct Bucket {
     pub allowed_mime_types: Option<Vec<String>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// S3's canned ACL (`acl`); not part of Supabase's bucket JSON.
+    /// S3's ACL (`acl`); not part of Supabase's bucket JSON.
     #[serde(skip)]
-    pub s3_acl: CannedAcl,
+    pub s3_acl: Acl,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct NewBucket {
     pub id: String,
     pub name: String,
-    pub s3_acl: CannedAcl,
+    pub s3_acl: Acl,
     pub public: bool,
     pub file_size_limit: Option<i64>,
     pub allowed_mime_types: Option<Vec<String>>,
@@ -59,7 +59,7 @@ pub struct Store {
 const BUCKET_CACHE_TTL: Duration = Duration::from_secs(1);
 
 const BUCKET_COLUMNS: &str = "id, name, owner_id, public, file_size_limit, allowed_mime_types, \
-                              created_at, updated_at, s3_acl";
+                              created_at, updated_at, s3_acl, s3_grants";
 
 fn bucket_from_row(row: &tokio_postgres::Row) -> Bucket {
     Bucket {
@@ -71,7 +71,10 @@ fn bucket_from_row(row: &tokio_postgres::Row) -> Bucket {
         allowed_mime_types: row.get(5),
         created_at: row.get(6),
         updated_at: row.get(7),
-        s3_acl: CannedAcl::parse(row.get(8)).unwrap_or_default(),
+        s3_acl: Acl {
+            canned: CannedAcl::parse(row.get(8)).unwrap_or_default(),
+            grants: Acl::grants_from_json(row.get::<_, Option<serde_json::Value>>(9).as_ref()),
+        },
     }
 }
 
@@ -269,8 +272,8 @@ impl Store {
         let owner = access.user_id();
         let owner_uuid = owner.and_then(|o| uuid::Uuid::parse_str(o).ok());
         let sql = format!(
-            "insert into storage.buckets (id, name, owner, owner_id, public, file_size_limit, allowed_mime_types, s3_acl) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8) returning {BUCKET_COLUMNS}"
+            "insert into storage.buckets (id, name, owner, owner_id, public, file_size_limit, allowed_mime_types, s3_acl, s3_grants) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning {BUCKET_COLUMNS}"
         );
         let rows = self
             .pools
@@ -285,7 +288,8 @@ impl Store {
                     &new.public,
                     &new.file_size_limit,
                     &new.allowed_mime_types,
-                    &new.s3_acl.as_str(),
+                    &new.s3_acl.canned.as_str(),
+                    &new.s3_acl.grants_json(),
                 ],
             )
             .await?

@@ -177,6 +177,10 @@ pub struct CommonArgs {
     /// Port of the S3-compatible endpoint (default 9000; 0 picks a free one).
     #[arg(long, env = "SELFDB_S3_PORT")]
     pub s3_port: Option<u16>,
+    /// Region the S3 endpoint names itself (default us-east-1): what
+    /// GetBucketLocation answers and CreateBucket accepts as its location.
+    #[arg(long, env = "SELFDB_S3_REGION")]
+    pub s3_region: Option<String>,
     /// Largest object accepted by either storage API, in bytes, whatever a
     /// bucket allows (default 50 GiB).
     #[arg(long, env = "SELFDB_STORAGE_MAX_OBJECT_BYTES")]
@@ -335,6 +339,10 @@ impl CommonArgs {
                     .unwrap_or_else(|| data_dir.join("storage")),
             )?,
             s3_listen: SocketAddr::new(listen.ip(), self.s3_port.or(file.s3_port).unwrap_or(9000)),
+            s3_region: self
+                .s3_region
+                .or(file.s3_region)
+                .unwrap_or_else(|| "us-east-1".to_owned()),
             storage_max_object_bytes: self
                 .storage_max_object_bytes
                 .or(file.storage_max_object_bytes)

@@ -1,98 +1,26 @@
-//! ACL operations: the three canned ACLs SelfDB expresses (`crate::acl`)
-//! on buckets and objects, set with `x-amz-acl` or with a grant list of the
-//! same shape. Any other grant — a named user, `authenticated-read`,
-//! `x-amz-grant-*` headers — is refused with `NotImplemented` rather than
-//! accepted and ignored.
+//! ACL operations, in the terms SelfDB's model expresses (`crate::acl`):
+//! the canned ACLs `private`, `public-read` and `public-read-write`, and
+//! READ, WRITE and FULL_CONTROL grants to SelfDB users by id, given as
+//! `x-amz-acl`, as `x-amz-grant-*` headers or as an `AccessControlPolicy`.
+//! Anything else — `authenticated-read`, READ_ACP/WRITE_ACP, groups other
+//! than AllUsers, grantees by e-mail — is refused with `NotImplemented`
+//! rather than accepted and ignored.
 
 use super::convert::owner;
 use super::S3Frontend;
 use crate::access::Access;
-use crate::acl::CannedAcl;
-use s3s::dto::*;
+use crate::acl::{Acl, CannedAcl, Permission};
+use s3s::dto::{self, *};
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
 
-/// The `x-amz-grant-*` headers of an ACL-setting request, present or not.
+/// The `x-amz-grant-*` headers of a request: full control, read, read
+/// ACP, write, write ACP.
 pub(super) struct GrantHeaders<'a>(pub(super) [Option<&'a String>; 5]);
 
-/// A request's canned ACL: `x-amz-acl` (any of SelfDB's three) with no
-/// grant headers.
-pub(super) fn canned(acl: Option<&str>, grants: GrantHeaders<'_>) -> S3Result<Option<CannedAcl>> {
-    if grants.0.iter().any(Option::is_some) {
-        return Err(s3_error!(
-            NotImplemented,
-            "x-amz-grant-* headers are not supported; use a canned ACL: private, public-read or public-read-write"
-        ));
-    }
-    match acl {
-        None => Ok(None),
-        Some(text) => CannedAcl::parse(text).map(Some).ok_or_else(|| {
-            s3_error!(
-                NotImplemented,
-                "canned ACL {text:?} is not supported; use private, public-read or public-read-write"
-            )
-        }),
-    }
-}
-
-/// The grant list S3 reports for a canned ACL owned by `owner_id`.
-fn grants(owner_id: Option<&str>, acl: CannedAcl) -> Vec<Grant> {
-    let owner = owner(owner_id);
-    let mut grants = vec![Grant {
-        grantee: Some(Grantee {
-            display_name: owner.display_name,
-            id: owner.id,
-            type_: Type::from_static(Type::CANONICAL_USER),
-            email_address: None,
-            uri: None,
-        }),
-        permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
-    }];
-    let everyone = |permission: &'static str| Grant {
-        grantee: Some(Grantee {
-            display_name: None,
-            id: None,
-            type_: Type::from_static(Type::GROUP),
-            email_address: None,
-            uri: Some(ALL_USERS.to_owned()),
-        }),
-        permission: Some(Permission::from_static(permission)),
-    };
-    if acl.public_read() {
-        grants.push(everyone(Permission::READ));
-    }
-    if acl.public_write() {
-        grants.push(everyone(Permission::WRITE));
-    }
-    grants
-}
-
-/// The canned ACL a grant list (from `AccessControlPolicy`) amounts to:
-/// the owner's FULL_CONTROL plus AllUsers READ (and WRITE) at most.
-fn canned_from_policy(policy: &AccessControlPolicy) -> S3Result<CannedAcl> {
-    let (mut read, mut write) = (false, false);
-    for grant in policy.grants.iter().flatten() {
-        let grantee = grant.grantee.as_ref();
-        let permission = grant.permission.as_ref().map(|p| p.as_str()).unwrap_or("");
-        let group = grantee
-            .filter(|g| g.type_.as_str() == Type::GROUP)
-            .and_then(|g| g.uri.as_deref());
-        let canonical = grantee.is_some_and(|g| g.type_.as_str() == Type::CANONICAL_USER);
-        let owner_id = policy.owner.as_ref().and_then(|o| o.id.as_deref());
-        match (group, permission) {
-            (Some(ALL_USERS), Permission::READ) => read = true,
-            (Some(ALL_USERS), Permission::WRITE) => write = true,
-            (None, Permission::FULL_CONTROL)
-                if canonical && grantee.and_then(|g| g.id.as_deref()) == owner_id => {}
-            _ => {
-                return Err(s3_error!(
-                    NotImplemented,
-                    "only the grants of a canned ACL (the owner's FULL_CONTROL, AllUsers READ and WRITE) are supported"
-                ))
-            }
-        }
-    }
+/// Everyone's part of an ACL from what AllUsers is granted.
+fn canned_of(read: bool, write: bool) -> S3Result<CannedAcl> {
     match (read, write) {
         (false, false) => Ok(CannedAcl::Private),
         (true, false) => Ok(CannedAcl::PublicRead),
@@ -104,12 +32,206 @@ fn canned_from_policy(policy: &AccessControlPolicy) -> S3Result<CannedAcl> {
     }
 }
 
+/// A user id as a grantee: SelfDB's users are their ids.
+fn user_id(id: &str) -> S3Result<String> {
+    uuid::Uuid::parse_str(id)
+        .map(|u| u.to_string())
+        .map_err(|_| {
+            s3_error!(
+                InvalidArgument,
+                "Invalid id: {id:?} is not a SelfDB user id"
+            )
+        })
+}
+
+/// Adds one grant to what is being built.
+fn add_grant(
+    acl: &mut Acl,
+    everyone: &mut (bool, bool),
+    grantee: Grantee<'_>,
+    permission: &str,
+) -> S3Result<()> {
+    let permission = Permission::parse(permission).ok_or_else(|| {
+        s3_error!(
+            NotImplemented,
+            "permission {permission} is not supported; use READ, WRITE or FULL_CONTROL"
+        )
+    })?;
+    match grantee {
+        Grantee::Group(ALL_USERS) => match permission {
+            Permission::Read => everyone.0 = true,
+            Permission::Write => everyone.1 = true,
+            Permission::FullControl => *everyone = (true, true),
+        },
+        Grantee::User(id) => {
+            let id = user_id(id)?;
+            let merged = match acl.grants.get(&id) {
+                Some(previous) if *previous != permission => Permission::FullControl,
+                _ => permission,
+            };
+            acl.grants.insert(id, merged);
+        }
+        Grantee::Group(other) | Grantee::Other(other) => {
+            return Err(s3_error!(
+                NotImplemented,
+                "grantee {other} is not supported; grant to AllUsers or to a user id"
+            ))
+        }
+    }
+    Ok(())
+}
+
+enum Grantee<'a> {
+    User(&'a str),
+    Group(&'a str),
+    Other(&'a str),
+}
+
+/// A request's ACL: `x-amz-acl`, or `x-amz-grant-*` headers
+/// (`id="..."` and `uri="..."` lists), not both; `None` when neither.
+pub(super) fn from_headers(acl: Option<&str>, grants: GrantHeaders<'_>) -> S3Result<Option<Acl>> {
+    let [full_control, read, read_acp, write, write_acp] = grants.0;
+    let any_grant = grants.0.iter().any(Option::is_some);
+    if let Some(text) = acl {
+        if any_grant {
+            return Err(s3_error!(
+                InvalidRequest,
+                "give either x-amz-acl or x-amz-grant-* headers"
+            ));
+        }
+        let canned = CannedAcl::parse(text).ok_or_else(|| {
+            s3_error!(
+                NotImplemented,
+                "canned ACL {text:?} is not supported; use private, public-read or public-read-write"
+            )
+        })?;
+        return Ok(Some(Acl::canned(canned)));
+    }
+    if !any_grant {
+        return Ok(None);
+    }
+    if read_acp.is_some() || write_acp.is_some() {
+        return Err(s3_error!(
+            NotImplemented,
+            "READ_ACP and WRITE_ACP grants are not supported; only owners change ACLs"
+        ));
+    }
+    let mut built = Acl::default();
+    let mut everyone = (false, false);
+    for (header, permission) in [
+        (full_control, "FULL_CONTROL"),
+        (read, "READ"),
+        (write, "WRITE"),
+    ] {
+        let Some(header) = header else { continue };
+        for entry in header.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (kind, value) = entry
+                .split_once('=')
+                .ok_or_else(|| s3_error!(InvalidArgument, "a grant is key=\"value\""))?;
+            let value = value.trim().trim_matches('"');
+            let grantee = match kind.trim() {
+                "id" => Grantee::User(value),
+                "uri" => Grantee::Group(value),
+                other => Grantee::Other(other),
+            };
+            add_grant(&mut built, &mut everyone, grantee, permission)?;
+        }
+    }
+    built.canned = canned_of(everyone.0, everyone.1)?;
+    Ok(Some(built))
+}
+
+/// The ACL an `AccessControlPolicy` body amounts to; the owner's own
+/// grants are implied, not stored.
+fn from_policy(policy: &AccessControlPolicy, owner_id: Option<&str>) -> S3Result<Acl> {
+    let mut built = Acl::default();
+    let mut everyone = (false, false);
+    for grant in policy.grants.iter().flatten() {
+        let Some(grantee) = grant.grantee.as_ref() else {
+            continue;
+        };
+        let permission = grant.permission.as_ref().map(|p| p.as_str()).unwrap_or("");
+        let kind = grantee.type_.as_str();
+        let who = if kind == dto::Type::GROUP {
+            Grantee::Group(grantee.uri.as_deref().unwrap_or(""))
+        } else if kind == dto::Type::CANONICAL_USER {
+            let id = grantee.id.as_deref().unwrap_or("");
+            if Some(id) == owner_id.or(Some("selfdb")) {
+                continue;
+            }
+            Grantee::User(id)
+        } else {
+            Grantee::Other(kind)
+        };
+        add_grant(&mut built, &mut everyone, who, permission)?;
+    }
+    built.canned = canned_of(everyone.0, everyone.1)?;
+    Ok(built)
+}
+
+/// The grant list S3 reports: the owner's FULL_CONTROL, AllUsers' and each
+/// user's.
+fn grants(owner_id: Option<&str>, acl: &Acl) -> Vec<Grant> {
+    let user = |id: Option<&str>, permission: &str| {
+        let named = owner(id);
+        Grant {
+            grantee: Some(dto::Grantee {
+                display_name: named.display_name,
+                id: named.id,
+                type_: dto::Type::from(dto::Type::CANONICAL_USER.to_owned()),
+                email_address: None,
+                uri: None,
+            }),
+            permission: Some(dto::Permission::from(permission.to_owned())),
+        }
+    };
+    let everyone = |permission: &'static str| Grant {
+        grantee: Some(dto::Grantee {
+            display_name: None,
+            id: None,
+            type_: dto::Type::from_static(dto::Type::GROUP),
+            email_address: None,
+            uri: Some(ALL_USERS.to_owned()),
+        }),
+        permission: Some(dto::Permission::from_static(permission)),
+    };
+    let mut list = vec![user(owner_id, dto::Permission::FULL_CONTROL)];
+    if acl.canned.public_read() {
+        list.push(everyone(dto::Permission::READ));
+    }
+    if acl.canned.public_write() {
+        list.push(everyone(dto::Permission::WRITE));
+    }
+    for (id, permission) in &acl.grants {
+        list.push(user(Some(id), permission.as_str()));
+    }
+    list
+}
+
+/// The ACL a Put*Acl request sets.
+fn requested(
+    canned: Option<&str>,
+    headers: GrantHeaders<'_>,
+    policy: &Option<AccessControlPolicy>,
+    owner_id: Option<&str>,
+) -> S3Result<Acl> {
+    match (from_headers(canned, headers)?, policy) {
+        (Some(acl), None) => Ok(acl),
+        (None, Some(policy)) => from_policy(policy, owner_id),
+        _ => Err(s3_error!(
+            InvalidRequest,
+            "give either an ACL in headers or an AccessControlPolicy"
+        )),
+    }
+}
+
 pub(super) async fn put_bucket_acl(
     s3: &S3Frontend,
     req: S3Request<PutBucketAclInput>,
 ) -> S3Result<S3Response<PutBucketAclOutput>> {
     let access = s3.access(&req.credentials).await?;
     let input = req.input;
+    let bucket = s3.store.bucket_system(&input.bucket).await?;
     let headers = GrantHeaders([
         input.grant_full_control.as_ref(),
         input.grant_read.as_ref(),
@@ -117,20 +239,15 @@ pub(super) async fn put_bucket_acl(
         input.grant_write.as_ref(),
         input.grant_write_acp.as_ref(),
     ]);
-    let acl = match (
-        canned(input.acl.as_ref().map(|a| a.as_str()), headers)?,
+    let acl = requested(
+        input.acl.as_ref().map(|a| a.as_str()),
+        headers,
         &input.access_control_policy,
-    ) {
-        (Some(acl), None) => acl,
-        (None, Some(policy)) => canned_from_policy(policy)?,
-        _ => {
-            return Err(s3_error!(
-                InvalidRequest,
-                "give either x-amz-acl or an AccessControlPolicy"
-            ))
-        }
-    };
-    s3.store.set_bucket_acl(&access, &input.bucket, acl).await?;
+        bucket.owner.as_deref(),
+    )?;
+    s3.store
+        .set_bucket_acl(&access, &input.bucket, &acl)
+        .await?;
     Ok(S3Response::new(PutBucketAclOutput {}))
 }
 
@@ -147,7 +264,7 @@ pub(super) async fn get_bucket_acl(
         return Err(s3_error!(AccessDenied));
     }
     Ok(S3Response::new(GetBucketAclOutput {
-        grants: Some(grants(bucket.owner.as_deref(), bucket.s3_acl)),
+        grants: Some(grants(bucket.owner.as_deref(), &bucket.s3_acl)),
         owner: Some(owner(bucket.owner.as_deref())),
     }))
 }
@@ -165,21 +282,25 @@ pub(super) async fn put_object_acl(
         input.grant_write.as_ref(),
         input.grant_write_acp.as_ref(),
     ]);
-    let acl = match (
-        canned(input.acl.as_ref().map(|a| a.as_str()), headers)?,
+    let object_owner = s3
+        .store
+        .head_object(
+            &Access::System,
+            &input.bucket,
+            &input.key,
+            crate::objects::Read::AsCaller,
+        )
+        .await
+        .ok()
+        .and_then(|info| info.owner);
+    let acl = requested(
+        input.acl.as_ref().map(|a| a.as_str()),
+        headers,
         &input.access_control_policy,
-    ) {
-        (Some(acl), None) => acl,
-        (None, Some(policy)) => canned_from_policy(policy)?,
-        _ => {
-            return Err(s3_error!(
-                InvalidRequest,
-                "give either x-amz-acl or an AccessControlPolicy"
-            ))
-        }
-    };
+        object_owner.as_deref(),
+    )?;
     s3.store
-        .set_object_acl(&access, &input.bucket, &input.key, acl)
+        .set_object_acl(&access, &input.bucket, &input.key, &acl)
         .await?;
     Ok(S3Response::new(PutObjectAclOutput::default()))
 }
@@ -192,9 +313,9 @@ pub(super) async fn get_object_acl(
     let info = s3
         .readable(&access, &req.input.bucket, &req.input.key)
         .await?;
-    let acl = CannedAcl::of_object(&info.metadata);
+    let acl = Acl::of_object(&info.metadata);
     Ok(S3Response::new(GetObjectAclOutput {
-        grants: Some(grants(info.owner.as_deref(), acl)),
+        grants: Some(grants(info.owner.as_deref(), &acl)),
         owner: Some(owner(info.owner.as_deref())),
         ..Default::default()
     }))

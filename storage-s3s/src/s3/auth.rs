@@ -80,7 +80,7 @@ impl S3Access for S3Rules {
                 // A missing bucket goes on, to be answered NoSuchBucket.
                 let open = match &bucket {
                     Some(bucket) => match self.store.bucket_system(bucket).await {
-                        Ok(row) => row.s3_acl.public_write(),
+                        Ok(row) => row.s3_acl.canned.public_write(),
                         Err(crate::StorageError::NoSuchBucket) => true,
                         Err(_) => false,
                     },

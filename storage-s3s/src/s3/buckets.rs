@@ -87,7 +87,7 @@ pub(super) async fn create_bucket(
     if input.object_lock_enabled_for_bucket == Some(true) {
         return Err(s3_error!(NotImplemented, "object lock is not supported"));
     }
-    let acl = super::acl::canned(
+    let acl = super::acl::from_headers(
         input.acl.as_ref().map(|a| a.as_str()),
         super::acl::GrantHeaders([
             input.grant_full_control.as_ref(),
@@ -97,6 +97,19 @@ pub(super) async fn create_bucket(
             input.grant_write_acp.as_ref(),
         ]),
     )?;
+    let location = input
+        .create_bucket_configuration
+        .as_ref()
+        .and_then(|c| c.location_constraint.as_ref())
+        .map(|l| l.as_str().to_owned())
+        .filter(|l| !l.is_empty());
+    if location.is_some_and(|l| l != s3.region) {
+        return Err(s3_error!(
+            InvalidLocationConstraint,
+            "this endpoint's region is {}",
+            s3.region
+        ));
+    }
     let name = input.bucket;
     // s3s checks the rest of AWS's naming rules before any operation; a dot
     // beside a dash is refused only for new buckets (as AWS does), so
@@ -167,7 +180,11 @@ pub(super) async fn get_bucket_location(
 ) -> S3Result<S3Response<GetBucketLocationOutput>> {
     s3.access(&req.credentials).await?;
     s3.store.bucket_system(&req.input.bucket).await?;
-    Ok(S3Response::new(GetBucketLocationOutput::default()))
+    // AWS answers us-east-1 with no constraint.
+    Ok(S3Response::new(GetBucketLocationOutput {
+        location_constraint: (s3.region != "us-east-1")
+            .then(|| BucketLocationConstraint::from(s3.region.clone())),
+    }))
 }
 
 /// Buckets are never versioned: an empty configuration (no `Status`), as

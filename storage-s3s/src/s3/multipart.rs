@@ -57,8 +57,8 @@ pub(super) async fn create_multipart_upload(
             input.grant_full_control.as_ref(),
             input.grant_read.as_ref(),
             input.grant_read_acp.as_ref(),
-            input.grant_write_acp.as_ref(),
             None,
+            input.grant_write_acp.as_ref(),
         ],
     )?;
     let upload = s3

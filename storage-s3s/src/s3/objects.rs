@@ -7,11 +7,11 @@ use super::convert::{
 };
 use super::S3Frontend;
 use crate::access::Access;
-use crate::acl::CannedAcl;
+use crate::acl::{Acl, Permission};
 use crate::body::ObjectBody;
 use crate::error::StorageError;
 use crate::objects::{
-    DeleteCondition, ObjectInfo, PutOptions, Read, StoredHeaders, WriteCondition,
+    CopyOptions, DeleteCondition, ObjectInfo, PutOptions, Read, StoredHeaders, WriteCondition,
 };
 use s3s::dto::*;
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
@@ -49,7 +49,10 @@ impl S3Frontend {
             .head_object(&Access::System, bucket, key, Read::AsCaller)
             .await;
         let exists = match found {
-            Ok(info) if row.public || CannedAcl::of_object(&info.metadata).public_read() => {
+            Ok(info)
+                if row.public
+                    || Acl::of_object(&info.metadata).allows(access, Permission::Read) =>
+            {
                 return Ok(info)
             }
             Ok(_) => true,
@@ -57,7 +60,7 @@ impl S3Frontend {
             Err(err) => return Err(err.into()),
         };
         let lists_every_key = matches!(access, Access::Service)
-            || row.s3_acl.public_read()
+            || row.s3_acl.allows(access, Permission::Read)
             || (row.owner.is_some() && row.owner.as_deref() == access.user_id());
         let lists_under_policies = match access {
             Access::Anon { .. } => row.public,
@@ -232,13 +235,14 @@ fn read_headers(info: &ObjectInfo) -> ReadHeaders {
     }
 }
 
-/// A write's canned ACL (`x-amz-acl`), refusing grants SelfDB cannot
-/// express.
+/// A write's ACL (`x-amz-acl` or `x-amz-grant-*`), refusing what SelfDB
+/// cannot express. `grants` are full control, read, read ACP, write and
+/// write ACP (objects have no write grant).
 pub(super) fn object_acl(
     acl: &Option<ObjectCannedACL>,
     grants: [Option<&String>; 5],
-) -> S3Result<Option<CannedAcl>> {
-    super::acl::canned(
+) -> S3Result<Option<Acl>> {
+    super::acl::from_headers(
         acl.as_ref().map(|a| a.as_str()),
         super::acl::GrantHeaders(grants),
     )
@@ -282,8 +286,8 @@ pub(super) async fn put_object(
             input.grant_full_control.as_ref(),
             input.grant_read.as_ref(),
             input.grant_read_acp.as_ref(),
-            input.grant_write_acp.as_ref(),
             None,
+            input.grant_write_acp.as_ref(),
         ],
     )?;
     let options = PutOptions {
@@ -541,8 +545,8 @@ pub(super) async fn copy_object(
             input.grant_full_control.as_ref(),
             input.grant_read.as_ref(),
             input.grant_read_acp.as_ref(),
-            input.grant_write_acp.as_ref(),
             None,
+            input.grant_write_acp.as_ref(),
         ],
     )?;
     let source = s3.readable(&access, &src_bucket, &src_key).await?;
@@ -566,7 +570,8 @@ pub(super) async fn copy_object(
         owner: None,
         declared_size: None,
         condition: WriteCondition::None,
-        acl,
+        // Store::copy_object sets the ACL on either path.
+        acl: None,
         headers: stored_headers(
             input.content_encoding,
             input.content_disposition,
@@ -577,13 +582,15 @@ pub(super) async fn copy_object(
     });
     let info = s3
         .store
-        .copy_object(
+        .copy_readable(
             &access,
-            (&src_bucket, &src_key),
+            &source,
             (&input.bucket, &input.key),
-            options,
-            true,
-            acl,
+            CopyOptions {
+                replace: options,
+                overwrite: true,
+                acl,
+            },
         )
         .await?;
     Ok(S3Response::new(CopyObjectOutput {

@@ -8,11 +8,13 @@ use crate::store::Store;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use std::sync::Arc;
 
-/// The s3s service over `store`, with access keys from `keys`.
-pub fn service(store: Store, keys: Arc<KeyRegistry>) -> S3Service {
+/// The s3s service over `store`, with access keys from `keys`, naming
+/// itself `region`.
+pub fn service(store: Store, keys: Arc<KeyRegistry>, region: String) -> S3Service {
     let mut builder = S3ServiceBuilder::new(S3Frontend {
         store: store.clone(),
         keys: keys.clone(),
+        region,
     });
     builder.set_auth(KeyAuth(keys));
     builder.set_access(S3Rules { store });
@@ -40,21 +42,21 @@ pub async fn serve(listener: tokio::net::TcpListener, service: S3Service) {
             let service = service.clone();
             let id = ids.next();
             async move {
-                let attributes = super::early::asks_attributes(&request);
-                let form = super::early::is_form_upload(&request);
-                let mut response = match super::early::answer(&request) {
+                let attributes = super::edge::asks_attributes(&request);
+                let form = super::edge::is_form_upload(&request);
+                let mut response = match super::edge::answer(&request) {
                     Some(answer) => answer,
-                    None => match super::early::sized(request).await {
+                    None => match super::edge::sized(request).await {
                         Ok(request) => service.call(request).await?,
                         Err(refused) => refused,
                     },
                 };
                 if attributes {
-                    super::early::unquote_attributes_etag(&mut response);
+                    super::edge::unquote_attributes_etag(&mut response);
                 }
                 if form {
-                    super::early::policy_condition_is_forbidden(&mut response);
-                    super::early::quote_redirect_etag(&mut response);
+                    super::edge::policy_condition_is_forbidden(&mut response);
+                    super::edge::quote_redirect_etag(&mut response);
                 }
                 super::request_id::stamp(&mut response, &id);
                 Ok::<_, s3s::HttpError>(response)

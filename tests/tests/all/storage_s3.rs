@@ -82,6 +82,7 @@ async fn boto3_drives_every_s3_operation() {
             .env("S3_SECRET_ACCESS_KEY", &env["S3_SECRET_ACCESS_KEY"])
             .env("ALICE_KEY_ID", alice_id)
             .env("ALICE_SECRET", alice_secret)
+            .env("BOB_USER_ID", &bob)
             .env("BOB_KEY_ID", bob_id)
             .env("BOB_SECRET", bob_secret)
             .env("REVOKED_KEY_ID", revoked_id)

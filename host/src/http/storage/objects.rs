@@ -8,7 +8,8 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use storage_s3s::{
-    byte_range, Access, FolderQuery, ObjectBody, ObjectInfo, PutOptions, Read, SortColumn, Store,
+    byte_range, Access, CopyOptions, FolderQuery, ObjectBody, ObjectInfo, PutOptions, Read,
+    SortColumn, Store,
 };
 
 /// Characters RFC 8187 lets a `filename*` value carry unescaped.
@@ -454,9 +455,10 @@ pub async fn copy(call: Call) -> StorageResult<Response> {
             &access,
             (&body.bucket_id, &body.source_key),
             (to_bucket, &body.destination_key),
-            None,
-            overwrite,
-            None,
+            CopyOptions {
+                overwrite,
+                ..Default::default()
+            },
         )
         .await?;
     Ok(json_response(

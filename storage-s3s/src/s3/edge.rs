@@ -1,5 +1,9 @@
-//! Answers a request gets before s3s parses it, where s3s would answer
-//! otherwise than S3 does:
+//! The S3 endpoint's HTTP edge: where s3s (0.14.1) would answer otherwise
+//! than S3 does, the request is answered here before s3s parses it, or
+//! s3s's answer is corrected after. Each rule is narrow and names the
+//! s3s behaviour it works around, so that it can go when s3s changes.
+//!
+//! Before s3s:
 //! - `OPTIONS` (a CORS preflight): SelfDB has no CORS configuration on the
 //!   S3 port, so 400 without `Origin` and 403 with one, as S3 answers for a
 //!   bucket without CORS (s3s would check the request as a signed one);
@@ -10,6 +14,13 @@
 //!   HTTP chunking, not aws-chunked signing): s3s needs the length, so a
 //!   body up to [`UNSIZED_PUT_LIMIT`] is read first and given one; a larger
 //!   one is refused 411 `MissingContentLength`, as S3 refuses any.
+//!
+//! After s3s:
+//! - GetObjectAttributes' ETag unquoted, as S3 writes that one;
+//! - a browser form upload refused for breaking its policy's conditions:
+//!   403 AccessDenied, as S3 answers (s3s: 400 InvalidPolicyDocument);
+//! - a form upload's `success_action_redirect` given the ETag in quotes,
+//!   as S3 gives it.
 
 use hyper::{Method, StatusCode};
 
