@@ -1,7 +1,8 @@
-//! S3's canned ACLs, as far as SelfDB's model expresses them. A bucket's
-//! ACL (`storage.buckets.s3_acl`) and an object's (`"s3Acl"` in its
-//! `metadata`) grant *anyone*, signed or not, more than the storage
-//! policies do; they never take away what a policy grants.
+//! S3's ACLs, as far as SelfDB's model expresses them. A bucket's ACL
+//! (`storage.buckets.s3_acl`) and an object's (`"s3Acl"` in its
+//! `metadata`) grant more than the storage policies do; they never take
+//! away what a policy grants (listing over S3 asks, besides, that the
+//! caller may see the bucket, as S3 does). Only an owner changes an ACL.
 //!
 //! - bucket `public-read`: anyone may list the bucket (objects stay as
 //!   readable as their own ACL and the policies make them);
@@ -175,21 +176,28 @@ impl Acl {
 }
 
 impl Store {
-    /// Sets a bucket's ACL, as the caller: the storage policies decide who
-    /// may update the bucket.
+    /// Sets a bucket's ACL: only its owner (or the service role) may, and
+    /// the storage policies must let the caller update the bucket too.
     pub async fn set_bucket_acl(
         &self,
         access: &Access,
         bucket_id: &str,
         acl: &Acl,
     ) -> StorageResult<()> {
+        let anyone_owned = matches!(access, Access::Service | Access::System);
         let rows = self
             .pools
             .once(
                 access,
                 "update storage.buckets set s3_acl = $2, s3_grants = $3, updated_at = now() \
-                 where id = $1 returning 1",
-                &[&bucket_id, &acl.canned.as_str(), &acl.grants_json()],
+                 where id = $1 and ($4 or owner_id = $5) returning 1",
+                &[
+                    &bucket_id,
+                    &acl.canned.as_str(),
+                    &acl.grants_json(),
+                    &anyone_owned,
+                    &access.user_id(),
+                ],
             )
             .await??;
         self.forget_bucket(bucket_id);
@@ -202,8 +210,9 @@ impl Store {
         Ok(())
     }
 
-    /// Sets an object's ACL, as the caller: the storage policies decide
-    /// who may update the object. Its bytes and version stay.
+    /// Sets an object's ACL: only its owner (or the service role) may, and
+    /// the storage policies must let the caller update the object too. Its
+    /// bytes and version stay.
     pub async fn set_object_acl(
         &self,
         access: &Access,
@@ -211,33 +220,28 @@ impl Store {
         key: &str,
         acl: &Acl,
     ) -> StorageResult<()> {
+        let anyone_owned = matches!(access, Access::Service | Access::System);
         let rows = self
             .pools
             .once(
                 access,
                 "update storage.objects \
                  set metadata = (coalesce(metadata, '{}') - 's3Acl' - 's3Grants') || $3 \
-                 where bucket_id = $1 and name = $2 returning 1",
-                &[&bucket_id, &key, &acl.object_keys()],
+                 where bucket_id = $1 and name = $2 and ($4 or owner_id = $5) returning 1",
+                &[
+                    &bucket_id,
+                    &key,
+                    &acl.object_keys(),
+                    &anyone_owned,
+                    &access.user_id(),
+                ],
             )
             .await??;
-        if rows.is_empty() {
-            self.bucket_system(bucket_id).await?;
-            let exists = self
-                .head_object(
-                    &Access::System,
-                    bucket_id,
-                    key,
-                    crate::objects::Read::AsCaller,
-                )
-                .await;
-            return Err(match exists {
-                Ok(_) => {
-                    StorageError::AccessDenied("only the object's owner may change its ACL".into())
-                }
-                Err(err) => err,
-            });
+        match rows.is_empty() {
+            true => Err(StorageError::AccessDenied(
+                "only the object's owner may change its ACL".into(),
+            )),
+            false => Ok(()),
         }
-        Ok(())
     }
 }

@@ -16,8 +16,14 @@ pub enum StorageError {
     ObjectExists,
     #[error("the bucket is not empty")]
     BucketNotEmpty,
+    /// Refused by row-level security or a missing grant (SQLSTATE 42501):
+    /// what an S3 ACL may grant on top.
     #[error("{0}")]
     AccessDenied(String),
+    /// Refused by a CHECK or a policy that raises: the app's own rule,
+    /// which no ACL overrides.
+    #[error("{0}")]
+    Refused(String),
     #[error("invalid key: {0}")]
     InvalidKey(String),
     #[error("invalid bucket name: {0}")]
@@ -77,7 +83,7 @@ impl From<tokio_postgres::Error> for StorageError {
             "42501" => StorageError::AccessDenied(db.message().to_owned()),
             "23505" => StorageError::ObjectExists,
             // A CHECK or policy written with `raise`: the caller's fault.
-            "23514" | "P0001" => StorageError::AccessDenied(db.message().to_owned()),
+            "23514" | "P0001" => StorageError::Refused(db.message().to_owned()),
             _ => {
                 tracing::warn!(code, message = db.message(), "storage query failed");
                 StorageError::Database(format!("{code}: {}", db.message()))

@@ -39,6 +39,42 @@ fn after_everything_under(prefix: &str) -> String {
 const LIST_BATCH: i64 = 1000;
 
 impl Store {
+    /// Who lists `bucket_id` for `access`, as S3 decides who may list: the
+    /// service role; anyone the bucket's ACL lets (every key, so the store
+    /// lists); under the policies, its owner, users of buckets without an
+    /// owner (Supabase's) and users who may see the bucket row. Anonymous
+    /// callers list only what the ACL opens. Also HeadBucket's rule.
+    pub async fn lister(&self, access: &Access, bucket_id: &str) -> StorageResult<Access> {
+        let bucket = self.bucket_system(bucket_id).await?;
+        match access {
+            Access::Service | Access::System => return Ok(access.clone()),
+            _ if bucket.s3_acl.allows(access, Permission::Read) => return Ok(Access::System),
+            Access::Anon { .. } => {
+                return Err(StorageError::AccessDenied(
+                    "the bucket cannot be listed anonymously".into(),
+                ))
+            }
+            Access::User { .. } => {}
+        }
+        let stranger = bucket.owner.is_some() && bucket.owner.as_deref() != access.user_id();
+        if stranger
+            && self
+                .pools
+                .once(
+                    access,
+                    "select 1 from storage.buckets where id = $1",
+                    &[&bucket_id],
+                )
+                .await??
+                .is_empty()
+        {
+            return Err(StorageError::AccessDenied(
+                "the bucket is another account's".into(),
+            ));
+        }
+        Ok(access.clone())
+    }
+
     pub async fn list_objects(
         &self,
         access: &Access,
@@ -59,37 +95,8 @@ impl Store {
                and starts_with(name, $3) \
              order by name collate \"C\" limit $4"
         );
-        // Who may list, as S3 decides it: the service role; anyone where
-        // the bucket's ACL says so (every key, so the store lists); its
-        // owner and users of buckets without an owner (Supabase's), under
-        // the policies; and users who may see the bucket row. Anonymous
-        // callers list only what the ACL opens.
-        let bucket = self.bucket_system(bucket_id).await?;
-        let lister = match access {
-            Access::Service | Access::System => access,
-            _ if bucket.s3_acl.allows(access, Permission::Read) => &Access::System,
-            Access::Anon { .. } => {
-                return Err(StorageError::AccessDenied(
-                    "the bucket cannot be listed anonymously".into(),
-                ))
-            }
-            Access::User { .. } => access,
-        };
-        let tx = self.pools.begin(lister).await?;
-        let stranger = matches!(lister, Access::User { .. })
-            && bucket.owner.is_some()
-            && bucket.owner.as_deref() != access.user_id();
-        if stranger
-            && tx
-                .client()
-                .query_opt("select 1 from storage.buckets where id = $1", &[&bucket_id])
-                .await?
-                .is_none()
-        {
-            return Err(StorageError::AccessDenied(
-                "the bucket is another account's".into(),
-            ));
-        }
+        let lister = self.lister(access, bucket_id).await?;
+        let tx = self.pools.begin(&lister).await?;
         let mut listing = Listing::default();
         let wanted = query.max_keys;
         if wanted == 0 {

@@ -1,6 +1,7 @@
 //! S3 multipart uploads. Parts are files like any other; completing an
 //! upload concatenates them into one new file and commits its row as the
-//! caller, so storage policies decide at that point, as for a single PUT.
+//! caller, so storage policies (and the bucket's ACL) decide at that point,
+//! as for a single PUT.
 //! Upload bookkeeping is the store's own (owner role), tied to the caller
 //! who started it.
 
@@ -237,7 +238,8 @@ impl Store {
             .collect())
     }
 
-    /// Uploads in progress in a bucket that belong to the caller.
+    /// Uploads in progress in a bucket: the caller's, or every one for the
+    /// bucket's owner and whoever its ACL lets list it.
     pub async fn list_uploads(
         &self,
         access: &Access,
@@ -322,19 +324,21 @@ impl Store {
                 .iter()
                 .map(|(_, e)| e.trim_matches('"').to_owned())
                 .collect();
+            // Only while the object is still the one it made.
             if multipart_etag(&etags).ok().as_ref() == Some(done) {
-                return self
+                let current = self
                     .head_object(
                         &Access::System,
                         &upload.bucket_id,
                         &upload.key,
                         crate::objects::Read::AsCaller,
                     )
-                    .await
-                    .map(|mut info| {
-                        info.etag = done.clone();
-                        info
-                    });
+                    .await;
+                if let Ok(info) = current {
+                    if &info.etag == done {
+                        return Ok(info);
+                    }
+                }
             }
             return Err(StorageError::NoSuchUpload);
         }

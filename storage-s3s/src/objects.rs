@@ -555,7 +555,7 @@ impl Store {
                 _ => err.into(),
             })?;
         let Some(committed) = rows.first() else {
-            let exists = tx
+            let visible = tx
                 .client()
                 .query_opt(
                     "select 1 from storage.objects where bucket_id = $1 and name = $2",
@@ -564,10 +564,9 @@ impl Store {
                 .await?
                 .is_some();
             tx.rollback().await?;
-            return Err(match condition {
-                WriteCondition::IfMatch(_) if !exists => StorageError::NoSuchKey,
-                _ => StorageError::PreconditionFailed,
-            });
+            return Err(self
+                .conditional_refusal(&row.new, condition, quoted.as_deref(), visible)
+                .await?);
         };
         let replaced: bool = committed.get(10);
         let info = object_from_row(committed);
@@ -576,6 +575,45 @@ impl Store {
             self.files_released();
         }
         Ok(info)
+    }
+
+    /// Why a conditional write changed no row. The statement runs under the
+    /// policies, which can hide the row or refuse to update it; that is
+    /// AccessDenied (which an ACL that lets the caller write may overrule,
+    /// see `commit_row`), not a failed precondition. A failed precondition
+    /// is told only to a caller who may see the object.
+    async fn conditional_refusal(
+        &self,
+        new: &NewRow<'_>,
+        condition: &WriteCondition,
+        quoted: Option<&str>,
+        visible: bool,
+    ) -> StorageResult<StorageError> {
+        let client = self.pools.owner.get().await?;
+        let stored = client
+            .query_opt(
+                "select metadata->>'eTag' from storage.objects where bucket_id = $1 and name = $2",
+                &[&new.bucket_id, &new.key],
+            )
+            .await?
+            .map(|row| row.get::<_, Option<String>>(0));
+        let Some(etag) = stored else {
+            return Ok(match condition {
+                WriteCondition::IfMatch(_) => StorageError::NoSuchKey,
+                _ => StorageError::PreconditionFailed,
+            });
+        };
+        let holds = match condition {
+            WriteCondition::IfMatch(None) | WriteCondition::None => true,
+            WriteCondition::IfMatch(Some(_)) => etag.as_deref() == quoted,
+            WriteCondition::IfNoneMatch(_) => etag.as_deref() != quoted,
+        };
+        Ok(match holds || !visible {
+            true => StorageError::AccessDenied(
+                "the storage policies do not let the caller replace this object".into(),
+            ),
+            false => StorageError::PreconditionFailed,
+        })
     }
 
     /// Deletes one object if it meets `condition`: `Ok(None)` when there is
@@ -620,7 +658,7 @@ impl Store {
             self.files_released();
             return Ok(Some(info));
         }
-        let exists = tx
+        let visible = tx
             .client()
             .query_opt(
                 "select 1 from storage.objects where bucket_id = $1 and name = $2",
@@ -629,9 +667,50 @@ impl Store {
             .await?
             .is_some();
         tx.rollback().await?;
-        match exists {
-            true => Err(StorageError::PreconditionFailed),
-            false => Ok(None),
+        if matches!(access, Access::System | Access::Service) {
+            return match visible {
+                true => Err(StorageError::PreconditionFailed),
+                false => Ok(None),
+            };
+        }
+        // What the store sees: no object (nothing to delete), one the
+        // condition holds for (the policies kept the caller from deleting
+        // it: an ACL that lets the caller write may overrule them), or one
+        // it fails for (told only to a caller who may see the object).
+        let client = self.pools.owner.get().await?;
+        let holds = client
+            .query_opt(
+                "select ($3::text is null or metadata->>'eTag' = $3) \
+                    and ($4::timestamptz is null or date_trunc('second', updated_at) = $4) \
+                    and ($5::bigint is null or (metadata->>'size')::bigint = $5) \
+                 from storage.objects where bucket_id = $1 and name = $2",
+                &[
+                    &bucket_id,
+                    &key,
+                    &etag,
+                    &condition.last_modified,
+                    &condition.size,
+                ],
+            )
+            .await?
+            .map(|row| row.get::<_, bool>(0));
+        drop(client);
+        let Some(holds) = holds else {
+            return Ok(None);
+        };
+        let acl_writes = self
+            .bucket_system(bucket_id)
+            .await?
+            .s3_acl
+            .allows(access, Permission::Write);
+        match (holds, acl_writes) {
+            (true, true) => {
+                Box::pin(self.delete_object_if(&Access::System, bucket_id, key, condition)).await
+            }
+            (false, _) if visible || acl_writes => Err(StorageError::PreconditionFailed),
+            _ => Err(StorageError::AccessDenied(
+                "the storage policies do not let the caller delete this object".into(),
+            )),
         }
     }
 

@@ -51,7 +51,15 @@ pub struct Store {
     pub(crate) max_object_bytes: u64,
     released: Arc<Notify>,
     /// Buckets as the store last read them, for limits on every upload.
-    buckets: Arc<Mutex<HashMap<String, (Bucket, Instant)>>>,
+    buckets: Arc<Mutex<BucketCache>>,
+}
+
+#[derive(Default)]
+struct BucketCache {
+    entries: HashMap<String, (Bucket, Instant)>,
+    /// Bumped by every change this host makes: a read that began before a
+    /// change does not put what it read back (it may be the old row).
+    generation: u64,
 }
 
 /// How long a bucket's limits may be served from memory: a change made
@@ -97,7 +105,7 @@ impl Store {
             pools,
             max_object_bytes,
             released: Arc::new(Notify::new()),
-            buckets: Arc::new(Mutex::new(HashMap::new())),
+            buckets: Arc::new(Mutex::new(BucketCache::default())),
         };
         store.sweep().await?;
         Ok(store)
@@ -215,12 +223,14 @@ impl Store {
     /// A bucket as the store itself sees it (no RLS): for limits and the
     /// public flag.
     pub async fn bucket_system(&self, id: &str) -> StorageResult<Bucket> {
+        let mut generation = None;
         if let Ok(cache) = self.buckets.lock() {
-            if let Some((bucket, at)) = cache.get(id) {
+            if let Some((bucket, at)) = cache.entries.get(id) {
                 if at.elapsed() < BUCKET_CACHE_TTL {
                     return Ok(bucket.clone());
                 }
             }
+            generation = Some(cache.generation);
         }
         let client = self.pools.owner.get().await?;
         let sql = format!("select {BUCKET_COLUMNS} from storage.buckets where id = $1");
@@ -231,17 +241,22 @@ impl Store {
             .map(bucket_from_row)
             .ok_or(StorageError::NoSuchBucket)?;
         if let Ok(mut cache) = self.buckets.lock() {
-            if cache.len() > 10_000 {
-                cache.clear();
+            if generation == Some(cache.generation) {
+                if cache.entries.len() > 10_000 {
+                    cache.entries.clear();
+                }
+                cache
+                    .entries
+                    .insert(id.to_owned(), (bucket.clone(), Instant::now()));
             }
-            cache.insert(id.to_owned(), (bucket.clone(), Instant::now()));
         }
         Ok(bucket)
     }
 
     pub(crate) fn forget_bucket(&self, id: &str) {
         if let Ok(mut cache) = self.buckets.lock() {
-            cache.remove(id);
+            cache.entries.remove(id);
+            cache.generation += 1;
         }
     }
 

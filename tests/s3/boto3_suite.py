@@ -408,6 +408,13 @@ class Access(unittest.TestCase):
             with self.assertRaises(urllib.error.HTTPError) as caught:
                 urllib.request.urlopen(url)
             self.assertEqual(caught.exception.code, 403, url)
+        for method in ["HEAD", "GET"]:
+            # An anonymous HeadBucket of a bucket it may not list; an
+            # anonymous GetObjectAcl of a public object.
+            url = anonymous + "/open.txt?acl" if method == "GET" else anonymous
+            with self.assertRaises(urllib.error.HTTPError) as caught:
+                urllib.request.urlopen(urllib.request.Request(url, method=method))
+            self.assertEqual(caught.exception.code, 403, (method, url))
         grants = SERVICE.get_object_acl(Bucket=bucket, Key="open.txt")["Grants"]
         self.assertIn("READ", [g["Permission"] for g in grants])
         # A public-read bucket lists for anyone; its objects stay private,
@@ -497,6 +504,19 @@ class Access(unittest.TestCase):
         BOB.delete_object(Bucket=bucket, Key="alice/notes.txt")
         BOB.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "alice/notes.txt"}]})
         self.assertEqual(ALICE.get_object(Bucket=bucket, Key="alice/notes.txt")["Body"].read(), b"alice's")
+        # Only an object's owner changes its ACL, and a stranger cannot tell
+        # whether the key exists by trying.
+        for key in ["alice/notes.txt", "alice/none.txt"]:
+            self.assertEqual(
+                error_code(lambda: BOB.put_object_acl(Bucket=bucket, Key=key, ACL="public-read")),
+                ("NoSuchKey", 404),
+            )
+        self.assertEqual(BOB.get_object_acl(Bucket=bucket, Key="bob/notes.txt")["Owner"]["ID"], os.environ["BOB_USER_ID"])
+        self.assertEqual(error_code(lambda: ALICE.get_object_acl(Bucket=bucket, Key="bob/notes.txt"))[1], 404)
+        ALICE.put_object_acl(Bucket=bucket, Key="alice/notes.txt", ACL="public-read")
+        self.assertEqual(
+            urllib.request.urlopen("%s/%s/alice/notes.txt" % (ENDPOINT, bucket)).read(), b"alice's"
+        )
         # Nobody but the service role may create buckets (no policy allows it).
         self.assertEqual(error_code(lambda: ALICE.create_bucket(Bucket="alice-bucket"))[0], "AccessDenied")
         # A revoked key stops working.

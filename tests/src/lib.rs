@@ -87,9 +87,37 @@ struct SharedCluster {
 
 const TEMPLATE: &str = "selfdb_template";
 
+/// Removes shared clusters earlier runs left in /tmp: the cluster is a
+/// static, which is never dropped, so its directory (over a gigabyte)
+/// outlives the run. Only directories no live postmaster owns and older
+/// than ten minutes go, so another test binary starting one is spared.
+fn remove_stale_clusters() {
+    let Ok(entries) = std::fs::read_dir("/tmp") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let ours = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("selfdb-test-pg"));
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(600));
+        let running = postmaster_pid(&path.join("pg")).is_some_and(process_alive);
+        if ours && old && !running {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
 fn shared_cluster() -> &'static SharedCluster {
     static CLUSTER: OnceLock<SharedCluster> = OnceLock::new();
     CLUSTER.get_or_init(|| {
+        remove_stale_clusters();
         let dir = tempfile::Builder::new()
             .prefix("selfdb-test-pg")
             .tempdir_in("/tmp")

@@ -208,6 +208,12 @@ fn grants(owner_id: Option<&str>, acl: &Acl) -> Vec<Grant> {
     list
 }
 
+/// Whether `access` owns what `owner` owns: the service role owns
+/// everything, a user what carries its id.
+fn owns(access: &Access, owner: Option<&str>) -> bool {
+    matches!(access, Access::Service) || (owner.is_some() && owner == access.user_id())
+}
+
 /// The ACL a Put*Acl request sets.
 fn requested(
     canned: Option<&str>,
@@ -257,10 +263,7 @@ pub(super) async fn get_bucket_acl(
 ) -> S3Result<S3Response<GetBucketAclOutput>> {
     let access = s3.access(&req.credentials).await?;
     let bucket = s3.store.bucket_system(&req.input.bucket).await?;
-    let yours = matches!(access, Access::Service)
-        || bucket.owner.is_none()
-        || bucket.owner.as_deref() == access.user_id();
-    if !yours {
+    if !owns(&access, bucket.owner.as_deref()) {
         return Err(s3_error!(AccessDenied));
     }
     Ok(S3Response::new(GetBucketAclOutput {
@@ -282,22 +285,20 @@ pub(super) async fn put_object_acl(
         input.grant_write.as_ref(),
         input.grant_write_acp.as_ref(),
     ]);
-    let object_owner = s3
-        .store
-        .head_object(
-            &Access::System,
-            &input.bucket,
-            &input.key,
-            crate::objects::Read::AsCaller,
-        )
-        .await
-        .ok()
-        .and_then(|info| info.owner);
+    // S3's 403/404 rule first, so that a stranger learns no more about
+    // the key than a read would tell.
+    let info = s3.readable(&access, &input.bucket, &input.key).await?;
+    if !owns(&access, info.owner.as_deref()) {
+        return Err(s3_error!(
+            AccessDenied,
+            "only the object's owner may change its ACL"
+        ));
+    }
     let acl = requested(
         input.acl.as_ref().map(|a| a.as_str()),
         headers,
         &input.access_control_policy,
-        object_owner.as_deref(),
+        info.owner.as_deref(),
     )?;
     s3.store
         .set_object_acl(&access, &input.bucket, &input.key, &acl)
@@ -313,6 +314,12 @@ pub(super) async fn get_object_acl(
     let info = s3
         .readable(&access, &req.input.bucket, &req.input.key)
         .await?;
+    // Who else may read is the owner's business (S3's READ_ACP, which
+    // SelfDB gives owners only): the object's or the bucket's.
+    let bucket = s3.store.bucket_system(&req.input.bucket).await?;
+    if !owns(&access, info.owner.as_deref()) && !owns(&access, bucket.owner.as_deref()) {
+        return Err(s3_error!(AccessDenied));
+    }
     let acl = Acl::of_object(&info.metadata);
     Ok(S3Response::new(GetObjectAclOutput {
         grants: Some(grants(info.owner.as_deref(), &acl)),

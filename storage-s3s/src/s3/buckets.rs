@@ -134,8 +134,9 @@ pub(super) async fn create_bucket(
         .await;
     match created {
         Ok(_) => {}
-        // us-east-1's rule, which S3 clients expect of a default region:
-        // creating your own bucket again succeeds and changes nothing.
+        // us-east-1's rule (and RGW's, in any region): creating your own
+        // bucket again succeeds and changes nothing. AWS's other regions
+        // answer 409 BucketAlreadyOwnedByYou; clients treat both as done.
         Err(StorageError::BucketExists) => {
             let existing = s3.store.bucket_system(&name).await?;
             let yours = match &access {
@@ -169,8 +170,9 @@ pub(super) async fn head_bucket(
     s3: &S3Frontend,
     req: S3Request<HeadBucketInput>,
 ) -> S3Result<S3Response<HeadBucketOutput>> {
-    s3.access(&req.credentials).await?;
-    s3.store.bucket_system(&req.input.bucket).await?;
+    // S3 answers HeadBucket to those who may list the bucket.
+    let access = s3.access(&req.credentials).await?;
+    s3.store.lister(&access, &req.input.bucket).await?;
     Ok(S3Response::new(HeadBucketOutput::default()))
 }
 

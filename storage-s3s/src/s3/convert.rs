@@ -27,7 +27,7 @@ impl From<StorageError> for S3Error {
             StorageError::BucketExists => C::BucketAlreadyOwnedByYou,
             StorageError::ObjectExists => C::PreconditionFailed,
             StorageError::BucketNotEmpty => C::BucketNotEmpty,
-            StorageError::AccessDenied(_) => C::AccessDenied,
+            StorageError::AccessDenied(_) | StorageError::Refused(_) => C::AccessDenied,
             StorageError::InvalidKey(msg) if msg.contains("limit") => C::KeyTooLongError,
             StorageError::InvalidKey(_) | StorageError::InvalidArgument(_) => C::InvalidArgument,
             StorageError::InvalidBucketName(_) => C::InvalidBucketName,

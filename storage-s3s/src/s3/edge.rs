@@ -13,7 +13,9 @@
 //! - a PUT sent with `Transfer-Encoding: chunked` and no length (plain
 //!   HTTP chunking, not aws-chunked signing): s3s needs the length, so a
 //!   body up to [`UNSIZED_PUT_LIMIT`] is read first and given one; a larger
-//!   one is refused 411 `MissingContentLength`, as S3 refuses any.
+//!   one is refused 411 `MissingContentLength`, as S3 refuses any. Such a
+//!   body is read before its signature is checked (s3s needs the length
+//!   for that), so at most four are read at once.
 //!
 //! After s3s:
 //! - GetObjectAttributes' ETag unquoted, as S3 writes that one;
@@ -145,6 +147,15 @@ pub fn unquote_attributes_etag(response: &mut s3s::HttpResponse) {
 /// one.
 pub const UNSIZED_PUT_LIMIT: usize = 16 << 20;
 
+/// How many such PUTs are read at once. They are read before the
+/// signature is checked (s3s checks it with the length), so this bounds
+/// what unsigned requests can hold: 4 x 16 MiB; more at once are told to
+/// slow down.
+const UNSIZED_PUTS_AT_ONCE: usize = 4;
+
+static UNSIZED_PUTS: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(UNSIZED_PUTS_AT_ONCE);
+
 /// `request` with a `Content-Length`, for s3s: an unsized PUT's body is
 /// read first (see the module's notes); any other request passes as it is.
 pub async fn sized(
@@ -162,16 +173,28 @@ pub async fn sized(
     if !unsized_put {
         return Ok(request.map(s3s::Body::from));
     }
+    let Ok(_permit) = UNSIZED_PUTS.try_acquire() else {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SlowDown",
+            "Too many uploads without a Content-Length at once; send the length or retry.",
+        ));
+    };
     let (mut parts, body) = request.into_parts();
     let collected = http_body_util::Limited::new(body, UNSIZED_PUT_LIMIT)
         .collect()
         .await
-        .map_err(|_| {
-            error(
+        .map_err(|err| match err.is::<http_body_util::LengthLimitError>() {
+            true => error(
                 StatusCode::LENGTH_REQUIRED,
                 "MissingContentLength",
                 "You must provide the Content-Length HTTP header.",
-            )
+            ),
+            false => error(
+                StatusCode::BAD_REQUEST,
+                "IncompleteBody",
+                "The request body ended before it was complete.",
+            ),
         })?;
     let bytes = collected.to_bytes();
     parts.headers.remove(hyper::header::TRANSFER_ENCODING);

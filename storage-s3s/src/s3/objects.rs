@@ -18,10 +18,11 @@ use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 impl S3Frontend {
     /// An object as `access` may read it: through the policies (RLS), or
-    /// — for anyone — from a public bucket or with a public ACL. A refusal
+    /// from a public bucket, or as the object's ACL allows. A refusal
     /// follows S3: 403 where the caller may not list the bucket (a missing
     /// key must not be told from a private one) or may see the key, 404
-    /// where it may list and the key is missing or hidden by the policies.
+    /// where the key is missing, or hidden by the policies, and the caller
+    /// may list the bucket (or read any key in it: a public bucket).
     pub(super) async fn readable(
         &self,
         access: &Access,
@@ -346,8 +347,10 @@ pub(super) async fn get_object(
     let (start, length, content_range) = match (&input.range, input.part_number) {
         (_, Some(number)) => {
             let (start, length) = part_span(&parts, info.size, number)?;
-            let range_text = format!("bytes {start}-{}/{}", start + length - 1, info.size);
-            (start, length, Some(range_text))
+            // An empty part (an empty object's part 1) has no byte range.
+            let range_text =
+                (length > 0).then(|| format!("bytes {start}-{}/{}", start + length - 1, info.size));
+            (start, length, range_text)
         }
         (None, None) => (0, info.size, None),
         (Some(range), None) => {

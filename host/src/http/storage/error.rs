@@ -48,7 +48,9 @@ impl From<StorageError> for StorageApiError {
             StorageError::NoSuchKey => (S::NOT_FOUND, "not_found"),
             StorageError::BucketExists | StorageError::ObjectExists => (S::CONFLICT, "Duplicate"),
             StorageError::BucketNotEmpty => (S::CONFLICT, "InvalidRequest"),
-            StorageError::AccessDenied(_) => (S::FORBIDDEN, "Unauthorized"),
+            StorageError::AccessDenied(_) | StorageError::Refused(_) => {
+                (S::FORBIDDEN, "Unauthorized")
+            }
             StorageError::InvalidKey(_) => (S::BAD_REQUEST, "InvalidKey"),
             StorageError::InvalidBucketName(_) => (S::BAD_REQUEST, "InvalidBucketName"),
             StorageError::InvalidArgument(_) => (S::BAD_REQUEST, "InvalidRequest"),
