@@ -10,12 +10,14 @@
 //! - a presigned URL whose `X-Amz-Expires` is negative or over a week:
 //!   403, as S3 answers (s3s takes a week and more, and answers a negative
 //!   one 400);
-//! - a PUT sent with `Transfer-Encoding: chunked` and no length (plain
-//!   HTTP chunking, not aws-chunked signing): s3s needs the length, so a
-//!   body up to [`UNSIZED_PUT_LIMIT`] is read first and given one; a larger
-//!   one is refused 411 `MissingContentLength`, as S3 refuses any. Such a
-//!   body is read before its signature is checked (s3s needs the length
-//!   for that), so at most four are read at once.
+//! - a PUT sent with `Transfer-Encoding: chunked` and no length whose
+//!   `x-amz-content-sha256` names a payload hash (or UNSIGNED-PAYLOAD):
+//!   s3s checks that hash against a body of known length and refuses one
+//!   without, so a body up to [`UNSIZED_PUT_LIMIT`] is read first and
+//!   given its length; a larger one is refused 411 `MissingContentLength`,
+//!   as before. Such a body is read before its signature is checked, so at
+//!   most four are read at once. (Presigned and aws-chunked PUTs without a
+//!   length stream through s3s as they always did.)
 //!
 //! After s3s:
 //! - GetObjectAttributes' ETag unquoted, as S3 writes that one;
@@ -156,6 +158,18 @@ const UNSIZED_PUTS_AT_ONCE: usize = 4;
 static UNSIZED_PUTS: tokio::sync::Semaphore =
     tokio::sync::Semaphore::const_new(UNSIZED_PUTS_AT_ONCE);
 
+/// Whether s3s will want the body's length before it streams the body:
+/// when `x-amz-content-sha256` names the payload's hash (or
+/// `UNSIGNED-PAYLOAD`), s3s checks the hash against a body of known length
+/// and refuses one without (presigned URLs, and aws-chunked uploads with
+/// their decoded length, stream as they always did).
+fn hash_needs_length(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.starts_with("STREAMING-"))
+}
+
 /// `request` with a `Content-Length`, for s3s: an unsized PUT's body is
 /// read first (see the module's notes); any other request passes as it is.
 pub async fn sized(
@@ -169,7 +183,8 @@ pub async fn sized(
         && headers
             .get(hyper::header::TRANSFER_ENCODING)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+        && hash_needs_length(headers);
     if !unsized_put {
         return Ok(request.map(s3s::Body::from));
     }
@@ -259,6 +274,21 @@ mod tests {
             request = request.header("origin", "https://example.com");
         }
         answer(&request.body(()).unwrap()).map(|r| r.status())
+    }
+
+    #[test]
+    fn only_bodies_s3s_must_measure_are_read() {
+        let with = |value: &str| {
+            let mut headers = hyper::HeaderMap::new();
+            headers.insert("x-amz-content-sha256", value.parse().unwrap());
+            hash_needs_length(&headers)
+        };
+        assert!(with(
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        ));
+        assert!(with("UNSIGNED-PAYLOAD"));
+        assert!(!with("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"));
+        assert!(!hash_needs_length(&hyper::HeaderMap::new()));
     }
 
     #[test]
