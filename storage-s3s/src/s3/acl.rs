@@ -17,7 +17,58 @@ const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
 
 /// The `x-amz-grant-*` headers of a request: full control, read, read
 /// ACP, write, write ACP.
-pub(super) struct GrantHeaders<'a>(pub(super) [Option<&'a String>; 5]);
+pub(super) struct GrantHeaders<'a>([Option<&'a String>; 5]);
+
+/// A request that can carry an ACL in headers: `x-amz-acl` and the
+/// `x-amz-grant-*` ones.
+pub(super) trait AclHeaders {
+    fn canned(&self) -> Option<&str>;
+    fn grants(&self) -> GrantHeaders<'_>;
+}
+
+macro_rules! acl_headers {
+    (with write: $($with:ty),*; without write: $($without:ty),*) => {
+        $(impl AclHeaders for $with {
+            fn canned(&self) -> Option<&str> {
+                self.acl.as_ref().map(|a| a.as_str())
+            }
+            fn grants(&self) -> GrantHeaders<'_> {
+                GrantHeaders([
+                    self.grant_full_control.as_ref(),
+                    self.grant_read.as_ref(),
+                    self.grant_read_acp.as_ref(),
+                    self.grant_write.as_ref(),
+                    self.grant_write_acp.as_ref(),
+                ])
+            }
+        })*
+        // Object writes have no WRITE grant.
+        $(impl AclHeaders for $without {
+            fn canned(&self) -> Option<&str> {
+                self.acl.as_ref().map(|a| a.as_str())
+            }
+            fn grants(&self) -> GrantHeaders<'_> {
+                GrantHeaders([
+                    self.grant_full_control.as_ref(),
+                    self.grant_read.as_ref(),
+                    self.grant_read_acp.as_ref(),
+                    None,
+                    self.grant_write_acp.as_ref(),
+                ])
+            }
+        })*
+    };
+}
+
+acl_headers!(
+    with write: CreateBucketInput, PutBucketAclInput, PutObjectAclInput;
+    without write: PutObjectInput, CopyObjectInput, CreateMultipartUploadInput
+);
+
+/// The ACL a request's headers set, if any.
+pub(super) fn header_acl(input: &impl AclHeaders) -> S3Result<Option<Acl>> {
+    from_headers(input.canned(), input.grants())
+}
 
 /// Everyone's part of an ACL from what AllUsers is granted.
 fn canned_of(read: bool, write: bool) -> S3Result<CannedAcl> {
@@ -89,7 +140,7 @@ enum Grantee<'a> {
 
 /// A request's ACL: `x-amz-acl`, or `x-amz-grant-*` headers
 /// (`id="..."` and `uri="..."` lists), not both; `None` when neither.
-pub(super) fn from_headers(acl: Option<&str>, grants: GrantHeaders<'_>) -> S3Result<Option<Acl>> {
+fn from_headers(acl: Option<&str>, grants: GrantHeaders<'_>) -> S3Result<Option<Acl>> {
     let [full_control, read, read_acp, write, write_acp] = grants.0;
     let any_grant = grants.0.iter().any(Option::is_some);
     if let Some(text) = acl {
@@ -216,12 +267,11 @@ fn owns(access: &Access, owner: Option<&str>) -> bool {
 
 /// The ACL a Put*Acl request sets.
 fn requested(
-    canned: Option<&str>,
-    headers: GrantHeaders<'_>,
+    input: &impl AclHeaders,
     policy: &Option<AccessControlPolicy>,
     owner_id: Option<&str>,
 ) -> S3Result<Acl> {
-    match (from_headers(canned, headers)?, policy) {
+    match (header_acl(input)?, policy) {
         (Some(acl), None) => Ok(acl),
         (None, Some(policy)) => from_policy(policy, owner_id),
         _ => Err(s3_error!(
@@ -238,16 +288,8 @@ pub(super) async fn put_bucket_acl(
     let access = s3.access(&req.credentials).await?;
     let input = req.input;
     let bucket = s3.store.bucket_system(&input.bucket).await?;
-    let headers = GrantHeaders([
-        input.grant_full_control.as_ref(),
-        input.grant_read.as_ref(),
-        input.grant_read_acp.as_ref(),
-        input.grant_write.as_ref(),
-        input.grant_write_acp.as_ref(),
-    ]);
     let acl = requested(
-        input.acl.as_ref().map(|a| a.as_str()),
-        headers,
+        &input,
         &input.access_control_policy,
         bucket.owner.as_deref(),
     )?;
@@ -278,13 +320,6 @@ pub(super) async fn put_object_acl(
 ) -> S3Result<S3Response<PutObjectAclOutput>> {
     let access = s3.access(&req.credentials).await?;
     let input = req.input;
-    let headers = GrantHeaders([
-        input.grant_full_control.as_ref(),
-        input.grant_read.as_ref(),
-        input.grant_read_acp.as_ref(),
-        input.grant_write.as_ref(),
-        input.grant_write_acp.as_ref(),
-    ]);
     // S3's 403/404 rule first, so that a stranger learns no more about
     // the key than a read would tell.
     let info = s3.readable(&access, &input.bucket, &input.key).await?;
@@ -294,12 +329,7 @@ pub(super) async fn put_object_acl(
             "only the object's owner may change its ACL"
         ));
     }
-    let acl = requested(
-        input.acl.as_ref().map(|a| a.as_str()),
-        headers,
-        &input.access_control_policy,
-        info.owner.as_deref(),
-    )?;
+    let acl = requested(&input, &input.access_control_policy, info.owner.as_deref())?;
     s3.store
         .set_object_acl(&access, &input.bucket, &input.key, &acl)
         .await?;

@@ -87,16 +87,7 @@ pub(super) async fn create_bucket(
     if input.object_lock_enabled_for_bucket == Some(true) {
         return Err(s3_error!(NotImplemented, "object lock is not supported"));
     }
-    let acl = super::acl::from_headers(
-        input.acl.as_ref().map(|a| a.as_str()),
-        super::acl::GrantHeaders([
-            input.grant_full_control.as_ref(),
-            input.grant_read.as_ref(),
-            input.grant_read_acp.as_ref(),
-            input.grant_write.as_ref(),
-            input.grant_write_acp.as_ref(),
-        ]),
-    )?;
+    let acl = super::acl::header_acl(&input)?;
     let location = input
         .create_bucket_configuration
         .as_ref()

@@ -51,16 +51,7 @@ pub(super) async fn create_multipart_upload(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let access = s3.access(&req.credentials).await?;
     let input = req.input;
-    let acl = super::objects::object_acl(
-        &input.acl,
-        [
-            input.grant_full_control.as_ref(),
-            input.grant_read.as_ref(),
-            input.grant_read_acp.as_ref(),
-            None,
-            input.grant_write_acp.as_ref(),
-        ],
-    )?;
+    let acl = super::acl::header_acl(&input)?;
     let upload = s3
         .store
         .create_upload(

@@ -236,19 +236,6 @@ fn read_headers(info: &ObjectInfo) -> ReadHeaders {
     }
 }
 
-/// A write's ACL (`x-amz-acl` or `x-amz-grant-*`), refusing what SelfDB
-/// cannot express. `grants` are full control, read, read ACP, write and
-/// write ACP (objects have no write grant).
-pub(super) fn object_acl(
-    acl: &Option<ObjectCannedACL>,
-    grants: [Option<&String>; 5],
-) -> S3Result<Option<Acl>> {
-    super::acl::from_headers(
-        acl.as_ref().map(|a| a.as_str()),
-        super::acl::GrantHeaders(grants),
-    )
-}
-
 /// A PUT's (or a multipart completion's) `If-Match`/`If-None-Match` as
 /// the store's write condition and overwrite flag.
 pub(super) fn write_condition(
@@ -279,18 +266,9 @@ pub(super) async fn put_object(
 ) -> S3Result<S3Response<PutObjectOutput>> {
     let access = s3.access(&req.credentials).await?;
     let input = req.input;
+    let acl = super::acl::header_acl(&input)?;
     let body = input.body.ok_or_else(|| s3_error!(IncompleteBody))?;
     let (condition, overwrite) = write_condition(&input.if_match, &input.if_none_match)?;
-    let acl = object_acl(
-        &input.acl,
-        [
-            input.grant_full_control.as_ref(),
-            input.grant_read.as_ref(),
-            input.grant_read_acp.as_ref(),
-            None,
-            input.grant_write_acp.as_ref(),
-        ],
-    )?;
     let options = PutOptions {
         content_type: input.content_type,
         cache_control: input.cache_control,
@@ -542,16 +520,7 @@ pub(super) async fn copy_object(
             "copying an object onto itself needs a metadata change"
         ));
     }
-    let acl = object_acl(
-        &input.acl,
-        [
-            input.grant_full_control.as_ref(),
-            input.grant_read.as_ref(),
-            input.grant_read_acp.as_ref(),
-            None,
-            input.grant_write_acp.as_ref(),
-        ],
-    )?;
+    let acl = super::acl::header_acl(&input)?;
     let source = s3.readable(&access, &src_bucket, &src_key).await?;
     check_preconditions(
         &source,
