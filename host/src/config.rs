@@ -130,8 +130,23 @@ pub struct FileConfig {
     pub s3_region: Option<String>,
     pub storage_max_object_bytes: Option<u64>,
     pub js_toolchain: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub cors_origins: Option<Vec<String>>,
+    pub log_format: Option<LogFormat>,
     #[serde(default)]
     pub functions: BTreeMap<String, FunctionSettings>,
+}
+
+/// How the host writes its log (standard error).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Lines for people; requests are logged at `debug` only.
+    #[default]
+    Text,
+    /// One JSON object per line, one line per request, for log shippers.
+    Json,
 }
 
 impl FileConfig {
@@ -220,6 +235,11 @@ pub struct Settings {
     pub js_own_components: bool,
     /// Encrypts functions' secrets; `<data dir>/secrets.key` when unset.
     pub secrets_key: Option<String>,
+    /// HTTPS on both ports when set.
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// Who may call the APIs from a browser.
+    pub cors: crate::cors::CorsPolicy,
+    pub log_format: LogFormat,
 }
 
 impl Settings {

@@ -20,9 +20,13 @@ use crate::runtime::Runtime;
 use crate::secrets::{random_token, read_or_create_secret};
 use anyhow::Context;
 use std::collections::BTreeMap;
+use std::future::IntoFuture;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// How long shutdown waits for open connections to finish.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Name of the platform database inside the embedded cluster.
 const EMBEDDED_DATABASE: &str = "selfdb";
@@ -172,17 +176,36 @@ async fn serve(
     tracing::info!(projects = known, "projects registered");
     projects.start(db.owner_target().clone());
 
+    let tls = match &settings.tls {
+        Some(files) => {
+            let tls = crate::tls::Tls::load(files.clone()).context("load the TLS certificate")?;
+            tls.reload_on_sighup().context("listen for SIGHUP")?;
+            Some(tls)
+        }
+        None => None,
+    };
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     let storage = Arc::new(
-        crate::storage::Storage::start(&settings, &db)
-            .await
-            .context("start object storage")?,
+        crate::storage::Storage::start(
+            &settings,
+            &db,
+            tls.as_ref(),
+            crate::s3_port::S3Edge {
+                cors: settings.cors.clone(),
+                metrics: metrics.clone(),
+                log_format: settings.log_format,
+            },
+        )
+        .await
+        .context("start object storage")?,
     );
 
-    let listener = tokio::net::TcpListener::bind(settings.listen)
+    let listener = crate::listen::Incoming::bind(settings.listen, tls.as_ref())
         .await
         .with_context(|| format!("listen on {}", settings.listen))?;
-    let addr = listener.local_addr()?;
-    let url = format!("http://{addr}");
+    let addr = listener.local_addr();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{addr}");
     deploy_auth(&runtime, &settings, &url)?;
     deploy_crud(&runtime, &settings)?;
 
@@ -226,6 +249,8 @@ async fn serve(
         realtime,
         projects,
         request_log,
+        metrics,
+        cors: settings.cors.clone(),
     });
     let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
 
@@ -248,18 +273,28 @@ async fn serve(
         database_url,
     )?;
     tracing::info!(%url, startup_ms = started.elapsed().as_millis() as u64, "SelfDB is serving");
-    // Nagle's algorithm would hold a response's last bytes (a function's
-    // body ends only after its commit, a write of its own) until the
-    // client's delayed ACK: 40 ms a request.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(%err, "TCP_NODELAY");
-        }
+    // Through `tap_io` (doing nothing): axum gives `ConnectInfo` of a
+    // listener's address type only to a tapped listener or its own.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
+    // Shutdown waits for requests in flight, but not past
+    // SHUTDOWN_GRACE: a client that keeps a connection open (an HTTP/2
+    // client that never answers the closing PING) must not keep the host
+    // from stopping.
+    let (began, shutdown_began) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+        signals.wait().await;
+        let _ = began.send(());
     });
-    axum::serve(listener, service)
-        .with_graceful_shutdown(signals.wait())
-        .await
-        .context("HTTP server")?;
+    tokio::select! {
+        served = server.into_future() => served.context("HTTP server")?,
+        () = async {
+            match shutdown_began.await {
+                Ok(()) => tokio::time::sleep(SHUTDOWN_GRACE).await,
+                // The server ended on its own.
+                Err(_) => std::future::pending().await,
+            }
+        } => tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open at shutdown were closed"),
+    }
     tracing::info!("HTTP server stopped");
     // The last requests' records, before the database may stop.
     if let Some(log) = log_to_flush {

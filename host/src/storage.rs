@@ -21,7 +21,12 @@ pub struct Storage {
 impl Storage {
     /// Opens the store (removing temp files of interrupted uploads) and
     /// starts serving S3.
-    pub async fn start(settings: &Settings, db: &Database) -> anyhow::Result<Storage> {
+    pub async fn start(
+        settings: &Settings,
+        db: &Database,
+        tls: Option<&crate::tls::Tls>,
+        edge: crate::s3_port::S3Edge,
+    ) -> anyhow::Result<Storage> {
         let pools = Pools {
             owner: db.owner().clone(),
             api: db.api().clone(),
@@ -58,10 +63,10 @@ impl Storage {
         .await
         .context("store the service-role S3 key")?;
 
-        let listener = tokio::net::TcpListener::bind(settings.s3_listen)
+        let incoming = crate::listen::Incoming::bind(settings.s3_listen, tls)
             .await
             .with_context(|| format!("listen for S3 on {}", settings.s3_listen))?;
-        let addr = listener.local_addr()?;
+        let addr = incoming.local_addr();
         let shown = if addr.ip().is_unspecified() {
             std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
         } else {
@@ -69,12 +74,14 @@ impl Storage {
         };
         let service =
             storage_s3s::s3::service(store.clone(), keys.clone(), settings.s3_region.clone());
-        tokio::spawn(storage_s3s::s3::serve(listener, service));
-        tracing::info!(%addr, "S3 endpoint listening");
+        let endpoint = storage_s3s::s3::Endpoint::new(service);
+        tokio::spawn(crate::s3_port::serve(incoming, endpoint, edge));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, scheme, "S3 endpoint listening");
         Ok(Storage {
             store,
             keys,
-            s3_endpoint: format!("http://{shown}"),
+            s3_endpoint: format!("{scheme}://{shown}"),
             service_access_key_id: access_key_id,
             service_secret_access_key: secret,
         })

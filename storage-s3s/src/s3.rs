@@ -30,7 +30,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, S3};
 use std::sync::Arc;
 
-pub use server::{serve, service};
+pub use server::{serve, serve_with, service, Endpoint};
 
 /// The store as s3s serves it, with the access keys requests are signed
 /// with.

@@ -9,11 +9,14 @@ use std::time::Duration;
 
 /// The client a host hands out: a request that hangs fails its test after a
 /// minute instead of hanging the run.
-pub(crate) fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("HTTP client")
+pub(crate) fn client(trusted_ca: Option<&str>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
+    if let Some(pem) = trusted_ca {
+        builder = builder.add_root_certificate(
+            reqwest::Certificate::from_pem(pem.as_bytes()).expect("the test CA"),
+        );
+    }
+    builder.build().expect("HTTP client")
 }
 
 /// Sends a request and reads its response in one call; a request that

@@ -15,15 +15,6 @@ pub struct ExternalCluster {
     pub ca_pem: Option<String>,
 }
 
-fn run(cmd: &mut Command, what: &str) {
-    let output = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        output.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 impl ExternalCluster {
     /// Starts a cluster; with `tls`, only encrypted connections are let in
     /// over TCP. Blocking (initdb and pg_ctl).
@@ -127,55 +118,10 @@ impl ExternalCluster {
     /// A CA and a server certificate it signs (for `localhost` and
     /// 127.0.0.1), `ssl = on`, and `pg_hba.conf` refusing plain TCP.
     fn require_tls(&mut self) {
-        let work = self.dir.path().join("tls");
-        std::fs::create_dir_all(&work).expect("tls dir");
-        let ca_key = work.join("ca.key");
-        let ca_crt = work.join("ca.crt");
-        run(
-            Command::new("openssl")
-                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes"])
-                .arg("-keyout")
-                .arg(&ca_key)
-                .arg("-out")
-                .arg(&ca_crt)
-                .args(["-days", "3", "-subj", "/CN=selfdb test CA"]),
-            "openssl: the CA",
-        );
+        let ca = crate::tls::TestCa::create(&self.dir.path().join("tls"));
         let key = self.data_dir().join("server.key");
-        let csr = work.join("server.csr");
         let crt = self.data_dir().join("server.crt");
-        run(
-            Command::new("openssl")
-                .args(["req", "-newkey", "rsa:2048", "-nodes"])
-                .arg("-keyout")
-                .arg(&key)
-                .arg("-out")
-                .arg(&csr)
-                .args(["-subj", "/CN=localhost"]),
-            "openssl: the server key",
-        );
-        let ext = work.join("server.ext");
-        std::fs::write(
-            &ext,
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-        )
-        .expect("write the extensions");
-        run(
-            Command::new("openssl")
-                .args(["x509", "-req", "-in"])
-                .arg(&csr)
-                .arg("-CA")
-                .arg(&ca_crt)
-                .arg("-CAkey")
-                .arg(&ca_key)
-                .arg("-CAcreateserial")
-                .arg("-out")
-                .arg(&crt)
-                .args(["-days", "3", "-extfile"])
-                .arg(&ext),
-            "openssl: sign the server certificate",
-        );
+        ca.issue_to(&crt, &key);
         // The server (the `postgres` user when tests run as root) must own
         // its key, readable by it alone.
         let owner = std::fs::metadata(self.data_dir()).expect("stat pgdata");
@@ -194,7 +140,7 @@ impl ExternalCluster {
         )
         .expect("write pg_hba.conf");
         std::os::unix::fs::chown(&hba, Some(owner.uid()), Some(owner.gid())).expect("chown");
-        self.ca_pem = Some(std::fs::read_to_string(&ca_crt).expect("read the CA"));
+        self.ca_pem = Some(ca.pem());
         let socket = self.pg.socket_config("postgres").expect("socket");
         std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().expect("runtime");

@@ -13,6 +13,7 @@
 
 mod api;
 mod external;
+pub mod tls;
 
 pub use api::{error_code, misbehave, run_sql, run_sql_body, RequestExt};
 pub use external::{ClickHouse, ExternalCluster, PgBouncer};
@@ -206,6 +207,8 @@ pub struct HostBuilder {
     envs: Vec<(String, String)>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    /// The CA (PEM) the host's client trusts, for a host serving HTTPS.
+    trusted_ca: Option<String>,
 }
 
 impl HostBuilder {
@@ -245,6 +248,7 @@ impl HostBuilder {
             envs: Vec::new(),
             data_dir: Some(data_dir),
             database_url: Some(database_url.to_owned()),
+            trusted_ca: None,
         }
     }
 
@@ -289,6 +293,17 @@ impl HostBuilder {
 
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
+        self
+    }
+
+    /// Serves HTTPS with `cert` and `key`; the host's client trusts
+    /// `ca_pem`.
+    pub fn https(mut self, cert: &Path, key: &Path, ca_pem: String) -> Self {
+        self.args.push("--tls-cert".into());
+        self.args.push(cert.display().to_string());
+        self.args.push("--tls-key".into());
+        self.args.push(key.display().to_string());
+        self.trusted_ca = Some(ca_pem);
         self
     }
 
@@ -374,7 +389,7 @@ impl HostBuilder {
             data_dir,
             database_url: self.database_url,
             stderr_log,
-            http: api::client(),
+            http: api::client(self.trusted_ca.as_deref()),
         }
     }
 }
@@ -416,6 +431,7 @@ impl Host {
             envs: Vec::new(),
             data_dir: Some(data_dir.to_owned()),
             database_url: None,
+            trusted_ca: None,
         }
     }
 

@@ -5,7 +5,7 @@ pub mod functions;
 pub mod projects;
 pub mod spin_upload;
 
-use crate::config::{DatabaseSource, FileConfig, FunctionLimits, Settings};
+use crate::config::{DatabaseSource, FileConfig, FunctionLimits, LogFormat, Settings};
 use clap::{Args, Parser, Subcommand};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -204,6 +204,22 @@ pub struct CommonArgs {
     /// generated on first start.
     #[arg(long, env = "SELFDB_SECRETS_KEY", hide_env_values = true)]
     pub secrets_key: Option<String>,
+    /// PEM certificate chain for HTTPS on the API and S3 ports (with
+    /// `--tls-key`); both files are read again on SIGHUP.
+    #[arg(long, env = "SELFDB_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "SELFDB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Origins a browser app may call the APIs from, comma-separated
+    /// (`https://app.example.com,http://localhost:5173`), or `*` for any
+    /// (the default, as Supabase's gateway).
+    #[arg(long, env = "SELFDB_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
+    /// `text` (default) or `json`: one JSON object per line, with one line
+    /// per request carrying its request id.
+    #[arg(long, env = "SELFDB_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
     /// Serve `/bench/native/hello` (used by `make bench`).
     #[arg(long, env = "SELFDB_BENCH_ROUTES", hide = true)]
     pub bench_routes: bool,
@@ -354,6 +370,21 @@ impl CommonArgs {
                 .map(std::path::absolute)
                 .transpose()?,
             secrets_key: self.secrets_key,
+            tls: match (
+                self.tls_cert.or(file.tls_cert),
+                self.tls_key.or(file.tls_key),
+            ) {
+                (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {
+                    cert: std::path::absolute(cert)?,
+                    key: std::path::absolute(key)?,
+                }),
+                (None, None) => None,
+                _ => anyhow::bail!("HTTPS needs both tls_cert and tls_key"),
+            },
+            cors: crate::cors::CorsPolicy::parse(
+                &self.cors_origins.or(file.cors_origins).unwrap_or_default(),
+            )?,
+            log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             js_own_components: self.js_own_components.unwrap_or(true),
             cache_dir: std::path::absolute(
                 self.cache_dir.unwrap_or_else(|| data_dir.join("cache")),
@@ -427,22 +458,38 @@ fn run_client(command: impl std::future::Future<Output = anyhow::Result<()>>) ->
     }
 }
 
+/// Logs go to standard error, filtered by `RUST_LOG` (default
+/// `selfdb=info,warn`). As JSON, each line is one object with the fields of
+/// the event and of the spans it happened in (a request's id among them).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "selfdb=info,warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
+    }
+}
+
 /// Entry point of the binary: parses flags, starts the runtime, maps errors
 /// to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "selfdb=info,warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     if let Command::Projects(args) = cli.command {
+        init_logging(LogFormat::Text);
         return run_client(projects::run(args));
     }
     if let Command::Functions(args) = cli.command {
+        init_logging(LogFormat::Text);
         return run_client(functions::run(args));
     }
     let settings = match settings_for(cli.command) {
@@ -452,6 +499,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_logging(settings.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -44,29 +44,38 @@ pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
     (status, Json(body))
 }
 
-/// Prometheus text format.
-pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
-    let m = &app.runtime.metrics;
+/// Prometheus (OpenMetrics text): see `crate::metrics`.
+pub async fn metrics(State(app): State<AppState>) -> axum::response::Response {
+    let runtime = &app.runtime.metrics;
+    let events = &app.functions.events.metrics;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-    let body = format!(
-        "# TYPE selfdb_invocations_total counter\nselfdb_invocations_total {}\n\
-         # TYPE selfdb_invocation_failures_total counter\nselfdb_invocation_failures_total {}\n\
-         # TYPE selfdb_instantiations_total counter\nselfdb_instantiations_total {}\n\
-         # TYPE selfdb_instantiate_seconds_total counter\nselfdb_instantiate_seconds_total {:.9}\n\
-         # TYPE selfdb_active_invocations gauge\nselfdb_active_invocations {}\n",
-        load(&m.invocations),
-        load(&m.failures),
-        load(&m.instantiations),
-        load(&m.instantiate_nanos) as f64 / 1e9,
-        load(&m.active),
-    );
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        body,
-    )
+    let pool = |name: &'static str, pool: &deadpool_postgres::Pool| {
+        let status = pool.status();
+        (name, status.size as u64, status.available as u64)
+    };
+    let snapshot = crate::metrics::Snapshot {
+        invocations: load(&runtime.invocations),
+        invocation_failures: load(&runtime.failures),
+        instantiations: load(&runtime.instantiations),
+        instantiate_seconds: load(&runtime.instantiate_nanos) as f64 / 1e9,
+        active_invocations: load(&runtime.active),
+        events_delivered: load(&events.delivered),
+        events_failed: load(&events.failed),
+        events_dead: load(&events.dead),
+        realtime_connections: app.realtime.connection_count() as u64,
+        pools: vec![pool("owner", app.db.owner()), pool("api", app.db.api())],
+    };
+    match app.metrics.render(snapshot) {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 fn record_handlers(app: &AppState) -> Vec<String> {

@@ -100,11 +100,12 @@ pub async fn invoke_reporting(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         response
     };
-    let mut id = uuid::Uuid::encode_buffer();
-    let request_id: Arc<str> = uuid::Uuid::new_v4()
-        .hyphenated()
-        .encode_lower(&mut id)
-        .into();
+    // The id the edge gave the request, so the function's log records and
+    // the host's log lines name the same one.
+    let request_id: Arc<str> = match parts.extensions.get::<super::observe::RequestId>() {
+        Some(id) => id.0.clone(),
+        None => super::observe::new_id(),
+    };
     let refused = |response: Response| Answered {
         status: response.status(),
         response,

@@ -3,12 +3,14 @@
 
 pub mod auth;
 mod bench;
+mod cors;
 pub mod error;
 mod events;
 mod function_api;
 mod functions;
 mod health;
 mod invoke;
+pub mod observe;
 pub mod principal;
 mod project_api;
 mod projects;
@@ -41,6 +43,8 @@ pub struct App {
     pub projects: Arc<crate::projects::Projects>,
     /// None when request logging is off (`--request-log false`).
     pub request_log: Option<crate::request_log::RequestLog>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub cors: crate::cors::CorsPolicy,
 }
 
 pub type AppState = Arc<App>;
@@ -154,6 +158,14 @@ pub fn router(app: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             request_log::log_requests,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            cors::cors,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            observe::observe,
         ))
         .with_state(app)
 }

@@ -21,7 +21,7 @@ pub async fn log_requests(State(app): State<AppState>, request: Request, next: N
         return next.run(request).await;
     }
     let route = classify(path, request.method());
-    let method = method_name(request.method());
+    let method = super::observe::method_name(request.method());
     let bytes_in = content_length(request.headers());
     let at = chrono::Utc::now();
     let started = Instant::now();
@@ -74,19 +74,6 @@ fn content_length(headers: &HeaderMap) -> i64 {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-fn method_name(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::OPTIONS => "OPTIONS",
-        _ => "OTHER",
-    }
 }
 
 #[derive(Debug, PartialEq)]

@@ -320,6 +320,11 @@ impl Realtime {
         })
     }
 
+    /// Open connections on this host.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
     /// Counts a new connection in, unless the host is at its cap.
     pub fn admit(&self) -> bool {
         let cap = self.limits.connections;

@@ -8,6 +8,7 @@ mod auth_redis;
 mod credentials;
 mod deploy;
 mod dev;
+mod edge;
 mod events;
 mod functions;
 mod functions_cli;

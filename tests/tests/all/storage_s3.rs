@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 /// The Python that has boto3: the one on PATH, else Debian's.
-fn python_with_boto3() -> String {
+pub(crate) fn python_with_boto3() -> String {
     for python in ["python3", "/usr/bin/python3"] {
         let ok = Command::new(python)
             .args(["-c", "import boto3"])

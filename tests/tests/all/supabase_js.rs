@@ -9,7 +9,7 @@ fn run_node_suite(host: &Host, file: &str) {
     run_node_suite_with(host, file, &[]);
 }
 
-fn run_node_suite_with(host: &Host, file: &str, extra: &[(&str, &str)]) {
+pub(crate) fn run_node_suite_with(host: &Host, file: &str, extra: &[(&str, &str)]) {
     let js = workspace_root().join("tests").join("js");
     assert!(
         js.join("node_modules")
