@@ -252,6 +252,18 @@ impl HostBuilder {
         }
     }
 
+    /// `selfdb` with exactly `args` and `envs` (then `--data-dir`), as a
+    /// deployment file would start it.
+    pub fn command(args: Vec<String>, envs: Vec<(String, String)>, data_dir: PathBuf) -> Self {
+        HostBuilder {
+            args,
+            envs,
+            data_dir: Some(data_dir),
+            database_url: None,
+            trusted_ca: None,
+        }
+    }
+
     /// A second `selfdb serve` on the same database as `other`, with its own
     /// data dir: another node behind the same balancer.
     pub fn alongside(other: &Host) -> HostBuilder {

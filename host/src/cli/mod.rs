@@ -458,6 +458,25 @@ fn run_client(command: impl std::future::Future<Output = anyhow::Result<()>>) ->
     }
 }
 
+/// An empty variable of ours means "not set", as `.env` files and
+/// compose's `${VAR:-}` write it; clap would take it for an empty value
+/// (an empty SMTP URL, an empty path). Runs before any thread starts.
+fn forget_empty_variables() {
+    let empty: Vec<std::ffi::OsString> = std::env::vars_os()
+        .filter(|(key, value)| {
+            value.is_empty()
+                && key.to_str().is_some_and(|k| {
+                    k.starts_with("SELFDB_")
+                        || matches!(k, "DATABASE_URL" | "REDIS_URL" | "RUST_LOG")
+                })
+        })
+        .map(|(key, _)| key)
+        .collect();
+    for key in empty {
+        std::env::remove_var(key);
+    }
+}
+
 /// Logs go to standard error, filtered by `RUST_LOG` (default
 /// `selfdb=info,warn`). As JSON, each line is one object with the fields of
 /// the event and of the spans it happened in (a request's id among them).
@@ -483,6 +502,7 @@ fn init_logging(format: LogFormat) {
 /// Entry point of the binary: parses flags, starts the runtime, maps errors
 /// to an exit code.
 pub fn main() -> ExitCode {
+    forget_empty_variables();
     let cli = Cli::parse();
     if let Command::Projects(args) = cli.command {
         init_logging(LogFormat::Text);

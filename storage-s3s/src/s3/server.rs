@@ -45,6 +45,7 @@ impl Endpoint {
         request: hyper::Request<hyper::body::Incoming>,
     ) -> Result<s3s::HttpResponse, s3s::HttpError> {
         let id = self.ids.next();
+        let sent_body = sends_body_over_http1(&request);
         let attributes = super::edge::asks_attributes(&request);
         let form = super::edge::is_form_upload(&request);
         let mut response = match super::edge::answer(&request) {
@@ -62,6 +63,21 @@ impl Endpoint {
             super::edge::quote_redirect_etag(&mut response);
         }
         super::request_id::stamp(&mut response, &id);
+        // An error answered before the body was read (a key too long, a
+        // bad signature) leaves the body's bytes on the connection, racing
+        // the client's next request on it (a client that waited out
+        // `Expect: 100-continue` sends the body late): the connection
+        // ends with this answer instead. (A CI run under load once saw a
+        // GET right after such a refused PUT fail its signature, which is
+        // what a request prefixed with a stale body byte would do; not
+        // reproduced since.)
+        if sent_body && (response.status().is_client_error() || response.status().is_server_error())
+        {
+            response.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+        }
         Ok(response)
     }
 
@@ -76,6 +92,22 @@ impl Endpoint {
         });
         serve_with(io, service).await;
     }
+}
+
+/// Whether `request` carries a body on an HTTP/1 connection (HTTP/2
+/// frames bodies, so nothing of one can be taken for the next request).
+fn sends_body_over_http1<B>(request: &hyper::Request<B>) -> bool {
+    let http1 = matches!(
+        request.version(),
+        hyper::Version::HTTP_10 | hyper::Version::HTTP_11
+    );
+    let headers = request.headers();
+    let length = headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    http1 && (length > 0 || headers.contains_key(hyper::header::TRANSFER_ENCODING))
 }
 
 /// Serves `service` on one connection, HTTP/1.1 or HTTP/2 (by its preface).

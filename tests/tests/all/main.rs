@@ -5,6 +5,7 @@
 mod auth_keys;
 mod auth_mail;
 mod auth_redis;
+mod compose;
 mod credentials;
 mod deploy;
 mod dev;
