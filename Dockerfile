@@ -30,14 +30,22 @@ FROM debian:bookworm-slim
 # ca-certificates: TLS to PostgreSQL, SMTP, S3 and webhooks; curl: the
 # health check; libstdc++6: node, which builds TypeScript/JavaScript
 # functions at deploy time.
+# The libraries pg_dump 17 (below) links besides libpq.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl libstdc++6 \
+      libssl3 zlib1g liblz4-1 libzstd1 libldap-2.5-0 libgssapi-krb5-2 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin selfdb \
  && mkdir -p /data && chown selfdb:selfdb /data
 COPY --from=js /usr/local/bin/node /usr/local/bin/node
 COPY --from=js /opt/selfdb/toolchain/js /opt/selfdb/toolchain/js
 COPY --from=build /out/selfdb /usr/local/bin/selfdb
+# `selfdb backup` runs pg_dump, which must be of the server's major version
+# (compose runs PostgreSQL 17; Debian 12's own client is 15): PostgreSQL
+# 17's programs and libpq from the official image of the same major.
+COPY --from=postgres:17-bookworm /usr/lib/postgresql/17 /usr/lib/postgresql/17
+COPY --from=postgres:17-bookworm /usr/lib/*-linux-gnu/libpq.so.5* /usr/local/lib/
+RUN ldconfig
 ENV SELFDB_DATA_DIR=/data \
     SELFDB_LISTEN=0.0.0.0:8000 \
     SELFDB_S3_PORT=9000 \

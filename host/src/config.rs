@@ -126,6 +126,7 @@ pub struct FileConfig {
     pub smtp_from: Option<String>,
     pub db_schemas: Option<Vec<String>>,
     pub storage_dir: Option<PathBuf>,
+    pub storage_backend: Option<String>,
     pub s3_port: Option<u16>,
     pub s3_region: Option<String>,
     pub storage_max_object_bytes: Option<u64>,
@@ -221,6 +222,14 @@ pub struct Settings {
     pub db_schemas: Vec<String>,
     /// Where object files live.
     pub storage_dir: PathBuf,
+    /// An upstream S3 store that holds object bytes instead of
+    /// `storage_dir`.
+    pub storage_upstream: Option<storage_s3s::UpstreamConfig>,
+    /// Backups taken on a schedule by the hosts of this instance.
+    pub backup_schedule: Option<crate::backup::schedule::BackupSchedule>,
+    /// How long bytes that no row references are left before they count as
+    /// orphans (uploads other hosts are committing must outlive it).
+    pub storage_orphan_grace: std::time::Duration,
     /// Where the S3 endpoint listens.
     pub s3_listen: SocketAddr,
     /// The S3 endpoint's region.

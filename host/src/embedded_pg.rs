@@ -105,6 +105,11 @@ impl EmbeddedPg {
         &self.pgdata
     }
 
+    /// Where this cluster's PostgreSQL programs are.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
+    }
+
     /// Connection string for `database` as the cluster's superuser.
     pub fn url(&self, database: &str) -> String {
         format!(
@@ -344,6 +349,43 @@ impl Drop for EmbeddedPg {
             let _ = self.stop();
         }
     }
+}
+
+/// A cluster a live host is serving from `root` (`<data dir>`).
+pub struct RunningCluster {
+    pub port: u16,
+    pub password: String,
+}
+
+/// The cluster in `root/pg` when a postmaster is running it, with what a
+/// client needs to connect (its port from `postmaster.pid`, the superuser
+/// password from `pg.password`); `None` when it is stopped.
+pub fn running_cluster(root: &Path) -> Result<Option<RunningCluster>, PgError> {
+    let Ok(text) = fs::read_to_string(root.join("pg").join("postmaster.pid")) else {
+        return Ok(None);
+    };
+    let mut lines = text.lines();
+    let pid = lines.next().and_then(|l| l.trim().parse::<i32>().ok());
+    // Line 4 of postmaster.pid is the port.
+    let port = lines.nth(2).and_then(|l| l.trim().parse::<u16>().ok());
+    let (Some(pid), Some(port)) = (pid, port) else {
+        return Ok(None);
+    };
+    if !is_postgres_process(pid) {
+        return Ok(None);
+    }
+    let password_file = root.join("pg.password");
+    let password = fs::read_to_string(&password_file)
+        .map_err(io(format!("read {}", password_file.display())))?
+        .trim()
+        .to_owned();
+    Ok(Some(RunningCluster { port, password }))
+}
+
+/// Where PostgreSQL's programs are (the newest installed major version):
+/// `pg_dump` and `pg_restore` for backups, beside the server's.
+pub fn find_client_dir() -> Result<PathBuf, PgError> {
+    find_bin_dir()
 }
 
 fn find_bin_dir() -> Result<PathBuf, PgError> {

@@ -11,6 +11,7 @@
 //! and `docs/architecture.md` give the reasons.
 
 pub mod auth;
+pub mod backup;
 pub mod capabilities;
 pub mod cli;
 pub mod config;

@@ -199,6 +199,7 @@ async fn serve(
         .await
         .context("start object storage")?,
     );
+    crate::backup::schedule::spawn(settings.clone(), db.clone()).context("--backup-cron")?;
 
     let listener = crate::listen::Incoming::bind(settings.listen, tls.as_ref())
         .await

@@ -7,7 +7,7 @@ use crate::db::Database;
 use crate::secrets::random_token;
 use anyhow::Context;
 use std::sync::Arc;
-use storage_s3s::{KeyRegistry, Pools, Store};
+use storage_s3s::{Backend, KeyRegistry, Pools, Store};
 
 pub struct Storage {
     pub store: Store,
@@ -31,21 +31,29 @@ impl Storage {
             owner: db.owner().clone(),
             api: db.api().clone(),
         };
-        let store = Store::open(
-            &settings.storage_dir,
-            pools.clone(),
-            settings.storage_max_object_bytes,
-        )
-        .await
-        .with_context(|| {
-            format!(
-                "open the object store in {}",
-                settings.storage_dir.display()
-            )
-        })?;
+        let backend = match &settings.storage_upstream {
+            Some(upstream) => {
+                let mut upstream = upstream.clone();
+                // Claims the upstream prefix for this database's instance.
+                upstream.instance_id = db
+                    .setting_or_init("instance_id", || uuid::Uuid::new_v4().to_string())
+                    .await?;
+                Backend::Upstream(upstream)
+            }
+            None => Backend::Local(settings.storage_dir.clone()),
+        };
+        let store = Store::open(&backend, pools.clone(), settings.storage_max_object_bytes)
+            .await
+            .with_context(|| match &backend {
+                Backend::Local(dir) => format!("open the object store in {}", dir.display()),
+                Backend::Upstream(upstream) => {
+                    format!("open the object store at {}", upstream.location)
+                }
+            })?;
+        tracing::info!(backend = store.backend(), "object bytes");
         // Long enough that no upload another host is committing right now
         // can be taken for an orphan.
-        store.spawn_sweeper(std::time::Duration::from_secs(600));
+        store.spawn_sweeper(settings.storage_orphan_grace);
         let keys = Arc::new(KeyRegistry::new(pools));
         let access_key_id = db
             .setting_or_init("s3_service_access_key_id", || {

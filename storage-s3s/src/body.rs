@@ -1,6 +1,8 @@
-//! An object's bytes as a download sees them: an open file, or the bytes
-//! of an inline object already read from the database. Either way a
-//! replacement or delete after the open cannot cut the download short.
+//! An object's bytes as a download sees them: an open file, the bytes of
+//! an inline object already read from the database, or a key upstream.
+//! A replacement or delete after the open cannot cut the download short:
+//! an open file outlives its name, and upstream bytes are deleted only
+//! well after their row is released (`Blobs::release_grace`).
 
 use bytes::Bytes;
 use futures::Stream;
@@ -17,6 +19,8 @@ const READ_CHUNK: usize = 1024 * 1024;
 pub enum ObjectBody {
     File(tokio::fs::File),
     Inline(Bytes),
+    /// In an upstream S3 store, read when the download starts.
+    Remote(crate::upstream::RemoteBody),
 }
 
 impl ObjectBody {
@@ -40,6 +44,9 @@ impl ObjectBody {
                 let part = bytes.slice(start..end);
                 Ok(BodyStream::Inline((!part.is_empty()).then_some(part)))
             }
+            ObjectBody::Remote(remote) => Ok(BodyStream::Remote(sync_wrapper::SyncStream::new(
+                remote.stream(start, length).await?,
+            ))),
         }
     }
 }
@@ -47,6 +54,9 @@ impl ObjectBody {
 pub enum BodyStream {
     File(ReaderStream<tokio::io::Take<tokio::fs::File>>),
     Inline(Option<Bytes>),
+    /// `Sync` because s3s's body type wants it; the stream is only ever
+    /// polled through `&mut`.
+    Remote(sync_wrapper::SyncStream<futures::stream::BoxStream<'static, io::Result<Bytes>>>),
 }
 
 impl Stream for BodyStream {
@@ -56,6 +66,7 @@ impl Stream for BodyStream {
         match self.get_mut() {
             BodyStream::File(stream) => Pin::new(stream).poll_next(cx),
             BodyStream::Inline(bytes) => Poll::Ready(bytes.take().map(Ok)),
+            BodyStream::Remote(stream) => Pin::new(stream).poll_next(cx),
         }
     }
 }

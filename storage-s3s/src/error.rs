@@ -2,7 +2,7 @@
 //! the REST API to Supabase Storage's JSON errors, the S3 endpoint to S3's
 //! error codes.
 
-use crate::files::WriteError;
+use crate::blobs::WriteError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -50,7 +50,7 @@ pub enum StorageError {
     Body(String),
     #[error("database: {0}")]
     Database(String),
-    #[error("disk: {0}")]
+    #[error("object bytes: {0}")]
     Io(#[from] std::io::Error),
 }
 

@@ -18,42 +18,8 @@ use std::path::{Path, PathBuf};
 use tokio::fs;
 use tokio::io::AsyncWriteExt;
 
-/// Where a stream stopped being written, and why.
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    #[error("the object is larger than the limit of {limit} bytes")]
-    TooLarge { limit: u64 },
-    #[error("reading the upload: {0}")]
-    Body(String),
-    #[error("writing the object: {0}")]
-    Io(#[from] io::Error),
-}
-
-/// A file written and fsynced under `objects/`, not yet referenced by any
-/// metadata row. Dropping it without [`Written::keep`] removes the file.
-#[derive(Debug)]
-pub struct Written {
-    pub version: String,
-    pub size: u64,
-    /// MD5 of the bytes, lowercase hex: S3's ETag for a single-part upload.
-    pub etag: String,
-    path: Option<PathBuf>,
-}
-
-impl Written {
-    /// The metadata row committed: the file now belongs to it.
-    pub fn keep(mut self) {
-        self.path = None;
-    }
-}
-
-impl Drop for Written {
-    fn drop(&mut self) {
-        if let Some(path) = self.path.take() {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
+use crate::blobs::Cleanup;
+pub use crate::blobs::{WriteError, Written};
 
 #[derive(Debug, Clone)]
 pub struct FileStore {
@@ -119,6 +85,22 @@ pub fn new_version() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// Refuses anything but a version this module could have made (8 to 64
+/// hex digits): versions are read back from the database and become file
+/// paths or upstream keys.
+pub fn check_version(version: &str) -> io::Result<()> {
+    let valid =
+        version.len() >= 8 && version.len() <= 64 && version.bytes().all(|b| b.is_ascii_hexdigit());
+    if valid {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a storage file version",
+        ))
+    }
+}
+
 impl FileStore {
     /// Opens (creating) the store under `root` and removes temp files left by
     /// an earlier process that died mid-upload.
@@ -145,6 +127,14 @@ impl FileStore {
         Ok(Self { root, sync })
     }
 
+    /// The store under `root` as it is, for reading only (a backup): no
+    /// temp file is touched, since a host may be writing them.
+    pub fn for_reading(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        let sync = SyncGroup::start(root.clone());
+        Self { root, sync }
+    }
+
     /// Where a version's bytes are written before they are moved into place.
     fn tmp_path_of(&self, version: &str) -> PathBuf {
         let shard = version.get(..2).unwrap_or("00");
@@ -158,15 +148,7 @@ impl FileStore {
     /// The path of a version's file. Versions are generated here (hex), but
     /// also read back from the database, so anything else is refused.
     pub fn path_of(&self, version: &str) -> io::Result<PathBuf> {
-        let valid = version.len() >= 8
-            && version.len() <= 64
-            && version.bytes().all(|b| b.is_ascii_hexdigit());
-        if !valid {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "not a storage file version",
-            ));
-        }
+        check_version(version)?;
         Ok(self.root.join("objects").join(&version[..2]).join(version))
     }
 
@@ -183,12 +165,7 @@ impl FileStore {
         let tmp_path = self.tmp_path_of(&version);
         let result = self.write_body(&tmp_path, &version, body, limit).await;
         match result {
-            Ok((size, etag, path)) => Ok(Written {
-                version,
-                size,
-                etag,
-                path: Some(path),
-            }),
+            Ok((size, etag, path)) => Ok(Written::new(version, size, etag, Cleanup::File(path))),
             Err(err) => {
                 let _ = fs::remove_file(&tmp_path).await;
                 Err(err)
@@ -286,12 +263,7 @@ impl FileStore {
             .set_modified(std::time::SystemTime::now())?;
         sync_dir(&dir).await?;
         let size = fs::metadata(&path).await?.len();
-        Ok(Written {
-            version: new,
-            size,
-            etag: String::new(),
-            path: Some(path),
-        })
+        Ok(Written::new(new, size, String::new(), Cleanup::File(path)))
     }
 
     /// Concatenates the files of `versions` (multipart parts, or ranges of
@@ -319,12 +291,12 @@ impl FileStore {
             }
         };
         let path = self.place(&tmp_path, &version).await?;
-        Ok(Written {
+        Ok(Written::new(
             version,
             size,
-            etag: String::new(),
-            path: Some(path),
-        })
+            String::new(),
+            Cleanup::File(path),
+        ))
     }
 
     /// Versions of files under `objects/` last modified before `before`.

@@ -8,7 +8,7 @@
 //! and disappear together. Versions of inline objects carry a prefix that
 //! is not hex, so no file path is ever made of one.
 
-use crate::files::WriteError;
+use crate::blobs::WriteError;
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use std::pin::Pin;

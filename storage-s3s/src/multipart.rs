@@ -185,7 +185,7 @@ impl Store {
         }
         let bucket = self.bucket_system(&upload.bucket_id).await?;
         let written = self
-            .files
+            .blobs
             .write(body, Some(self.size_limit(&bucket)))
             .await?;
         let client = self.pools.owner.get().await?;
@@ -367,7 +367,7 @@ impl Store {
         if total > limit {
             return Err(StorageError::EntityTooLarge { limit });
         }
-        let mut written = self.files.concat(&versions).await?;
+        let mut written = self.blobs.concat(&versions).await?;
         written.etag = multipart_etag(&etags)?;
         let content_type = upload
             .content_type

@@ -3,9 +3,9 @@
 
 use crate::access::Access;
 use crate::acl::{Acl, Permission};
+use crate::blobs::Written;
 use crate::body::ObjectBody;
 use crate::error::{StorageError, StorageResult};
-use crate::files::Written;
 use crate::inline::{self, Gathered};
 use crate::names::check_key;
 use crate::store::{pg_code, Bucket, Store};
@@ -313,7 +313,7 @@ impl Store {
             }
             Gathered::Large(rest, head) => {
                 let written = self
-                    .files
+                    .blobs
                     .write(inline::rejoin(rest, head), Some(limit))
                     .await?;
                 let etag = written.etag.clone();
@@ -810,7 +810,7 @@ impl Store {
     /// they are gone (the version was replaced or deleted).
     pub async fn open_body(&self, version: &str) -> StorageResult<ObjectBody> {
         if !inline::is_inline(version) {
-            return Ok(ObjectBody::File(self.files.open_file(version).await?));
+            return Ok(self.blobs.open_body(version).await?);
         }
         let client = self.pools.owner.get().await?;
         let statement = client.prepare_cached(inline::LOAD_SQL).await?;
@@ -930,7 +930,7 @@ impl Store {
         if inline::is_inline(&source.version) {
             let bytes = match self.open_body(&source.version).await? {
                 ObjectBody::Inline(bytes) => bytes,
-                ObjectBody::File(_) => {
+                ObjectBody::File(_) | ObjectBody::Remote(_) => {
                     return Err(StorageError::Database(
                         "an inline version has a file".into(),
                     ))
@@ -948,7 +948,7 @@ impl Store {
                 )
                 .await;
         }
-        let mut written = self.files.link(&source.version).await?;
+        let mut written = self.blobs.link(&source.version).await?;
         written.etag = source.etag.clone();
         self.record(access, to.0, to.1, written, &content_type, &options)
             .await

@@ -2,9 +2,10 @@
 
 use crate::access::{Access, Pools};
 use crate::acl::{Acl, CannedAcl};
+use crate::blobs::{Backend, Blobs};
 use crate::error::{StorageError, StorageResult};
-use crate::files::FileStore;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,7 +46,7 @@ pub struct BucketUpdate {
 
 #[derive(Clone)]
 pub struct Store {
-    pub(crate) files: FileStore,
+    pub(crate) blobs: Blobs,
     pub(crate) pools: Pools,
     /// Upper bound on one object, whatever a bucket allows.
     pub(crate) max_object_bytes: u64,
@@ -86,22 +87,34 @@ fn bucket_from_row(row: &tokio_postgres::Row) -> Bucket {
     }
 }
 
+/// Advisory lock that keeps object bytes from being deleted while a backup
+/// copies them: every deletion of committed bytes (sweeps, orphan and
+/// abandoned-upload collection) runs under it shared, so hosts never wait
+/// for one another; `selfdb backup` takes it exclusively from before its
+/// snapshot until the last object is copied. A row visible in the snapshot
+/// therefore keeps its bytes until the backup has them.
+pub const BYTES_DELETION_LOCK: i64 = 0x5e1f_db00_0004;
+
+/// Held (per transaction) by the host collecting orphans, so that hosts
+/// sharing an upstream bucket do not all list it at once.
+const ORPHAN_COLLECTION_LOCK: i64 = 0x5e1f_db00_0005;
+
 pub(crate) fn pg_code(err: &tokio_postgres::Error) -> Option<&str> {
     err.as_db_error().map(|db| db.code().code())
 }
 
 impl Store {
-    /// Opens the file store under `root` (cleaning temp files an earlier
-    /// process left) and deletes files whose rows were released while no
-    /// host was running to do it.
+    /// Opens where the bytes live (cleaning temp files an earlier process
+    /// left, or checking that the upstream bucket answers) and deletes the
+    /// bytes of rows released while no host was running to do it.
     pub async fn open(
-        root: impl Into<std::path::PathBuf>,
+        backend: &Backend,
         pools: Pools,
         max_object_bytes: u64,
     ) -> StorageResult<Self> {
-        let files = FileStore::open(root).await?;
+        let blobs = Blobs::open(backend, &pools.owner, max_object_bytes).await?;
         let store = Store {
-            files,
+            blobs,
             pools,
             max_object_bytes,
             released: Arc::new(Notify::new()),
@@ -115,51 +128,127 @@ impl Store {
         self.max_object_bytes
     }
 
-    /// Deletes, in the background, the files of rows that were replaced or
-    /// deleted (woken after every such change), after collecting orphans
-    /// once.
-    pub fn spawn_sweeper(&self, orphan_grace: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    /// `local <dir>` or the upstream store's `s3://` location.
+    pub fn backend(&self) -> String {
+        self.blobs.describe()
+    }
+
+    /// Deletes, in the background, the bytes of rows that were replaced
+    /// or deleted (woken after every such change, and on a timer for the
+    /// releases of other hosts and those still within the release grace),
+    /// and collects orphans and abandoned uploads: at start, and for an
+    /// upstream store every `orphan_grace`, so that a surviving host cleans
+    /// up after one that died.
+    pub fn spawn_sweeper(&self, orphan_grace: Duration) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
+        let tick = match self.blobs.release_grace() {
+            Duration::ZERO => Duration::from_secs(60),
+            grace => (grace / 2).clamp(Duration::from_millis(100), Duration::from_secs(60)),
+        };
+        // Local files are collected at start only: a host's orphans are its
+        // own and it collects them when it comes back, and reading a large
+        // directory tree every few minutes is not free. Hosts share an
+        // upstream bucket, where one that died may never come back.
+        let collect_every = match self.blobs {
+            Blobs::Local(_) => Duration::from_secs(365 * 24 * 3600),
+            Blobs::Upstream(_) => orphan_grace.max(Duration::from_secs(1)),
+        };
         tokio::spawn(async move {
-            if let Err(err) = store.collect_orphans(orphan_grace).await {
-                tracing::warn!(%err, "collecting unreferenced storage files");
-            }
+            let mut next_collection = Instant::now();
             loop {
-                store.released.notified().await;
-                if let Err(err) = store.sweep().await {
-                    tracing::warn!(%err, "deleting released storage files");
+                match store.deletion_permit().await {
+                    Ok(Some(permit)) => {
+                        if Instant::now() >= next_collection && permit.may_collect().await {
+                            if let Err(err) = store.collect_orphans(orphan_grace).await {
+                                tracing::warn!(%err, "collecting unreferenced storage files");
+                            }
+                            if let Err(err) = store.blobs.abandoned_uploads(orphan_grace).await {
+                                tracing::warn!(%err, "aborting abandoned upstream uploads");
+                            }
+                            next_collection = Instant::now() + collect_every;
+                        }
+                        if let Err(err) = store.sweep().await {
+                            tracing::warn!(%err, "deleting released storage files");
+                        }
+                        drop(permit);
+                    }
+                    // A backup is copying bytes: try again at the next tick.
+                    Ok(None) => {}
+                    Err(err) => tracing::warn!(%err, "taking the storage deletion lock"),
+                }
+                let wait = tick.min(next_collection.saturating_duration_since(Instant::now()));
+                tokio::select! {
+                    _ = store.released.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
             }
         })
+    }
+
+    /// A transaction holding [`BYTES_DELETION_LOCK`] shared, or `None`
+    /// while a backup holds it. Deletions run while it is open.
+    async fn deletion_permit(&self) -> StorageResult<Option<DeletionPermit>> {
+        let client = self.pools.owner.get().await?;
+        client.batch_execute("begin").await?;
+        let granted: bool = client
+            .query_one(
+                "select pg_try_advisory_xact_lock_shared($1)",
+                &[&BYTES_DELETION_LOCK],
+            )
+            .await?
+            .get(0);
+        if !granted {
+            client.batch_execute("rollback").await?;
+            return Ok(None);
+        }
+        Ok(Some(DeletionPermit {
+            client: Some(client),
+        }))
     }
 
     pub(crate) fn files_released(&self) {
         self.released.notify_one();
     }
 
-    /// Deletes files that no row references and that are older than
-    /// `grace`, and inline bytes that no row references: a host that died between moving an upload into place and
-    /// committing its row leaves one. The grace period spares uploads that
-    /// other hosts sharing the directory are committing right now.
-    pub async fn collect_orphans(&self, grace: std::time::Duration) -> StorageResult<usize> {
+    /// Deletes bytes that no row references and that are older than
+    /// `grace`, and inline bytes that no row references: a host that died
+    /// between writing an upload and committing its row leaves them. The
+    /// grace period spares uploads that other hosts sharing the bytes are
+    /// committing right now; upstream multipart uploads in progress are
+    /// spared by their `pending_blobs` row.
+    pub async fn collect_orphans(&self, grace: Duration) -> StorageResult<usize> {
         let before = std::time::SystemTime::now() - grace;
-        let candidates = self.files.versions_older_than(before).await?;
+        let mut candidates = self.blobs.versions_older_than(before).await?;
         let mut removed = 0;
-        for batch in candidates.chunks(1000) {
-            let batch: Vec<String> = batch.to_vec();
-            let client = self.pools.owner.get().await?;
-            let rows = client
-                .query(
-                    "select v from unnest($1::text[]) v \
-                     where not exists (select 1 from storage.objects o where o.version = v) \
-                       and not exists (select 1 from storage.s3_multipart_uploads_parts p where p.version = v)",
-                    &[&batch],
-                )
-                .await?;
-            for row in rows {
-                let version: String = row.get(0);
-                self.files.remove(&version).await?;
-                removed += 1;
+        let mut batch: Vec<String> = Vec::with_capacity(1000);
+        loop {
+            let next = candidates.next().await.transpose()?;
+            let done = next.is_none();
+            batch.extend(next);
+            if batch.len() < 1000 && !done {
+                continue;
+            }
+            if !batch.is_empty() {
+                let client = self.pools.owner.get().await?;
+                let rows = client
+                    .query(
+                        "select v from unnest($1::text[]) v \
+                         where not exists (select 1 from storage.objects o where o.version = v) \
+                           and not exists (select 1 from storage.s3_multipart_uploads_parts p where p.version = v) \
+                           and not exists (select 1 from storage.pending_blobs b where b.version = v)",
+                        &[&batch],
+                    )
+                    .await?;
+                drop(client);
+                for row in rows {
+                    let version: String = row.get(0);
+                    self.blobs.remove(&version).await?;
+                    removed += 1;
+                }
+                batch.clear();
+            }
+            if done {
+                break;
             }
         }
         if removed > 0 {
@@ -185,8 +274,9 @@ impl Store {
         Ok(removed + inline as usize)
     }
 
-    /// Deletes released files, then forgets them; a crash in between leaves
-    /// the rows, so the next sweep finishes the job.
+    /// Deletes released bytes (those released longer ago than the
+    /// backend's release grace), then forgets them; a crash in between
+    /// leaves the rows, so the next sweep finishes the job.
     pub async fn sweep(&self) -> StorageResult<usize> {
         let mut total = 0;
         loop {
@@ -195,8 +285,9 @@ impl Store {
                 .client()
                 .query(
                     "select version from storage.released_files \
+                     where released_at <= now() - make_interval(secs => $1) \
                      order by released_at limit 500 for update skip locked",
-                    &[],
+                    &[&self.blobs.release_grace().as_secs_f64()],
                 )
                 .await?;
             if rows.is_empty() {
@@ -205,7 +296,7 @@ impl Store {
             }
             let versions: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
             for version in &versions {
-                if let Err(err) = self.files.remove(version).await {
+                if let Err(err) = self.blobs.remove(version).await {
                     tracing::warn!(%err, version, "deleting a released storage file");
                 }
             }
@@ -393,5 +484,44 @@ impl Store {
             return Err(StorageError::NoSuchBucket);
         }
         Ok(())
+    }
+}
+
+/// An open transaction holding the deletion lock shared; ending it (on
+/// drop, in the background) lets a waiting backup start.
+struct DeletionPermit {
+    client: Option<deadpool_postgres::Object>,
+}
+
+impl DeletionPermit {
+    /// Whether this host is the one to collect orphans now (another is
+    /// doing it otherwise).
+    async fn may_collect(&self) -> bool {
+        let Some(client) = &self.client else {
+            return false;
+        };
+        client
+            .query_one(
+                "select pg_try_advisory_xact_lock($1)",
+                &[&ORPHAN_COLLECTION_LOCK],
+            )
+            .await
+            .map(|row| row.get::<_, bool>(0))
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for DeletionPermit {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    // A connection whose rollback fails is not put back.
+                    if client.batch_execute("rollback").await.is_err() {
+                        let _ = deadpool_postgres::Object::take(client);
+                    }
+                });
+            }
+        }
     }
 }

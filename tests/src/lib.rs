@@ -13,10 +13,12 @@
 
 mod api;
 mod external;
+mod seaweedfs;
 pub mod tls;
 
 pub use api::{error_code, misbehave, run_sql, run_sql_body, RequestExt};
 pub use external::{ClickHouse, ExternalCluster, PgBouncer};
+pub use seaweedfs::{Inventory, SeaweedFs};
 
 use selfdb::embedded_pg::EmbeddedPg;
 use std::collections::HashMap;
@@ -742,4 +744,18 @@ impl Drop for Redis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The Python that has boto3: the one on PATH, else Debian's.
+pub fn python_with_boto3() -> String {
+    for python in ["python3", "/usr/bin/python3"] {
+        let ok = Command::new(python)
+            .args(["-c", "import boto3"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return python.to_owned();
+        }
+    }
+    panic!("no python3 with boto3: run `make test` (scripts/bootstrap.sh installs python3-boto3)");
 }

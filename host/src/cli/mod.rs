@@ -34,6 +34,45 @@ pub enum Command {
     /// Register existing PostgreSQL databases and manage them (projects:
     /// an instant API over each).
     Projects(projects::ProjectsArgs),
+    /// Write one consistent archive of an instance (its database, object
+    /// bytes and secrets key) into a folder while it keeps serving, and
+    /// print its path. Finds the instance as `dev` (`--data-dir`) or
+    /// `serve` (`--database-url` and the storage settings) would.
+    Backup(BackupArgs),
+    /// Make a new `selfdb dev` data directory from an archive of
+    /// `selfdb backup`, after verifying the whole archive.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Folder the archive (`selfdb-<UTC time>.tar`) is written into;
+    /// created when missing.
+    #[arg(long)]
+    pub to: PathBuf,
+    /// The database of an instance `selfdb serve` runs; without it, the
+    /// embedded cluster of `--data-dir` (used as it is while a host
+    /// serves it).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// An archive written by `selfdb backup`.
+    pub archive: PathBuf,
+    /// Data directory of the new instance; it must be absent or empty.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Restore into a non-empty `--data-dir`, moving it aside first (to
+    /// `<dir>.before-restore-<time>`, never deleted).
+    #[arg(long)]
+    pub force: bool,
+    /// Only verify the archive (every member against its manifest).
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +213,49 @@ pub struct CommonArgs {
     /// hosts behind one balancer must share it.
     #[arg(long, env = "SELFDB_STORAGE_DIR")]
     pub storage_dir: Option<PathBuf>,
+    /// Keep object bytes in an S3 store instead of `--storage-dir`:
+    /// `s3://bucket[/prefix]?endpoint=https://host:port&region=REGION`
+    /// (without `endpoint`, AWS). Hosts sharing one database and this
+    /// store serve the same objects. Metadata stays in the database.
+    #[arg(long, env = "SELFDB_STORAGE_BACKEND")]
+    pub storage_backend: Option<String>,
+    /// Access key id for `--storage-backend` (else the usual AWS sources:
+    /// `AWS_ACCESS_KEY_ID`, instance metadata, ...).
+    #[arg(
+        long,
+        env = "SELFDB_STORAGE_S3_ACCESS_KEY_ID",
+        hide_env_values = true,
+        requires = "storage_s3_secret_access_key"
+    )]
+    pub storage_s3_access_key_id: Option<String>,
+    /// Secret access key for `--storage-backend`.
+    #[arg(
+        long,
+        env = "SELFDB_STORAGE_S3_SECRET_ACCESS_KEY",
+        hide_env_values = true,
+        requires = "storage_s3_access_key_id"
+    )]
+    pub storage_s3_secret_access_key: Option<String>,
+    /// Age after which bytes no row references are deleted (default 10
+    /// minutes; tests shorten it).
+    #[arg(long, env = "SELFDB_STORAGE_ORPHAN_GRACE_MS", hide = true)]
+    pub storage_orphan_grace_ms: Option<u64>,
+    /// How long an upstream object's bytes outlive its row, for downloads
+    /// already running (default 5 minutes; tests shorten it).
+    #[arg(long, env = "SELFDB_STORAGE_RELEASE_GRACE_MS", hide = true)]
+    pub storage_release_grace_ms: Option<u64>,
+    /// Take a backup on this schedule (cron: 5 or 6 fields, UTC; e.g.
+    /// `0 3 * * *`) into `--backup-to`. Every host runs it; one takes each
+    /// backup.
+    #[arg(long, env = "SELFDB_BACKUP_CRON", requires = "backup_to")]
+    pub backup_cron: Option<String>,
+    /// Folder scheduled backups are written into (as `selfdb backup --to`).
+    #[arg(long, env = "SELFDB_BACKUP_TO")]
+    pub backup_to: Option<PathBuf>,
+    /// Scheduled backups kept: after each one, the newest N archives in
+    /// `--backup-to` stay and older ones are deleted (default 7).
+    #[arg(long, env = "SELFDB_BACKUP_KEEP")]
+    pub backup_keep: Option<usize>,
     /// Port of the S3-compatible endpoint (default 9000; 0 picks a free one).
     #[arg(long, env = "SELFDB_S3_PORT")]
     pub s3_port: Option<u16>,
@@ -354,6 +436,39 @@ impl CommonArgs {
                     .or(file.storage_dir)
                     .unwrap_or_else(|| data_dir.join("storage")),
             )?,
+            storage_upstream: match self.storage_backend.or(file.storage_backend) {
+                None => None,
+                Some(text) if text.trim().is_empty() || text.trim() == "local" => None,
+                Some(text) => Some(storage_s3s::UpstreamConfig {
+                    location: storage_s3s::S3Location::parse(&text)
+                        .map_err(|why| anyhow::anyhow!("--storage-backend: {why}"))?,
+                    access_key_id: self.storage_s3_access_key_id,
+                    secret_access_key: self.storage_s3_secret_access_key,
+                    release_grace: std::time::Duration::from_millis(
+                        self.storage_release_grace_ms.unwrap_or(300_000),
+                    ),
+                    orphan_grace: std::time::Duration::from_millis(
+                        self.storage_orphan_grace_ms.unwrap_or(600_000),
+                    ),
+                    // Read from the database when the store opens.
+                    instance_id: String::new(),
+                }),
+            },
+            backup_schedule: match (self.backup_cron, self.backup_to) {
+                (Some(cron), Some(to)) => {
+                    crate::events::declare::parse_cron(&cron)
+                        .map_err(|err| anyhow::anyhow!("--backup-cron: {err}"))?;
+                    Some(crate::backup::schedule::BackupSchedule {
+                        cron,
+                        to: std::path::absolute(to)?,
+                        keep: self.backup_keep.unwrap_or(7).max(1),
+                    })
+                }
+                _ => None,
+            },
+            storage_orphan_grace: std::time::Duration::from_millis(
+                self.storage_orphan_grace_ms.unwrap_or(600_000),
+            ),
             s3_listen: SocketAddr::new(listen.ip(), self.s3_port.or(file.s3_port).unwrap_or(9000)),
             s3_region: self
                 .s3_region
@@ -409,6 +524,9 @@ fn settings_for(command: Command) -> anyhow::Result<Settings> {
     match command {
         Command::Functions(_) => anyhow::bail!("`selfdb functions` starts no host"),
         Command::Projects(_) => anyhow::bail!("`selfdb projects` starts no host"),
+        Command::Backup(_) | Command::Restore(_) => {
+            anyhow::bail!("`selfdb backup` and `selfdb restore` start no host")
+        }
         Command::Dev(args) => {
             let file = args.common.file_config()?;
             let listen = SocketAddr::new(IpAddr::from([127, 0, 0, 1]), args.port);
@@ -435,6 +553,57 @@ fn settings_for(command: Command) -> anyhow::Result<Settings> {
                 .resolve(file, listen, DatabaseSource::External(url))
         }
     }
+}
+
+/// `selfdb backup`: the instance resolved from flags, environment and
+/// `selfdb.toml` exactly as `dev` or `serve` would resolve it.
+async fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    let file = args.common.file_config()?;
+    let database = match args.database_url.or(file.database_url.clone()) {
+        Some(url) => DatabaseSource::External(url),
+        None => DatabaseSource::Embedded,
+    };
+    let listen = SocketAddr::new(IpAddr::from([127, 0, 0, 1]), 0);
+    let settings = args.common.resolve(file, listen, database)?;
+    let path = crate::backup::backup(&settings, &args.to).await?;
+    println!("{}", path.display());
+    Ok(())
+}
+
+async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
+    let options = crate::backup::restore::RestoreOptions {
+        archive: args.archive,
+        data_dir: args.data_dir,
+        force: args.force,
+        check_only: args.check,
+    };
+    let restored = crate::backup::restore::restore(&options).await?;
+    let manifest = &restored.manifest;
+    if options.check_only {
+        println!(
+            "{}: a good archive of {} object(s), {} bytes of objects, made {} by SelfDB {}",
+            options.archive.display(),
+            manifest.storage.objects,
+            manifest.storage.bytes,
+            manifest.created_at,
+            manifest.selfdb_version
+        );
+        return Ok(());
+    }
+    if let Some(aside) = &restored.moved_aside {
+        println!(
+            "moved the old {} to {}",
+            options.data_dir.display(),
+            aside.display()
+        );
+    }
+    println!(
+        "restored the backup of {} into {}: start it with `selfdb dev --data-dir {}`",
+        manifest.created_at,
+        options.data_dir.display(),
+        options.data_dir.display()
+    );
+    Ok(())
 }
 
 /// Runs a client command on a small async runtime.
@@ -511,6 +680,14 @@ pub fn main() -> ExitCode {
     if let Command::Functions(args) = cli.command {
         init_logging(LogFormat::Text);
         return run_client(functions::run(args));
+    }
+    if let Command::Backup(args) = cli.command {
+        init_logging(LogFormat::Text);
+        return run_client(backup(args));
+    }
+    if let Command::Restore(args) = cli.command {
+        init_logging(LogFormat::Text);
+        return run_client(restore(args));
     }
     let settings = match settings_for(cli.command) {
         Ok(settings) => settings,

@@ -62,7 +62,21 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "storage_s3",
         include_str!("../../migrations/0013_storage_s3.sql"),
     ),
+    (
+        14,
+        "storage_upstream",
+        include_str!("../../migrations/0014_storage_upstream.sql"),
+    ),
 ];
+
+/// The newest migration this binary knows.
+pub fn latest() -> i32 {
+    MIGRATIONS
+        .iter()
+        .map(|(version, _, _)| *version)
+        .max()
+        .unwrap_or(0)
+}
 
 /// Arbitrary constant naming SelfDB's migration lock.
 const MIGRATION_LOCK: i64 = 0x5e1f_db00_0001;

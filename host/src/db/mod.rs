@@ -116,6 +116,12 @@ pub(crate) fn pool_builder(config: tokio_postgres::Config, tls: PgTls, size: usi
         .runtime(deadpool_postgres::Runtime::Tokio1)
 }
 
+/// A pool of `size` connections to `target`, for tools outside the host
+/// (a backup reading an upstream store).
+pub fn pool_for(target: PgTarget, size: usize) -> Result<Pool, DbError> {
+    pool(target.config, target.tls, size)
+}
+
 fn pool(config: tokio_postgres::Config, tls: PgTls, size: usize) -> Result<Pool, DbError> {
     Ok(pool_builder(config, tls, size).build()?)
 }

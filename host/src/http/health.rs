@@ -35,6 +35,7 @@ pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
             "max_instances": app.settings.max_instances,
         },
         "realtime": app.realtime.health(),
+        "storage": {"backend": app.storage.store.backend()},
     });
     let status = if reachable {
         StatusCode::OK

@@ -5,6 +5,7 @@
 mod auth_keys;
 mod auth_mail;
 mod auth_redis;
+mod backup;
 mod compose;
 mod credentials;
 mod deploy;
@@ -26,5 +27,6 @@ mod storage_files;
 mod storage_inline;
 mod storage_keys;
 mod storage_s3;
+mod storage_upstream;
 mod supabase_js;
 mod transactions;

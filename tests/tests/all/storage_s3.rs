@@ -9,19 +9,7 @@ use serde_json::json;
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// The Python that has boto3: the one on PATH, else Debian's.
-pub(crate) fn python_with_boto3() -> String {
-    for python in ["python3", "/usr/bin/python3"] {
-        let ok = Command::new(python)
-            .args(["-c", "import boto3"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return python.to_owned();
-        }
-    }
-    panic!("no python3 with boto3: run `make test` (scripts/bootstrap.sh installs python3-boto3)");
-}
+pub(crate) use selfdb_tests::python_with_boto3;
 
 fn check(output: Output, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -36,6 +24,12 @@ fn check(output: Output, what: &str) -> String {
 #[tokio::test]
 async fn boto3_drives_every_s3_operation() {
     let host = Host::serve().await.start();
+    run_boto3_suite(&host).await;
+}
+
+/// `tests/s3/boto3_suite.py` against `host`, with the users, keys, buckets
+/// and policies it expects.
+pub(crate) async fn run_boto3_suite(host: &Host) {
     let alice = host.create_user("alice-s3@example.com").await;
     let bob = host.create_user("bob-s3@example.com").await;
     let (alice_id, alice_secret) = host.create_s3_key(Some(&alice)).await;
@@ -43,7 +37,7 @@ async fn boto3_drives_every_s3_operation() {
     let (revoked_id, revoked_secret) = host.create_s3_key(Some(&bob)).await;
     let revoke = host
         .delete(&format!("/api/v1/s3/keys/{revoked_id}"))
-        .service_role(&host)
+        .service_role(host)
         .fetch_status()
         .await;
     assert_eq!(revoke, StatusCode::NO_CONTENT);
@@ -51,7 +45,7 @@ async fn boto3_drives_every_s3_operation() {
     host.create_bucket("shared", false).await;
     let limited = host
         .post("/storage/v1/bucket")
-        .service_role(&host)
+        .service_role(host)
         .json(&json!({"id": "limited", "name": "limited", "file_size_limit": 1000}))
         .fetch_status()
         .await;
