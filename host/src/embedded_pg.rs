@@ -25,6 +25,8 @@ use std::process::{Child, Command, Stdio};
 pub enum PgError {
     #[error("PostgreSQL server binaries not found (looked in $SELFDB_PG_BIN, /usr/lib/postgresql/*/bin and PATH); install Debian's postgresql package")]
     BinariesNotFound,
+    #[error("{0}: install postgresql-client (of the server's major version) or set SELFDB_PG_BIN")]
+    ClientNotFound(String),
     #[error("running as root but the `postgres` user does not exist; install Debian's postgresql package")]
     NoPostgresUser,
     #[error("{action}: {source}")]
@@ -58,6 +60,9 @@ pub struct EmbeddedPg {
     run_as: Option<(Uid, Gid)>,
     watchdog: Option<Child>,
 }
+
+/// The database `selfdb dev` keeps in its cluster (restore makes the same).
+pub const EMBEDDED_DATABASE: &str = "selfdb";
 
 /// Room for a socket path in `sockaddr_un.sun_path` (108 bytes on Linux,
 /// with its terminating NUL).
@@ -382,19 +387,31 @@ pub fn running_cluster(root: &Path) -> Result<Option<RunningCluster>, PgError> {
     Ok(Some(RunningCluster { port, password }))
 }
 
-/// Where PostgreSQL's programs are (the newest installed major version):
-/// `pg_dump` and `pg_restore` for backups, beside the server's.
+/// Where `pg_dump` and `pg_restore` are: `$SELFDB_PG_BIN` when set (it
+/// must hold them), else the newest `/usr/lib/postgresql/*/bin` with them
+/// (a server's or a `postgresql-client-N` package's), else PATH.
 pub fn find_client_dir() -> Result<PathBuf, PgError> {
-    find_bin_dir()
-}
-
-fn find_bin_dir() -> Result<PathBuf, PgError> {
+    let has_tools = |dir: &Path| dir.join("pg_dump").exists() && dir.join("pg_restore").exists();
     if let Some(dir) = std::env::var_os("SELFDB_PG_BIN") {
         let dir = PathBuf::from(dir);
-        if dir.join("initdb").exists() {
+        if has_tools(&dir) {
             return Ok(dir);
         }
+        return Err(PgError::ClientNotFound(format!(
+            "SELFDB_PG_BIN={} holds no pg_dump and pg_restore",
+            dir.display()
+        )));
     }
+    newest_with(has_tools).ok_or_else(|| {
+        PgError::ClientNotFound(
+            "no pg_dump and pg_restore in /usr/lib/postgresql/*/bin or PATH".into(),
+        )
+    })
+}
+
+/// The newest `/usr/lib/postgresql/<major>/bin` for which `has` holds,
+/// else the first directory of PATH for which it does.
+fn newest_with(has: impl Fn(&Path) -> bool) -> Option<PathBuf> {
     let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -402,18 +419,28 @@ fn find_bin_dir() -> Result<PathBuf, PgError> {
         .filter_map(|entry| {
             let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
             let bin = entry.path().join("bin");
-            bin.join("initdb").exists().then_some((version, bin))
+            has(&bin).then_some((version, bin))
         })
         .collect();
     versions.sort();
     if let Some((_, bin)) = versions.pop() {
-        return Ok(bin);
+        return Some(bin);
     }
     std::env::var_os("PATH")
         .into_iter()
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .find(|dir| dir.join("initdb").exists() && dir.join("pg_ctl").exists())
-        .ok_or(PgError::BinariesNotFound)
+        .find(|dir| has(dir))
+}
+
+fn find_bin_dir() -> Result<PathBuf, PgError> {
+    let has_server = |dir: &Path| dir.join("initdb").exists() && dir.join("pg_ctl").exists();
+    if let Some(dir) = std::env::var_os("SELFDB_PG_BIN") {
+        let dir = PathBuf::from(dir);
+        if has_server(&dir) {
+            return Ok(dir);
+        }
+    }
+    newest_with(has_server).ok_or(PgError::BinariesNotFound)
 }
 
 fn postgres_user_if_root() -> Result<Option<(Uid, Gid)>, PgError> {

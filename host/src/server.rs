@@ -29,7 +29,7 @@ use std::time::Instant;
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Name of the platform database inside the embedded cluster.
-const EMBEDDED_DATABASE: &str = "selfdb";
+use crate::embedded_pg::EMBEDDED_DATABASE;
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let started = Instant::now();

@@ -105,8 +105,8 @@ pub(crate) fn pg_code(err: &tokio_postgres::Error) -> Option<&str> {
 
 impl Store {
     /// Opens where the bytes live (cleaning temp files an earlier process
-    /// left, or checking that the upstream bucket answers) and deletes the
-    /// bytes of rows released while no host was running to do it.
+    /// left, or checking that the upstream bucket answers); the sweeper
+    /// then deletes the bytes of rows released while no host ran.
     pub async fn open(
         backend: &Backend,
         pools: Pools,
@@ -120,7 +120,8 @@ impl Store {
             released: Arc::new(Notify::new()),
             buckets: Arc::new(Mutex::new(BucketCache::default())),
         };
-        store.sweep().await?;
+        // Released bytes are deleted by the sweeper's first pass, under the
+        // deletion lock: a host starting while a backup copies must not.
         Ok(store)
     }
 

@@ -830,6 +830,117 @@ impl RemoteBody {
     }
 }
 
+/// A folder of whole files in an S3 store (backup archives), apart from
+/// any instance's objects: upload a local file, download one, list and
+/// delete.
+pub struct S3Folder {
+    store: AmazonS3,
+    reads: AmazonS3,
+    prefix: Path,
+    location: S3Location,
+}
+
+impl S3Folder {
+    pub fn open(config: &UpstreamConfig) -> io::Result<Self> {
+        let location = &config.location;
+        let fail = |e: object_store::Error| io::Error::other(format!("{location}: {e}"));
+        Ok(S3Folder {
+            store: client(config, Some(CONTROL_TIMEOUT)).map_err(fail)?,
+            reads: client(config, None).map_err(fail)?,
+            prefix: Path::parse(&location.prefix)
+                .map_err(|e| io::Error::other(format!("{location}: bad prefix: {e}")))?,
+            location: location.clone(),
+        })
+    }
+
+    /// `s3://bucket/prefix/name`.
+    pub fn url_of(&self, name: &str) -> String {
+        let mut url = format!("s3://{}", self.location.bucket);
+        if !self.location.prefix.is_empty() {
+            url.push('/');
+            url.push_str(&self.location.prefix);
+        }
+        format!("{url}/{name}")
+    }
+
+    /// Uploads `file` as `name`, in 8 MiB parts, a few at once; nothing is
+    /// visible under `name` until the last part is in.
+    pub async fn upload(&self, name: &str, file: &std::path::Path) -> io::Result<()> {
+        use tokio::io::AsyncReadExt;
+        let key = self.prefix.child(name);
+        let upload = self.store.put_multipart(&key).await.map_err(store_error)?;
+        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let copied = async {
+            let mut input = tokio::fs::File::open(file).await?;
+            let mut buffer = vec![0u8; 1 << 20];
+            loop {
+                let n = input.read(&mut buffer).await?;
+                if n == 0 {
+                    return Ok::<_, io::Error>(());
+                }
+                writer
+                    .wait_for_capacity(PARTS_IN_FLIGHT)
+                    .await
+                    .map_err(store_error)?;
+                writer.write(&buffer[..n]);
+            }
+        }
+        .await;
+        match copied {
+            Ok(()) => {
+                writer.finish().await.map_err(store_error)?;
+                Ok(())
+            }
+            Err(err) => {
+                let _ = writer.abort().await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Downloads `name` into `file` (created, mode 0600).
+    pub async fn download(&self, name: &str, file: &std::path::Path) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let got = self
+            .reads
+            .get(&self.prefix.child(name))
+            .await
+            .map_err(store_error)?;
+        let mut out = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(file)
+            .await?;
+        let mut stream = got.into_stream();
+        while let Some(chunk) = stream.next().await {
+            out.write_all(&chunk.map_err(store_error)?).await?;
+        }
+        out.flush().await
+    }
+
+    /// Names of the files directly under the prefix.
+    pub async fn list(&self) -> io::Result<Vec<String>> {
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&self.prefix))
+            .await
+            .map_err(store_error)?;
+        Ok(listed
+            .objects
+            .into_iter()
+            .filter_map(|meta| meta.location.filename().map(str::to_owned))
+            .collect())
+    }
+
+    pub async fn delete(&self, name: &str) -> io::Result<()> {
+        match self.store.delete(&self.prefix.child(name)).await {
+            Err(object_store::Error::NotFound { .. }) | Ok(()) => Ok(()),
+            Err(err) => Err(store_error(err)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -102,6 +102,21 @@ impl SeaweedFs {
         seaweed
     }
 
+    /// Creates another bucket.
+    pub async fn create_bucket(&self, bucket: &str) {
+        let output = self.tool_async(&["ready", bucket]).await;
+        assert!(
+            output.status.success(),
+            "create bucket {bucket}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// The options of an `s3://` URL for this server.
+    pub fn url_options(&self) -> String {
+        format!("endpoint={}&region=us-east-1", self.endpoint)
+    }
+
     /// The `--storage-backend` URL of `bucket/prefix` here.
     pub fn backend_url(&self, bucket: &str, prefix: &str) -> String {
         format!(

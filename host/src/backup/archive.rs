@@ -92,7 +92,15 @@ impl ArchiveWriter {
     pub fn create(dir: &Path, name: &str) -> io::Result<Self> {
         let done = dir.join(name);
         let partial = dir.join(format!("{name}.partial"));
-        let file = File::create(&partial)?;
+        // It holds the secrets key, the JWT secret and password hashes.
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&partial)?
+        };
         let mut writer = ArchiveWriter {
             builder: tar::Builder::new(BufWriter::with_capacity(1 << 20, file)),
             members: Vec::new(),
@@ -260,8 +268,8 @@ pub fn extract_verified(archive: &Path, stage: &Path) -> Result<Manifest, Archiv
             if size > MANIFEST_MAX_BYTES {
                 return Err(ArchiveError::BadManifest(format!("{size} bytes")));
             }
-            let mut text = Vec::with_capacity(size as usize);
-            entry.read_to_end(&mut text)?;
+            let mut text = Vec::new();
+            (&mut entry).take(size).read_to_end(&mut text)?;
             if text.len() as u64 != size {
                 return Err(ArchiveError::Corrupted(format!(
                     "the manifest is cut short ({} of {size} bytes)",

@@ -40,17 +40,64 @@ pub(crate) const FILE_VERSIONS_SQL: &str = "\
     union select version, size from storage.s3_multipart_uploads_parts \
     order by 1";
 
-/// Writes one archive of the instance `settings` describe into `to`
-/// (created when missing) and returns its path.
-pub async fn backup(settings: &Settings, to: &Path) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(to).with_context(|| format!("create {}", to.display()))?;
-    let to = std::path::absolute(to)?;
+/// Where archives go: a folder, or a prefix in an S3 store.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    Dir(PathBuf),
+    S3(storage_s3s::UpstreamConfig),
+}
+
+impl Destination {
+    /// A folder, or `s3://bucket[/prefix]?endpoint=...&region=...` with
+    /// these keys (else the usual AWS sources).
+    pub fn parse(
+        text: &str,
+        access_key_id: Option<String>,
+        secret_access_key: Option<String>,
+    ) -> anyhow::Result<Self> {
+        if !text.starts_with("s3://") {
+            return Ok(Destination::Dir(std::path::absolute(text)?));
+        }
+        let location = storage_s3s::S3Location::parse(text).map_err(anyhow::Error::msg)?;
+        Ok(Destination::S3(storage_s3s::UpstreamConfig {
+            location,
+            access_key_id,
+            secret_access_key,
+            release_grace: std::time::Duration::ZERO,
+            orphan_grace: std::time::Duration::ZERO,
+            instance_id: String::new(),
+        }))
+    }
+}
+
+/// Writes one archive of the instance `settings` describe into `to` and
+/// returns where it is: its path, or its `s3://` URL. An archive bound for
+/// S3 is written beside the data directory first (`backups-outgoing/`),
+/// uploaded, then deleted there.
+pub async fn backup(settings: &Settings, to: &Destination) -> anyhow::Result<String> {
+    let dir = match to {
+        Destination::Dir(dir) => dir.clone(),
+        Destination::S3(_) => settings.data_dir.join("backups-outgoing"),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let source = Source::open(&settings.database, &settings.data_dir).await?;
-    let result = write(settings, &source, &to).await;
+    let result = write(settings, &source, &dir).await;
     let closed = source.close().await;
     let path = result?;
     closed?;
-    Ok(path)
+    let Destination::S3(config) = to else {
+        return Ok(path.display().to_string());
+    };
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("an archive has a file name")?
+        .to_owned();
+    let folder = storage_s3s::S3Folder::open(config)?;
+    let uploaded = folder.upload(&name, &path).await;
+    let _ = std::fs::remove_file(&path);
+    uploaded.with_context(|| format!("upload {name} to {}", config.location))?;
+    Ok(folder.url_of(&name))
 }
 
 async fn write(settings: &Settings, source: &Source, to: &Path) -> anyhow::Result<PathBuf> {
@@ -250,6 +297,13 @@ async fn tool_version(source: &Source, program: &str) -> anyhow::Result<String> 
         .output()
         .await
         .with_context(|| format!("run {program} --version"))?;
+    if !output.status.success() {
+        bail!(
+            "{program} --version failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
     let text = String::from_utf8_lossy(&output.stdout);
     Ok(text
         .trim()

@@ -8,6 +8,9 @@
 //! the new instance is built inside the staging directory (cluster, roles,
 //! `pg_restore` in one transaction, every object the restored rows
 //! reference checked), and only then moved to DIR, by a rename.
+//!
+//! Restore only archives you trust: `roles.sql` and the dump run as the
+//! new cluster's superuser, who can do anything the `postgres` user can.
 
 use super::archive::{extract_verified, Manifest};
 use super::source::{libpq_environment, EMBEDDED_DATABASE};
@@ -16,7 +19,11 @@ use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 
 pub struct RestoreOptions {
-    pub archive: PathBuf,
+    /// A file, or `s3://bucket/prefix/selfdb-<time>.tar?endpoint=...`.
+    pub archive: String,
+    /// Keys for an `s3://` archive (else the usual AWS sources).
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
     pub data_dir: PathBuf,
     /// Move a non-empty DIR aside (to `DIR.before-restore-<time>`) rather
     /// than refusing.
@@ -44,16 +51,33 @@ pub async fn restore(options: &RestoreOptions) -> anyhow::Result<Restored> {
         .context("--data-dir needs a parent directory")?
         .to_owned();
     std::fs::create_dir_all(&parent).with_context(|| format!("create {}", parent.display()))?;
-    if !options.check_only && !options.force && !is_absent_or_empty(&data_dir)? {
-        bail!(
-            "{} is not empty: restore into a new directory, or give --force to move it aside",
-            data_dir.display()
-        );
+    if !options.check_only {
+        if crate::embedded_pg::running_cluster(&data_dir)?.is_some() {
+            bail!(
+                "a host is serving {}: stop it before restoring over it",
+                data_dir.display()
+            );
+        }
+        if !options.force && !is_absent_or_empty(&data_dir)? {
+            bail!(
+                "{} is not empty: restore into a new directory, or give --force to move it aside",
+                data_dir.display()
+            );
+        }
     }
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
     // Beside DIR, so that the final move is a rename on one filesystem.
+    // Others may pass through (the postgres user reaches the new cluster
+    // inside) but not list it; the extracted archive, with the secrets
+    // key, is the owner's alone.
     let stage = parent.join(format!(".{name}.restoring-{stamp}"));
-    std::fs::create_dir_all(&stage)?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().mode(0o711).create(&stage)?;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(stage.join("archive"))?;
+    }
     let result = build(options, &stage, &data_dir, &stamp).await;
     let _ = std::fs::remove_dir_all(&stage);
     result
@@ -66,17 +90,17 @@ async fn build(
     stamp: &str,
 ) -> anyhow::Result<Restored> {
     let extracted = stage.join("archive");
-    let archive = options.archive.clone();
+    let archive = fetch(options, &extracted).await?;
     let target = extracted.clone();
     let manifest = tokio::task::spawn_blocking(move || extract_verified(&archive, &target))
         .await?
-        .with_context(|| format!("{} refused", options.archive.display()))?;
+        .with_context(|| format!("{} refused", options.archive))?;
     let latest = crate::db::migrations::latest();
     if manifest.migration > latest {
         bail!(
             "{} was made by a newer SelfDB (its database is at migration {}, this binary \
              knows up to {latest}): restore it with that version or later",
-            options.archive.display(),
+            options.archive,
             manifest.migration
         );
     }
@@ -109,8 +133,13 @@ async fn build(
             moved_aside = Some(aside);
         }
     }
-    std::fs::rename(&instance, data_dir)
-        .with_context(|| format!("move the new instance to {}", data_dir.display()))?;
+    if let Err(err) = std::fs::rename(&instance, data_dir) {
+        if let Some(aside) = &moved_aside {
+            let _ = std::fs::rename(aside, data_dir);
+        }
+        return Err(err)
+            .with_context(|| format!("move the new instance to {}", data_dir.display()));
+    }
     Ok(Restored {
         manifest,
         moved_aside,
@@ -174,9 +203,50 @@ async fn load(pg: &EmbeddedPg, extracted: &Path, instance: &Path) -> anyhow::Res
         std::fs::create_dir_all(objects.join(shard))?;
         std::fs::rename(&from, objects.join(shard).join(&version))?;
     }
+    // The restored instance is a new one: it claims an upstream prefix of
+    // its own rather than the original's (their collectors would take each
+    // other's objects for orphans).
+    client
+        .execute(
+            "delete from selfdb.settings where key in ('instance_id', 'backup_last_tick')",
+            &[],
+        )
+        .await?;
     let key = std::fs::read(extracted.join("secrets.key"))?;
     crate::files::write_private(&instance.join("secrets.key"), &key)?;
     Ok(())
+}
+
+/// The archive as a local file: itself, or downloaded from S3 into the
+/// (owner-only) extraction directory.
+async fn fetch(options: &RestoreOptions, extracted: &Path) -> anyhow::Result<PathBuf> {
+    if !options.archive.starts_with("s3://") {
+        return Ok(PathBuf::from(&options.archive));
+    }
+    let mut location =
+        storage_s3s::S3Location::parse(&options.archive).map_err(anyhow::Error::msg)?;
+    let (folder, name) = match location.prefix.rsplit_once('/') {
+        Some((folder, name)) => (folder.to_owned(), name.to_owned()),
+        None => (String::new(), location.prefix.clone()),
+    };
+    if name.is_empty() {
+        bail!("{} names no archive file", options.archive);
+    }
+    location.prefix = folder;
+    let config = storage_s3s::UpstreamConfig {
+        location,
+        access_key_id: options.access_key_id.clone(),
+        secret_access_key: options.secret_access_key.clone(),
+        release_grace: std::time::Duration::ZERO,
+        orphan_grace: std::time::Duration::ZERO,
+        instance_id: String::new(),
+    };
+    let local = extracted.join(".download.tar");
+    storage_s3s::S3Folder::open(&config)?
+        .download(&name, &local)
+        .await
+        .with_context(|| format!("download {}", options.archive))?;
+    Ok(local)
 }
 
 async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {

@@ -1,7 +1,8 @@
 //! `roles.sql`: the roles a dump's owners and grants name (pg_dump writes
 //! neither roles nor memberships), as statements that create what is
-//! missing and set each role's attributes, for restore to run before the
-//! dump. Password hashes are included when the backup connects as a
+//! missing and set each role's attributes (never the restoring role's
+//! own), for restore to run before the dump. Every role of the cluster is
+//! included, since a dump may name any of them. Password hashes are included when the backup connects as a
 //! superuser (the embedded cluster), who alone may read them; the host
 //! sets its own login role's password again at start anyway.
 
@@ -16,13 +17,14 @@ pub async fn script(client: &tokio_postgres::Client) -> anyhow::Result<String> {
         )
         .await?
         .get(0);
-    // The bootstrap superuser (oid 10) is the restoring cluster's own, and
-    // pg_* roles are built in.
+    // pg_* roles are built in. The bootstrap role is included: it may own
+    // the database (compose's POSTGRES_USER), and restore creates it when
+    // the new cluster's superuser has another name.
     let roles = client
         .query(
             "select rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, \
                     rolreplication, rolbypassrls \
-             from pg_roles where oid <> 10 and rolname !~ '^pg_' order by rolname",
+             from pg_roles where rolname !~ '^pg_' order by rolname",
             &[],
         )
         .await?;
@@ -30,7 +32,7 @@ pub async fn script(client: &tokio_postgres::Client) -> anyhow::Result<String> {
         client
             .query(
                 "select rolname, rolpassword from pg_authid \
-                 where oid <> 10 and rolname !~ '^pg_' and rolpassword is not null",
+                 where rolname !~ '^pg_' and rolpassword is not null",
                 &[],
             )
             .await?
@@ -68,7 +70,13 @@ pub async fn script(client: &tokio_postgres::Client) -> anyhow::Result<String> {
         if let Some(password) = passwords.get(&name) {
             attributes.push(format!("password {}", quote_literal(password)));
         }
-        out.push_str(&format!("alter role {ident} {};\n", attributes.join(" ")));
+        // Never the restoring role itself: it must stay the superuser it
+        // is (PostgreSQL 16 refuses to demote the bootstrap role anyway).
+        out.push_str(&format!(
+            "do $$ begin if current_user <> {} then execute {}; end if; end $$;\n",
+            quote_literal(&name),
+            quote_literal(&format!("alter role {ident} {}", attributes.join(" ")))
+        ));
     }
     let memberships = client
         .query(
@@ -76,8 +84,7 @@ pub async fn script(client: &tokio_postgres::Client) -> anyhow::Result<String> {
              from pg_auth_members a \
              join pg_roles r on r.oid = a.roleid \
              join pg_roles m on m.oid = a.member \
-             where r.oid <> 10 and m.oid <> 10 \
-               and r.rolname !~ '^pg_' and m.rolname !~ '^pg_' \
+             where r.rolname !~ '^pg_' and m.rolname !~ '^pg_' \
              order by 1, 2",
             &[],
         )

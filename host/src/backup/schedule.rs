@@ -18,7 +18,7 @@ use std::sync::Arc;
 pub struct BackupSchedule {
     /// Cron expression (5 or 6 fields), in UTC; checked when resolved.
     pub cron: String,
-    pub to: PathBuf,
+    pub to: super::Destination,
     /// Archives kept after each scheduled backup (at least 1).
     pub keep: usize,
 }
@@ -41,7 +41,7 @@ pub fn spawn(settings: Arc<Settings>, db: Database) -> anyhow::Result<()> {
             let wait = (tick - Utc::now()).to_std().unwrap_or_default();
             tokio::time::sleep(wait).await;
             match claim(&db, tick).await {
-                Ok(true) => run(&settings, &schedule, tick).await,
+                Ok(true) => run_alone(&db, &settings, &schedule, tick).await,
                 Ok(false) => {}
                 Err(err) => tracing::warn!(%err, "claiming a scheduled backup"),
             }
@@ -68,20 +68,65 @@ async fn claim(db: &Database, tick: DateTime<Utc>) -> anyhow::Result<bool> {
     Ok(won)
 }
 
+/// Held (per session) by the host taking a scheduled backup: a tick that
+/// comes while one still runs is skipped rather than queued, since queued
+/// backups would hold off storage deletions for as long as they last.
+const SCHEDULED_BACKUP_LOCK: i64 = 0x5e1f_db00_0006;
+
+async fn run_alone(
+    db: &Database,
+    settings: &Settings,
+    schedule: &BackupSchedule,
+    tick: DateTime<Utc>,
+) {
+    let client = match db.owner().get().await {
+        Ok(client) => client,
+        Err(err) => {
+            tracing::warn!(%err, "scheduled backup: no database connection");
+            return;
+        }
+    };
+    let alone = client
+        .query_one("select pg_try_advisory_lock($1)", &[&SCHEDULED_BACKUP_LOCK])
+        .await
+        .map(|row| row.get::<_, bool>(0));
+    match alone {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(
+                tick = %tick.format("%Y-%m-%dT%H:%M:%SZ"),
+                "the previous scheduled backup is still running: this tick is skipped"
+            );
+            return;
+        }
+        Err(err) => {
+            tracing::warn!(%err, "scheduled backup: taking its lock");
+            return;
+        }
+    }
+    run(settings, schedule, tick).await;
+    if client
+        .execute("select pg_advisory_unlock($1)", &[&SCHEDULED_BACKUP_LOCK])
+        .await
+        .is_err()
+    {
+        // A session lock must not stay on a pooled connection.
+        let _ = deadpool_postgres::Object::take(client);
+    }
+}
+
 async fn run(settings: &Settings, schedule: &BackupSchedule, tick: DateTime<Utc>) {
     let started = std::time::Instant::now();
     let tick = tick.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     match super::backup(settings, &schedule.to).await {
         Ok(path) => {
-            let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             tracing::info!(
                 tick,
-                path = %path.display(),
-                bytes,
+                path,
                 ms = started.elapsed().as_millis() as u64,
                 "backup written"
             );
-            match prune(&schedule.to, schedule.keep) {
+            match prune_destination(&schedule.to, schedule.keep).await {
                 Ok(removed) if !removed.is_empty() => {
                     tracing::info!(removed = removed.len(), "old backups deleted")
                 }
@@ -90,6 +135,37 @@ async fn run(settings: &Settings, schedule: &BackupSchedule, tick: DateTime<Utc>
             }
         }
         Err(err) => tracing::error!(tick, err = format!("{err:#}"), "scheduled backup failed"),
+    }
+}
+
+fn is_archive_name(name: &str) -> bool {
+    name.starts_with("selfdb-") && name.ends_with(".tar")
+}
+
+/// [`prune`] for a folder or an S3 prefix.
+async fn prune_destination(to: &super::Destination, keep: usize) -> anyhow::Result<Vec<String>> {
+    match to {
+        super::Destination::Dir(dir) => Ok(prune(dir, keep)?
+            .into_iter()
+            .map(|p| p.display().to_string())
+            .collect()),
+        super::Destination::S3(config) => {
+            let folder = storage_s3s::S3Folder::open(config)?;
+            let mut names: Vec<String> = folder
+                .list()
+                .await?
+                .into_iter()
+                .filter(|n| is_archive_name(n))
+                .collect();
+            names.sort();
+            let excess = names.len().saturating_sub(keep.max(1));
+            let mut removed = Vec::new();
+            for name in names.into_iter().take(excess) {
+                folder.delete(&name).await?;
+                removed.push(folder.url_of(&name));
+            }
+            Ok(removed)
+        }
     }
 }
 
@@ -102,15 +178,19 @@ pub fn prune(dir: &Path, keep: usize) -> std::io::Result<Vec<PathBuf>> {
         .filter(|path| {
             path.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("selfdb-") && n.ends_with(".tar"))
+                .is_some_and(is_archive_name)
         })
         .collect();
     archives.sort();
     let excess = archives.len().saturating_sub(keep.max(1));
     let mut removed = Vec::new();
     for path in archives.into_iter().take(excess) {
-        std::fs::remove_file(&path)?;
-        removed.push(path);
+        match std::fs::remove_file(&path) {
+            // Another host pruning the same folder got there first.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
+            Ok(()) => removed.push(path),
+        }
     }
     Ok(removed)
 }

@@ -21,8 +21,7 @@ pub struct Source {
     started: Option<EmbeddedPg>,
 }
 
-/// The database name `selfdb dev` uses in its cluster.
-pub const EMBEDDED_DATABASE: &str = "selfdb";
+pub use crate::embedded_pg::EMBEDDED_DATABASE;
 
 impl Source {
     pub async fn open(database: &DatabaseSource, data_dir: &Path) -> anyhow::Result<Self> {

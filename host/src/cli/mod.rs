@@ -46,10 +46,11 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// Folder the archive (`selfdb-<UTC time>.tar`) is written into;
-    /// created when missing.
+    /// Folder the archive (`selfdb-<UTC time>.tar`) is written into
+    /// (created when missing), or `s3://bucket/prefix?endpoint=...`
+    /// (keys from `--storage-s3-*`, else the usual AWS sources).
     #[arg(long)]
-    pub to: PathBuf,
+    pub to: String,
     /// The database of an instance `selfdb serve` runs; without it, the
     /// embedded cluster of `--data-dir` (used as it is while a host
     /// serves it).
@@ -59,10 +60,37 @@ pub struct BackupArgs {
     pub common: CommonArgs,
 }
 
+/// Keys of an S3 store (`--storage-backend`, `s3://` backups); without
+/// them, the usual AWS sources (`AWS_ACCESS_KEY_ID`, instance metadata, ...).
+#[derive(Debug, Args)]
+pub struct S3Keys {
+    /// Access key id for S3 (`--storage-backend`, `s3://` backups).
+    #[arg(
+        long,
+        env = "SELFDB_STORAGE_S3_ACCESS_KEY_ID",
+        hide_env_values = true,
+        requires = "storage_s3_secret_access_key"
+    )]
+    pub storage_s3_access_key_id: Option<String>,
+    /// Secret access key for S3.
+    #[arg(
+        long,
+        env = "SELFDB_STORAGE_S3_SECRET_ACCESS_KEY",
+        hide_env_values = true,
+        requires = "storage_s3_access_key_id"
+    )]
+    pub storage_s3_secret_access_key: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// An archive written by `selfdb backup`.
-    pub archive: PathBuf,
+    /// An archive written by `selfdb backup`: a file, or
+    /// `s3://bucket/prefix/selfdb-<time>.tar?endpoint=...`. Restore only
+    /// archives you trust: they run as the new cluster's superuser.
+    pub archive: String,
+    /// Keys for an `s3://` archive.
+    #[command(flatten)]
+    pub s3_keys: S3Keys,
     /// Data directory of the new instance; it must be absent or empty.
     #[arg(long)]
     pub data_dir: PathBuf,
@@ -219,23 +247,8 @@ pub struct CommonArgs {
     /// store serve the same objects. Metadata stays in the database.
     #[arg(long, env = "SELFDB_STORAGE_BACKEND")]
     pub storage_backend: Option<String>,
-    /// Access key id for `--storage-backend` (else the usual AWS sources:
-    /// `AWS_ACCESS_KEY_ID`, instance metadata, ...).
-    #[arg(
-        long,
-        env = "SELFDB_STORAGE_S3_ACCESS_KEY_ID",
-        hide_env_values = true,
-        requires = "storage_s3_secret_access_key"
-    )]
-    pub storage_s3_access_key_id: Option<String>,
-    /// Secret access key for `--storage-backend`.
-    #[arg(
-        long,
-        env = "SELFDB_STORAGE_S3_SECRET_ACCESS_KEY",
-        hide_env_values = true,
-        requires = "storage_s3_access_key_id"
-    )]
-    pub storage_s3_secret_access_key: Option<String>,
+    #[command(flatten)]
+    pub s3_keys: S3Keys,
     /// Age after which bytes no row references are deleted (default 10
     /// minutes; tests shorten it).
     #[arg(long, env = "SELFDB_STORAGE_ORPHAN_GRACE_MS", hide = true)]
@@ -249,9 +262,11 @@ pub struct CommonArgs {
     /// backup.
     #[arg(long, env = "SELFDB_BACKUP_CRON", requires = "backup_to")]
     pub backup_cron: Option<String>,
-    /// Folder scheduled backups are written into (as `selfdb backup --to`).
+    /// Folder or `s3://bucket/prefix?endpoint=...` scheduled backups are
+    /// written into (as `selfdb backup --to`; S3 with the
+    /// `--storage-s3-*` keys, else the usual AWS sources).
     #[arg(long, env = "SELFDB_BACKUP_TO")]
-    pub backup_to: Option<PathBuf>,
+    pub backup_to: Option<String>,
     /// Scheduled backups kept: after each one, the newest N archives in
     /// `--backup-to` stay and older ones are deleted (default 7).
     #[arg(long, env = "SELFDB_BACKUP_KEEP")]
@@ -442,8 +457,8 @@ impl CommonArgs {
                 Some(text) => Some(storage_s3s::UpstreamConfig {
                     location: storage_s3s::S3Location::parse(&text)
                         .map_err(|why| anyhow::anyhow!("--storage-backend: {why}"))?,
-                    access_key_id: self.storage_s3_access_key_id,
-                    secret_access_key: self.storage_s3_secret_access_key,
+                    access_key_id: self.s3_keys.storage_s3_access_key_id.clone(),
+                    secret_access_key: self.s3_keys.storage_s3_secret_access_key.clone(),
                     release_grace: std::time::Duration::from_millis(
                         self.storage_release_grace_ms.unwrap_or(300_000),
                     ),
@@ -460,7 +475,12 @@ impl CommonArgs {
                         .map_err(|err| anyhow::anyhow!("--backup-cron: {err}"))?;
                     Some(crate::backup::schedule::BackupSchedule {
                         cron,
-                        to: std::path::absolute(to)?,
+                        to: crate::backup::Destination::parse(
+                            &to,
+                            self.s3_keys.storage_s3_access_key_id.clone(),
+                            self.s3_keys.storage_s3_secret_access_key.clone(),
+                        )
+                        .map_err(|err| anyhow::anyhow!("--backup-to: {err:#}"))?,
                         keep: self.backup_keep.unwrap_or(7).max(1),
                     })
                 }
@@ -564,15 +584,22 @@ async fn backup(args: BackupArgs) -> anyhow::Result<()> {
         None => DatabaseSource::Embedded,
     };
     let listen = SocketAddr::new(IpAddr::from([127, 0, 0, 1]), 0);
+    let to = crate::backup::Destination::parse(
+        &args.to,
+        args.common.s3_keys.storage_s3_access_key_id.clone(),
+        args.common.s3_keys.storage_s3_secret_access_key.clone(),
+    )?;
     let settings = args.common.resolve(file, listen, database)?;
-    let path = crate::backup::backup(&settings, &args.to).await?;
-    println!("{}", path.display());
+    let path = crate::backup::backup(&settings, &to).await?;
+    println!("{path}");
     Ok(())
 }
 
 async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     let options = crate::backup::restore::RestoreOptions {
         archive: args.archive,
+        access_key_id: args.s3_keys.storage_s3_access_key_id,
+        secret_access_key: args.s3_keys.storage_s3_secret_access_key,
         data_dir: args.data_dir,
         force: args.force,
         check_only: args.check,
@@ -582,7 +609,7 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     if options.check_only {
         println!(
             "{}: a good archive of {} object(s), {} bytes of objects, made {} by SelfDB {}",
-            options.archive.display(),
+            options.archive,
             manifest.storage.objects,
             manifest.storage.bytes,
             manifest.created_at,

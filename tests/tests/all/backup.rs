@@ -6,7 +6,9 @@
 //! touched.
 
 use reqwest::StatusCode;
-use selfdb_tests::{dev_data_dir, eventually, psql, selfdb_binary, Host, RequestExt};
+use selfdb_tests::{
+    dev_data_dir, eventually, fresh_database, psql, selfdb_binary, Host, RequestExt,
+};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -256,7 +258,21 @@ async fn a_restored_instance_is_the_instance_backed_up() {
 /// absent.
 #[tokio::test]
 async fn a_backup_under_concurrent_writes_is_one_point_in_time() {
-    let host = Host::serve().await.start();
+    // The database belongs to a role other than the restoring cluster's
+    // superuser (as compose's POSTGRES_USER does): roles.sql must bring it.
+    let admin_url = fresh_database().await;
+    let database = admin_url.rsplit('/').next().unwrap().to_owned();
+    let owner = format!("owner_{database}");
+    psql(&admin_url)
+        .await
+        .batch_execute(&format!(
+            "create role {owner} login superuser password 'owner-password'; \
+             alter database {database} owner to {owner};"
+        ))
+        .await
+        .unwrap();
+    let (_, at) = admin_url.split_once('@').unwrap();
+    let host = Host::serve_at(&format!("postgres://{owner}:owner-password@{at}")).start();
     let db = host.db().await;
     db.batch_execute(
         "create table ledger (w int, n int, primary key (w, n)); \
@@ -377,6 +393,15 @@ async fn a_backup_under_concurrent_writes_is_one_point_in_time() {
     assert!(restored.status.success(), "{}", text(&restored));
     let copy = Host::dev(&restored_dir).start();
     let copy_db = psql(&copy.env["DATABASE_URL"]).await;
+    let table_owner: String = copy_db
+        .query_one(
+            "select tableowner::text from pg_tables where tablename = 'ledger'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(table_owner, owner);
     let mut missing_acks = 0;
     for w in 0..3i32 {
         let kept: Vec<i32> = copy_db
@@ -498,5 +523,72 @@ async fn scheduled_backups_take_each_tick_once_and_keep_the_newest() {
     for archive in &archives {
         let checked = restore(archive, &out.path().join("unused"), &["--check"]).await;
         assert!(checked.status.success(), "{}", text(&checked));
+    }
+}
+
+/// A `serve` instance whose object bytes are in S3 is backed up to an
+/// `s3://` prefix and restored from it: the archive holds the upstream
+/// bytes (a single-PUT and a multipart object), and the restored `dev`
+/// instance serves them from its own disk.
+#[tokio::test]
+async fn archives_go_to_s3_and_back_with_upstream_bytes() {
+    let seaweed = selfdb_tests::SeaweedFs::start("objects").await;
+    seaweed.create_bucket("backups").await;
+    let storage = seaweed.host_args("objects", "instance");
+    let mut builder = Host::serve().await;
+    for arg in &storage {
+        builder = builder.arg(arg.clone());
+    }
+    let host = builder.start();
+    host.create_bucket("media", false).await;
+    let medium = object_bytes(5, 300_000);
+    let large = object_bytes(6, 20 << 20);
+    for (name, bytes) in [("medium.bin", &medium), ("large.bin", &large)] {
+        assert_eq!(
+            upload(&host, "media", name, bytes.clone()).await,
+            StatusCode::OK
+        );
+    }
+    let mut args = vec![
+        "backup".to_owned(),
+        "--to".into(),
+        format!("s3://backups/nightly?{}", seaweed.url_options()),
+        "--database-url".into(),
+        host.database_url.clone().unwrap(),
+        "--data-dir".into(),
+        host.data_dir.display().to_string(),
+        "--secrets-key".into(),
+        "test secrets key of the selfdb test suite".into(),
+    ];
+    args.extend(storage.iter().cloned());
+    let output = selfdb(args).await;
+    assert!(output.status.success(), "backup failed: {}", text(&output));
+    let url = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(
+        url.starts_with("s3://backups/nightly/selfdb-") && url.ends_with(".tar"),
+        "{url}"
+    );
+    let outgoing = host.data_dir.join("backups-outgoing");
+    let left = std::fs::read_dir(&outgoing).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "the local copy of an uploaded archive is deleted");
+    let listed = seaweed.inventory("backups", "nightly/").await;
+    assert_eq!(listed.keys.len(), 1, "{listed:?}");
+
+    let restored_dir = dev_data_dir();
+    let key_flags: Vec<String> = storage[2..].to_vec();
+    let mut args = vec![
+        "restore".to_owned(),
+        format!("{url}?{}", seaweed.url_options()),
+        "--data-dir".into(),
+        restored_dir.display().to_string(),
+    ];
+    args.extend(key_flags);
+    let output = selfdb(args).await;
+    assert!(output.status.success(), "restore failed: {}", text(&output));
+    let copy = Host::dev(&restored_dir).start();
+    for (name, bytes) in [("medium.bin", &medium), ("large.bin", &large)] {
+        let (status, got) = download(&copy, "media", name).await;
+        assert_eq!(status, StatusCode::OK, "{name}");
+        assert!(got == *bytes, "{name} differs after the restore");
     }
 }
