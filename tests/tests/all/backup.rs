@@ -78,6 +78,13 @@ fn object_bytes(seed: u32, len: usize) -> Vec<u8> {
         .collect()
 }
 
+async fn greet(host: &Host) -> (StatusCode, Vec<u8>) {
+    host.get("/functions/v1/greeter?name=kept")
+        .apikey(host.anon_key())
+        .fetch_bytes()
+        .await
+}
+
 async fn upload(host: &Host, bucket: &str, name: &str, bytes: Vec<u8>) -> StatusCode {
     host.post(&format!("/storage/v1/object/{bucket}/{name}"))
         .service_role(host)
@@ -117,6 +124,35 @@ async fn a_restored_instance_is_the_instance_backed_up() {
             StatusCode::OK
         );
     }
+
+    // A function with a secret: it loads only where the secret decrypts,
+    // so serving it after the restore proves the secrets key came along.
+    let wasm = std::fs::read(selfdb_tests::functions_dir().join("hello.wasm")).unwrap();
+    let (status, deployed) = host
+        .put("/api/v1/functions/greeter")
+        .service_role(&host)
+        .header("content-type", "application/wasm")
+        .body(wasm)
+        .fetch_status_json()
+        .await;
+    assert_eq!(status, StatusCode::OK, "{deployed}");
+    let (status, secrets) = host
+        .put("/api/v1/functions/greeter/secrets")
+        .service_role(&host)
+        .json(&json!({"API_TOKEN": "kept-secret"}))
+        .fetch_status_json()
+        .await;
+    assert_eq!(status, StatusCode::OK, "{secrets}");
+    let greeting = Mutex::new((StatusCode::NOT_FOUND, Vec::new()));
+    let served = eventually(Duration::from_secs(60), || async {
+        let got = greet(&host).await;
+        let ok = got.0 == StatusCode::OK;
+        *greeting.lock().unwrap() = got;
+        ok
+    })
+    .await;
+    let greeting = greeting.into_inner().unwrap();
+    assert!(served, "the function does not answer: {greeting:?}");
 
     let out = tempfile::tempdir().unwrap();
     let archive = backup(
@@ -176,6 +212,18 @@ async fn a_restored_instance_is_the_instance_backed_up() {
         assert_eq!(status, StatusCode::OK, "{name}");
         assert!(got == *bytes, "{name} differs after the restore");
     }
+
+    let versions = "select string_agg(function || ':' || version || ':' || sha256, ',' \
+                    order by function, version) from selfdb.function_versions";
+    let want: Option<String> = db.query_one(versions, &[]).await.unwrap().get(0);
+    let got: Option<String> = copy_db.query_one(versions, &[]).await.unwrap().get(0);
+    assert!(want.is_some());
+    assert_eq!(got, want);
+    let restored = eventually(Duration::from_secs(60), || async {
+        greet(&copy).await == greeting
+    })
+    .await;
+    assert!(restored, "the restored function answers differently");
 
     // Bad archives: each refused, the target (with a marker, and --force)
     // untouched, no staging directory left.
