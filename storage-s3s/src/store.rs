@@ -151,22 +151,24 @@ impl Store {
         // directory tree every few minutes is not free. Hosts share an
         // upstream bucket, where one that died may never come back.
         let collect_every = match self.blobs {
-            Blobs::Local(_) => Duration::from_secs(365 * 24 * 3600),
-            Blobs::Upstream(_) => orphan_grace.max(Duration::from_secs(1)),
+            Blobs::Local(_) => None,
+            Blobs::Upstream(_) => Some(orphan_grace.max(Duration::from_secs(1))),
         };
         tokio::spawn(async move {
-            let mut next_collection = Instant::now();
+            // `None` once no further collection is due.
+            let mut next_collection = Some(Instant::now());
             loop {
                 match store.deletion_permit().await {
                     Ok(Some(permit)) => {
-                        if Instant::now() >= next_collection && permit.may_collect().await {
+                        let due = next_collection.is_some_and(|at| Instant::now() >= at);
+                        if due && permit.may_collect().await {
                             if let Err(err) = store.collect_orphans(orphan_grace).await {
                                 tracing::warn!(%err, "collecting unreferenced storage files");
                             }
                             if let Err(err) = store.blobs.abandoned_uploads(orphan_grace).await {
                                 tracing::warn!(%err, "aborting abandoned upstream uploads");
                             }
-                            next_collection = Instant::now() + collect_every;
+                            next_collection = collect_every.map(|every| Instant::now() + every);
                         }
                         if let Err(err) = store.sweep().await {
                             tracing::warn!(%err, "deleting released storage files");
@@ -177,7 +179,10 @@ impl Store {
                     Ok(None) => {}
                     Err(err) => tracing::warn!(%err, "taking the storage deletion lock"),
                 }
-                let wait = tick.min(next_collection.saturating_duration_since(Instant::now()));
+                let wait = match next_collection {
+                    Some(at) => tick.min(at.saturating_duration_since(Instant::now())),
+                    None => tick,
+                };
                 tokio::select! {
                     _ = store.released.notified() => {}
                     _ = tokio::time::sleep(wait) => {}

@@ -181,6 +181,25 @@ pub struct UpstreamConfig {
     pub instance_id: String,
 }
 
+impl UpstreamConfig {
+    /// A store used as a folder of whole files (backup archives), where
+    /// graces and the instance claim do not apply.
+    pub fn for_folder(
+        location: S3Location,
+        access_key_id: Option<String>,
+        secret_access_key: Option<String>,
+    ) -> Self {
+        UpstreamConfig {
+            location,
+            access_key_id,
+            secret_access_key,
+            release_grace: Duration::ZERO,
+            orphan_grace: Duration::ZERO,
+            instance_id: String::new(),
+        }
+    }
+}
+
 impl fmt::Debug for UpstreamConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UpstreamConfig")

@@ -59,14 +59,11 @@ impl Destination {
             return Ok(Destination::Dir(std::path::absolute(text)?));
         }
         let location = storage_s3s::S3Location::parse(text).map_err(anyhow::Error::msg)?;
-        Ok(Destination::S3(storage_s3s::UpstreamConfig {
+        Ok(Destination::S3(storage_s3s::UpstreamConfig::for_folder(
             location,
             access_key_id,
             secret_access_key,
-            release_grace: std::time::Duration::ZERO,
-            orphan_grace: std::time::Duration::ZERO,
-            instance_id: String::new(),
-        }))
+        )))
     }
 }
 

@@ -233,14 +233,11 @@ async fn fetch(options: &RestoreOptions, extracted: &Path) -> anyhow::Result<Pat
         bail!("{} names no archive file", options.archive);
     }
     location.prefix = folder;
-    let config = storage_s3s::UpstreamConfig {
+    let config = storage_s3s::UpstreamConfig::for_folder(
         location,
-        access_key_id: options.access_key_id.clone(),
-        secret_access_key: options.secret_access_key.clone(),
-        release_grace: std::time::Duration::ZERO,
-        orphan_grace: std::time::Duration::ZERO,
-        instance_id: String::new(),
-    };
+        options.access_key_id.clone(),
+        options.secret_access_key.clone(),
+    );
     let local = extracted.join(".download.tar");
     storage_s3s::S3Folder::open(&config)?
         .download(&name, &local)
