@@ -26,15 +26,7 @@ trap 'kill $pb 2>/dev/null || true' EXIT
 PB_URL="http://127.0.0.1:$pb_port"
 for _ in $(seq 1 100); do curl -sf "$PB_URL/api/health" >/dev/null && break; sleep 0.1; done
 
-psql -q "$DATABASE_URL" <<'SQL'
-drop table if exists public.items;
-create table public.items (id int primary key, title text not null, category int not null, score int not null, public boolean not null);
-insert into public.items select i, 'item ' || i, i % 50, (i * 7919) % 10007, i % 10 <> 0 from generate_series(1, 10000) i;
-create index items_category_score on public.items (category, score);
-alter table public.items enable row level security;
-create policy public_items on public.items for select to anon using (public);
-analyze public.items;
-SQL
+psql -q "$DATABASE_URL" -f bench/items.sql
 PB_URL=$PB_URL PB_EMAIL=$PB_EMAIL PB_PASSWORD=$PB_PASSWORD node bench/crud_setup.mjs
 # Wait until SelfDB's schema cache serves the new table.
 for _ in $(seq 1 100); do
@@ -42,31 +34,8 @@ for _ in $(seq 1 100); do
   sleep 0.05
 done
 
-# Waits until the machine is idle (>= 90% idle over half a second, for at
-# most 30 s). PocketBase writes its request log for about 5 s after a run
-# ends, on most of a core; that work landed in SelfDB's list run, which
-# measured 5,939 req/s and p99 10.5 ms there against 8,000 and 6.3 ms on an
-# idle machine. Waiting charges PocketBase's deferred logging to nobody.
-wait_idle() {
-  local waited=0
-  while :; do
-    local idle
-    idle=$(
-      read -r _ a1 b1 c1 d1 e1 f1 g1 h1 _ </proc/stat
-      sleep 0.5
-      read -r _ a2 b2 c2 d2 e2 f2 g2 h2 _ </proc/stat
-      busy=$(((a2 + b2 + c2 + f2 + g2 + h2) - (a1 + b1 + c1 + f1 + g1 + h1)))
-      idle=$(((d2 + e2) - (d1 + e1)))
-      echo $((100 * idle / (busy + idle + 1)))
-    )
-    [ "$idle" -ge 90 ] && return 0
-    waited=$((waited + 1))
-    if [ "$waited" -ge 60 ]; then
-      echo "warning: the machine is still busy (${idle}% idle); measuring anyway" >&2
-      return 0
-    fi
-  done
-}
+# shellcheck source=bench/idle.sh
+source bench/idle.sh
 
 measure() { # label style base script [header]
   local label=$1 style=$2 base=$3 script=$4

@@ -12,9 +12,9 @@ CONNECTIONS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-2}
 # The binary under test (an A/B run points it at another build) and the
 # parts to run: any of hello, functions, crud, storage, auth, realtime,
-# events, spin, projects.
+# events, spin, projects, hosts.
 BIN=${SELFDB_BIN:-./target/dist/selfdb}
-PARTS=${BENCH_PARTS:-hello functions crud storage auth realtime events spin projects}
+PARTS=${BENCH_PARTS:-hello functions crud storage auth realtime events spin projects hosts}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 out=bench/out
 # A fresh data directory each run, never a deleted and re-created one: on
@@ -140,3 +140,5 @@ fi
 if part spin; then SELFDB_BIN=$BIN ./bench/spin.sh; fi
 
 if part projects; then SELFDB_BIN=$BIN ./bench/projects.sh; fi
+
+if part hosts; then SELFDB_BIN=$BIN ./bench/hosts.sh; fi

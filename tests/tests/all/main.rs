@@ -16,6 +16,7 @@ mod functions;
 mod functions_cli;
 mod functions_js;
 mod health;
+mod hosts;
 mod limits;
 mod projects;
 mod realtime;

@@ -8,10 +8,10 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(host: &Host, key: &str) -> Socket {
+pub(crate) async fn connect(host: &Host, key: &str) -> Socket {
     let url = format!(
         "{}/realtime/v1/websocket?apikey={key}&vsn=2.0.0",
         host.url.replacen("http", "ws", 1)
@@ -22,7 +22,7 @@ async fn connect(host: &Host, key: &str) -> Socket {
     socket
 }
 
-async fn send(socket: &mut Socket, frame: Value) {
+pub(crate) async fn send(socket: &mut Socket, frame: Value) {
     socket
         .send(Message::Text(frame.to_string().into()))
         .await
@@ -31,7 +31,7 @@ async fn send(socket: &mut Socket, frame: Value) {
 
 /// The next text frame matching `want`, within `within`; `None` when none
 /// came in time.
-async fn try_next_where(
+pub(crate) async fn try_next_where(
     socket: &mut Socket,
     within: Duration,
     want: impl Fn(&Value) -> bool,
@@ -54,13 +54,17 @@ async fn try_next_where(
 }
 
 /// The next text frame matching `want`, within `within`.
-async fn next_where(socket: &mut Socket, within: Duration, want: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn next_where(
+    socket: &mut Socket,
+    within: Duration,
+    want: impl Fn(&Value) -> bool,
+) -> Value {
     try_next_where(socket, within, want)
         .await
         .expect("timed out waiting for a frame")
 }
 
-async fn join(socket: &mut Socket, topic: &str, config: Value) -> Value {
+pub(crate) async fn join(socket: &mut Socket, topic: &str, config: Value) -> Value {
     send(
         socket,
         json!(["1", "1", topic, "phx_join", { "config": config }]),

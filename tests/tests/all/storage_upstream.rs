@@ -11,9 +11,9 @@ use selfdb_tests::{
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-const BUCKET: &str = "selfdb-objects";
+pub(crate) const BUCKET: &str = "selfdb-objects";
 /// How long the host may take to delete released or orphaned bytes.
-const COLLECT_WAIT: Duration = Duration::from_secs(30);
+const COLLECT_WAIT: Duration = Duration::from_secs(60);
 
 /// Test-sized timings: released bytes kept 300 ms, orphans after 2 s.
 fn quick_collection() -> [String; 4] {
@@ -63,7 +63,7 @@ fn versions_upstream(inventory: &Inventory, prefix: &str) -> BTreeSet<String> {
 
 /// Waits until the upstream prefix holds exactly the bytes rows reference,
 /// with no multipart upload left open.
-async fn upstream_matches_rows(host: &Host, seaweed: &SeaweedFs, prefix: &str) {
+pub(crate) async fn upstream_matches_rows(host: &Host, seaweed: &SeaweedFs, prefix: &str) {
     let deadline = std::time::Instant::now() + COLLECT_WAIT;
     loop {
         let inventory = seaweed.inventory(BUCKET, prefix).await;
@@ -90,6 +90,39 @@ async fn upstream_matches_rows(host: &Host, seaweed: &SeaweedFs, prefix: &str) {
         // A poll interval: the deadline above decides.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Starts a REST upload (an upsert) to `path` on `host` declaring 64 MiB
+/// and sends 24 MiB of it; returns the connection, left open, once the
+/// upload is recorded as pending (its first 8 MiB parts are going upstream
+/// in a multipart upload).
+pub(crate) async fn start_large_upload(host: &Host, path: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = host.url.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\napikey: {k}\r\nauthorization: Bearer {k}\r\n\
+         x-upsert: true\r\ncontent-length: {}\r\n\r\n",
+        64 << 20,
+        k = host.service_key()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![1u8; 1 << 20];
+    for _ in 0..24 {
+        stream.write_all(&chunk).await.unwrap();
+    }
+    stream.flush().await.unwrap();
+    let db = host.db().await;
+    let pending = eventually(COLLECT_WAIT, || async {
+        db.query_one("select count(*) from storage.pending_blobs", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            > 0
+    })
+    .await;
+    assert!(pending, "the upload to {path} never started upstream");
+    stream
 }
 
 /// The whole boto3 suite (every S3 operation, multipart with 5 MiB parts,
@@ -122,7 +155,6 @@ async fn boto3_suite_passes_with_bytes_upstream() {
 /// that leaves upstream exactly what the rows reference.
 #[tokio::test]
 async fn rest_objects_and_a_crash_mid_upload() {
-    use tokio::io::AsyncWriteExt;
     let seaweed = SeaweedFs::start(BUCKET).await;
     let prefix = "rest";
     let upstream_args = || {
@@ -207,29 +239,8 @@ async fn rest_objects_and_a_crash_mid_upload() {
 
     // Declare 64 MiB, send 24 MiB (two parts go upstream), and kill the host
     // while it waits for the rest.
-    let addr = host.url.trim_start_matches("http://").to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let head = format!(
-        "POST /storage/v1/object/media/large.bin HTTP/1.1\r\nhost: {addr}\r\napikey: {k}\r\nauthorization: Bearer {k}\r\nx-upsert: true\r\ncontent-length: {}\r\n\r\n",
-        64 << 20,
-        k = host.service_key()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let chunk = vec![1u8; 1 << 20];
-    for _ in 0..24 {
-        stream.write_all(&chunk).await.unwrap();
-    }
-    stream.flush().await.unwrap();
+    let stream = start_large_upload(&host, "/storage/v1/object/media/large.bin").await;
     let db = host.db().await;
-    let pending = eventually(COLLECT_WAIT, || async {
-        db.query_one("select count(*) from storage.pending_blobs", &[])
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
-            > 0
-    })
-    .await;
-    assert!(pending, "the upload never started upstream");
     host.kill();
     drop(stream);
     let open = seaweed.inventory(BUCKET, prefix).await;
