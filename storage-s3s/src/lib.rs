@@ -34,4 +34,4 @@ pub use keys::{AccessKey, KeyRegistry};
 pub use listing::{FolderEntry, FolderQuery, ListQuery, Listing, SortColumn};
 pub use objects::{byte_range, CopyOptions, ObjectInfo, PutOptions, Read};
 pub use store::{Bucket, BucketUpdate, NewBucket, Store};
-pub use upstream::{S3Folder, S3Location, UpstreamConfig};
+pub use upstream::{FreshPrefix, S3Folder, S3Location, UpstreamConfig};

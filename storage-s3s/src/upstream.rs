@@ -882,39 +882,10 @@ impl S3Folder {
         format!("{url}/{name}")
     }
 
-    /// Uploads `file` as `name`, in 8 MiB parts, a few at once; nothing is
-    /// visible under `name` until the last part is in.
+    /// Uploads `file` as `name`; nothing is visible under `name` until all
+    /// of it is in.
     pub async fn upload(&self, name: &str, file: &std::path::Path) -> io::Result<()> {
-        use tokio::io::AsyncReadExt;
-        let key = self.prefix.child(name);
-        let upload = self.store.put_multipart(&key).await.map_err(store_error)?;
-        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
-        let copied = async {
-            let mut input = tokio::fs::File::open(file).await?;
-            let mut buffer = vec![0u8; 1 << 20];
-            loop {
-                let n = input.read(&mut buffer).await?;
-                if n == 0 {
-                    return Ok::<_, io::Error>(());
-                }
-                writer
-                    .wait_for_capacity(PARTS_IN_FLIGHT)
-                    .await
-                    .map_err(store_error)?;
-                writer.write(&buffer[..n]);
-            }
-        }
-        .await;
-        match copied {
-            Ok(()) => {
-                writer.finish().await.map_err(store_error)?;
-                Ok(())
-            }
-            Err(err) => {
-                let _ = writer.abort().await;
-                Err(err)
-            }
-        }
+        upload_file(&self.store, &self.prefix.child(name), file).await
     }
 
     /// Downloads `name` into `file` (created, mode 0600).
@@ -957,6 +928,104 @@ impl S3Folder {
             Err(object_store::Error::NotFound { .. }) | Ok(()) => Ok(()),
             Err(err) => Err(store_error(err)),
         }
+    }
+}
+
+/// Uploads a local file as `key`: one PUT up to [`PART_BYTES`], else a
+/// multipart upload of 8 MiB parts, a few at once, aborted on failure.
+async fn upload_file(store: &AmazonS3, key: &Path, file: &std::path::Path) -> io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let mut input = tokio::fs::File::open(file).await?;
+    let size = input.metadata().await?.len();
+    if size <= PART_BYTES as u64 {
+        let mut bytes = Vec::with_capacity(size as usize);
+        input.read_to_end(&mut bytes).await?;
+        store
+            .put(key, PutPayload::from(bytes))
+            .await
+            .map_err(store_error)?;
+        return Ok(());
+    }
+    let upload = store.put_multipart(key).await.map_err(store_error)?;
+    let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+    let copied = async {
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let n = input.read(&mut buffer).await?;
+            if n == 0 {
+                return Ok::<_, io::Error>(());
+            }
+            writer
+                .wait_for_capacity(PARTS_IN_FLIGHT)
+                .await
+                .map_err(store_error)?;
+            writer.write(&buffer[..n]);
+        }
+    }
+    .await;
+    match copied {
+        Ok(()) => {
+            writer.finish().await.map_err(store_error)?;
+            Ok(())
+        }
+        Err(err) => {
+            let _ = writer.abort().await;
+            Err(err)
+        }
+    }
+}
+
+/// An instance's prefix before any host has opened it, for `selfdb
+/// restore` to fill with an archive's object versions under their own
+/// names. The first host to open it claims it, as with any new prefix.
+pub struct FreshPrefix {
+    store: AmazonS3,
+    objects: Path,
+}
+
+impl FreshPrefix {
+    /// Refuses a prefix an instance has claimed or that holds objects: the
+    /// restored instance would share them with another, whose collector
+    /// would take its objects for orphans (and the reverse).
+    pub async fn open(config: &UpstreamConfig) -> io::Result<Self> {
+        let location = &config.location;
+        let fail = |what: String| io::Error::other(format!("storage backend {location}: {what}"));
+        let store = client(config, Some(CONTROL_TIMEOUT)).map_err(|e| fail(e.to_string()))?;
+        let root = if location.prefix.is_empty() {
+            Path::default()
+        } else {
+            Path::parse(&location.prefix).map_err(|e| fail(format!("bad prefix: {e}")))?
+        };
+        match store.head(&root.child(OWNER_MARKER)).await {
+            Ok(_) => {
+                return Err(fail(
+                    "belongs to a SelfDB instance already: restore into a bucket or prefix \
+                     of its own"
+                        .into(),
+                ))
+            }
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(err) => return Err(fail(format!("does not answer: {err}"))),
+        }
+        let objects = root.child("objects");
+        if let Some(first) = store.list(Some(&objects)).next().await {
+            let what = match first {
+                Ok(meta) => format!(
+                    "holds objects already ({}): restore into an empty prefix",
+                    meta.location
+                ),
+                Err(err) => format!("cannot be listed: {err}"),
+            };
+            return Err(fail(what));
+        }
+        Ok(FreshPrefix { store, objects })
+    }
+
+    /// Uploads `file` as the bytes of `version`.
+    pub async fn put_version(&self, version: &str, file: &std::path::Path) -> io::Result<()> {
+        check_version(version)?;
+        let key = self.objects.child(&version[..2]).child(version);
+        upload_file(&self.store, &key, file).await
     }
 }
 

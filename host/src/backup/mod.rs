@@ -110,12 +110,8 @@ async fn write(settings: &Settings, source: &Source, to: &Path) -> anyhow::Resul
         )
         .await?
         .get(0);
-    let pg_dump_version = tool_version(source, "pg_dump").await?;
-    let dump_major: i32 = pg_dump_version
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|part| !part.is_empty())
-        .and_then(|major| major.parse().ok())
-        .unwrap_or(0);
+    let pg_dump_version = tool_version(&source.bin_dir, "pg_dump").await?;
+    let dump_major = major_of(&pg_dump_version);
     if dump_major < server_major {
         bail!(
             "pg_dump {dump_major} ({}) cannot dump PostgreSQL {server_major}: install \
@@ -286,10 +282,9 @@ async fn open_blobs(
     Ok(Blobs::open_for_reading(&backend, &pool, settings.storage_max_object_bytes).await?)
 }
 
-/// `pg_dump --version`'s version, e.g. `15.18 (Debian 15.18-0+deb12u1)`.
-async fn tool_version(source: &Source, program: &str) -> anyhow::Result<String> {
-    let output = source
-        .tool(program)?
+/// `<program> --version`'s version, e.g. `15.18 (Debian 15.18-0+deb12u1)`.
+pub(crate) async fn tool_version(bin_dir: &Path, program: &str) -> anyhow::Result<String> {
+    let output = tokio::process::Command::new(bin_dir.join(program))
         .arg("--version")
         .output()
         .await
@@ -308,4 +303,14 @@ async fn tool_version(source: &Source, program: &str) -> anyhow::Result<String> 
         .map(|(_, version)| version)
         .unwrap_or(text.trim())
         .to_owned())
+}
+
+/// The major version of a version string (`15` of `15.18 (Debian ...)`),
+/// 0 when there is none.
+pub(crate) fn major_of(version: &str) -> i32 {
+    version
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|part| !part.is_empty())
+        .and_then(|major| major.parse().ok())
+        .unwrap_or(0)
 }

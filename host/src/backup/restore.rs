@@ -1,22 +1,42 @@
-//! `selfdb restore ARCHIVE --data-dir DIR`: a new `selfdb dev` instance
-//! identical to the one backed up (same keys, users and passwords, rows,
-//! objects, functions and secrets).
+//! `selfdb restore ARCHIVE --data-dir DIR`: a new instance identical to the
+//! one backed up (same keys, users and passwords, rows, objects, functions
+//! and secrets). By default a `selfdb dev` instance, its own cluster in
+//! DIR; with `--database-url` one for `selfdb serve`, in an existing empty
+//! database, with DIR holding its secrets key and object files (or, with
+//! `--storage-backend`, the object bytes in an S3 prefix no instance has
+//! claimed).
 //!
 //! Nothing is overwritten until everything is known to be good: the
 //! archive is extracted into a staging directory beside DIR and verified
 //! against its manifest (a truncated or altered archive is refused there),
 //! the new instance is built inside the staging directory (cluster, roles,
 //! `pg_restore` in one transaction, every object the restored rows
-//! reference checked), and only then moved to DIR, by a rename.
+//! reference checked), and only then moved to DIR, by a rename. A server
+//! database is checked empty and an upstream prefix unclaimed before
+//! anything is written to either; the dump then goes in as one transaction.
 //!
 //! Restore only archives you trust: `roles.sql` and the dump run as the
-//! new cluster's superuser, who can do anything the `postgres` user can.
+//! new cluster's superuser (or the `--database-url` role), who can do
+//! anything that role can.
 
 use super::archive::{extract_verified, Manifest};
 use super::source::{libpq_environment, EMBEDDED_DATABASE};
+use crate::db::connect::PgTarget;
 use crate::embedded_pg::EmbeddedPg;
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
+
+/// What the restored instance runs on.
+pub enum Target {
+    /// A new embedded cluster in the data directory (`selfdb dev`).
+    NewCluster,
+    /// An existing, empty database (`selfdb serve`), and where object
+    /// bytes go: the data directory's `storage/`, or an S3 prefix.
+    Server {
+        database_url: String,
+        storage: Option<Box<storage_s3s::UpstreamConfig>>,
+    },
+}
 
 pub struct RestoreOptions {
     /// A file, or `s3://bucket/prefix/selfdb-<time>.tar?endpoint=...`.
@@ -25,6 +45,7 @@ pub struct RestoreOptions {
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
     pub data_dir: PathBuf,
+    pub target: Target,
     /// Move a non-empty DIR aside (to `DIR.before-restore-<time>`) rather
     /// than refusing.
     pub force: bool,
@@ -113,14 +134,31 @@ async fn build(
 
     let instance = stage.join("instance");
     std::fs::create_dir_all(&instance)?;
-    let root = instance.clone();
-    let mut pg = tokio::task::spawn_blocking(move || EmbeddedPg::start(&root))
-        .await?
-        .context("start the new instance's PostgreSQL cluster")?;
-    let loaded = load(&pg, &extracted, &instance).await;
-    let stopped = tokio::task::spawn_blocking(move || pg.stop()).await?;
-    loaded?;
-    stopped.context("stop the new instance's PostgreSQL cluster")?;
+    match &options.target {
+        Target::NewCluster => {
+            let root = instance.clone();
+            let mut pg = tokio::task::spawn_blocking(move || EmbeddedPg::start(&root))
+                .await?
+                .context("start the new instance's PostgreSQL cluster")?;
+            let loaded = into_new_cluster(&pg, &extracted, &instance).await;
+            let stopped = tokio::task::spawn_blocking(move || pg.stop()).await?;
+            loaded?;
+            stopped.context("stop the new instance's PostgreSQL cluster")?;
+        }
+        Target::Server {
+            database_url,
+            storage,
+        } => {
+            into_server(
+                database_url,
+                storage.as_deref(),
+                &manifest,
+                &extracted,
+                &instance,
+            )
+            .await?
+        }
+    }
 
     let mut moved_aside = None;
     if data_dir.exists() {
@@ -146,9 +184,13 @@ async fn build(
     })
 }
 
-/// Roles, the dump, object files and the secrets key, into the new
-/// instance's cluster and directory.
-async fn load(pg: &EmbeddedPg, extracted: &Path, instance: &Path) -> anyhow::Result<()> {
+/// Roles, the dump, object files and the secrets key, into a new cluster
+/// and the new instance's directory.
+async fn into_new_cluster(
+    pg: &EmbeddedPg,
+    extracted: &Path,
+    instance: &Path,
+) -> anyhow::Result<()> {
     let maintenance = connect(&pg.url("postgres")).await?;
     maintenance
         .batch_execute(&format!(
@@ -156,23 +198,124 @@ async fn load(pg: &EmbeddedPg, extracted: &Path, instance: &Path) -> anyhow::Res
             crate::db::quote_ident(EMBEDDED_DATABASE)
         ))
         .await?;
-    let roles = std::fs::read_to_string(extracted.join("roles.sql"))?;
-    maintenance
-        .batch_execute(&roles)
-        .await
-        .context("create the instance's roles (roles.sql)")?;
-    drop(maintenance);
-
     let target = crate::db::connect::plain(
         pg.url(EMBEDDED_DATABASE)
             .parse()
             .context("the new cluster's URL")?,
     )?;
-    let mut command = tokio::process::Command::new(pg.bin_dir().join("pg_restore"));
-    libpq_environment(&mut command, &target)?;
+    // Roles belong to the cluster: any of its databases will do.
+    load(&maintenance, &target, pg.bin_dir(), extracted).await?;
+    drop(maintenance);
+    let client = connect(&pg.url(EMBEDDED_DATABASE)).await?;
+    let objects = instance.join("storage").join("objects");
+    std::fs::create_dir_all(&objects)?;
+    for version in referenced_versions(&client, extracted).await? {
+        let shard = &version[..2];
+        std::fs::create_dir_all(objects.join(shard))?;
+        std::fs::rename(
+            extracted.join("objects").join(shard).join(&version),
+            objects.join(shard).join(&version),
+        )?;
+    }
+    finish(&client, extracted, instance).await
+}
+
+/// Roles and the dump into an existing empty database; object files into
+/// the new instance's directory or an unclaimed S3 prefix; the secrets key
+/// into the directory.
+async fn into_server(
+    database_url: &str,
+    storage: Option<&storage_s3s::UpstreamConfig>,
+    manifest: &Manifest,
+    extracted: &Path,
+    instance: &Path,
+) -> anyhow::Result<()> {
+    let target = crate::db::connect::parse(database_url, None).context("--database-url")?;
+    let (client, connection) = target
+        .config
+        .connect(target.tls.clone())
+        .await
+        .context("connect to --database-url")?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    // Checked before anything is written anywhere.
+    let occupied: i64 = client
+        .query_one(
+            "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+             where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f') \
+               and n.nspname <> 'information_schema' and n.nspname !~ '^pg_'",
+            &[],
+        )
+        .await?
+        .get(0);
+    if occupied > 0 {
+        bail!(
+            "--database-url's database is not empty ({occupied} tables, views or sequences): \
+             restore into a new, empty database (createdb); nothing was changed"
+        );
+    }
+    let bin_dir = crate::embedded_pg::find_client_dir()?;
+    let pg_restore = super::tool_version(&bin_dir, "pg_restore").await?;
+    let dump_major = super::major_of(&manifest.postgres.pg_dump);
+    if super::major_of(&pg_restore) < dump_major {
+        bail!(
+            "pg_restore {pg_restore} ({}) cannot read a dump made by pg_dump {}: install \
+             postgresql-client-{dump_major} or point SELFDB_PG_BIN at its bin directory",
+            bin_dir.display(),
+            manifest.postgres.pg_dump
+        );
+    }
+    let fresh = match storage {
+        Some(config) => Some(storage_s3s::FreshPrefix::open(config).await?),
+        None => None,
+    };
+
+    load(&client, &target, &bin_dir, extracted).await?;
+    let versions = referenced_versions(&client, extracted).await?;
+    let objects = instance.join("storage").join("objects");
+    for version in versions {
+        let shard = &version[..2];
+        let from = extracted.join("objects").join(shard).join(&version);
+        match &fresh {
+            Some(prefix) => prefix.put_version(&version, &from).await.with_context(|| {
+                format!(
+                    "upload object version {version} (the database is restored already: \
+                     drop and create it, and empty the prefix, before restoring again)"
+                )
+            })?,
+            None => {
+                std::fs::create_dir_all(objects.join(shard))?;
+                std::fs::rename(&from, objects.join(shard).join(&version))?;
+            }
+        }
+    }
+    finish(&client, extracted, instance).await
+}
+
+/// `roles.sql` through `roles` (a connection to the target cluster), then
+/// the dump into `target`'s database in one transaction.
+async fn load(
+    roles: &tokio_postgres::Client,
+    target: &PgTarget,
+    bin_dir: &Path,
+    extracted: &Path,
+) -> anyhow::Result<()> {
+    let script = std::fs::read_to_string(extracted.join("roles.sql"))?;
+    roles.batch_execute(&script).await.context(
+        "create the instance's roles (roles.sql; this needs a role that may create and alter \
+         roles, such as the cluster's superuser)",
+    )?;
+    let database = target
+        .config
+        .get_dbname()
+        .context("the database URL names no database")?
+        .to_owned();
+    let mut command = tokio::process::Command::new(bin_dir.join("pg_restore"));
+    libpq_environment(&mut command, target)?;
     let output = command
         .args(["--exit-on-error", "--single-transaction", "--no-password"])
-        .arg(format!("--dbname={EMBEDDED_DATABASE}"))
+        .arg(format!("--dbname={database}"))
         .arg(extracted.join("db.dump"))
         .output()
         .await
@@ -184,25 +327,38 @@ async fn load(pg: &EmbeddedPg, extracted: &Path, instance: &Path) -> anyhow::Res
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
+    Ok(())
+}
 
-    // Every object file the restored rows reference must be in the archive.
-    let client = connect(&pg.url(EMBEDDED_DATABASE)).await?;
-    let objects = instance.join("storage").join("objects");
-    std::fs::create_dir_all(&objects)?;
+/// The file versions the restored rows reference, each checked to be in
+/// the archive with the size its row gives.
+async fn referenced_versions(
+    client: &tokio_postgres::Client,
+    extracted: &Path,
+) -> anyhow::Result<Vec<String>> {
+    let mut versions = Vec::new();
     for row in client.query(super::FILE_VERSIONS_SQL, &[]).await? {
         let version: String = row.get(0);
         let size: Option<i64> = row.get(1);
         storage_s3s::files::check_version(&version)
             .with_context(|| format!("object version {version:?} in the restored rows"))?;
-        let shard = &version[..2];
-        let from = extracted.join("objects").join(shard).join(&version);
+        let from = extracted.join("objects").join(&version[..2]).join(&version);
         let found = std::fs::metadata(&from).map(|m| m.len()).ok();
         if found.is_none() || found != size.and_then(|s| u64::try_from(s).ok()) {
             bail!("the archive lacks the bytes of object version {version} (or their size differs from its row)");
         }
-        std::fs::create_dir_all(objects.join(shard))?;
-        std::fs::rename(&from, objects.join(shard).join(&version))?;
+        versions.push(version);
     }
+    Ok(versions)
+}
+
+/// Makes the restored database a new instance and puts the secrets key in
+/// its directory.
+async fn finish(
+    client: &tokio_postgres::Client,
+    extracted: &Path,
+    instance: &Path,
+) -> anyhow::Result<()> {
     // The restored instance is a new one: it claims an upstream prefix of
     // its own rather than the original's (their collectors would take each
     // other's objects for orphans).

@@ -1,7 +1,7 @@
 //! `roles.sql`: the roles a dump's owners and grants name (pg_dump writes
-//! neither roles nor memberships), as statements that create what is
-//! missing and set each role's attributes (never the restoring role's
-//! own), for restore to run before the dump. Every role of the cluster is
+//! neither roles nor memberships), as statements that create each role the
+//! target cluster lacks, with the attributes it had, and leave the ones it
+//! has alone; for restore to run before the dump. Every role of the cluster is
 //! included, since a dump may name any of them. Password hashes are included when the backup connects as a
 //! superuser (the embedded cluster), who alone may read them; the host
 //! sets its own login role's password again at start anyway.
@@ -52,12 +52,6 @@ pub async fn script(client: &tokio_postgres::Client) -> anyhow::Result<String> {
                 no.to_owned()
             }
         };
-        let ident = quote_ident(&name);
-        out.push_str(&format!(
-            "do $$ begin if not exists (select 1 from pg_roles where rolname = {}) then \
-             create role {ident}; end if; end $$;\n",
-            quote_literal(&name)
-        ));
         let mut attributes = vec![
             flag(1, "superuser", "nosuperuser"),
             flag(2, "inherit", "noinherit"),
@@ -70,12 +64,19 @@ pub async fn script(client: &tokio_postgres::Client) -> anyhow::Result<String> {
         if let Some(password) = passwords.get(&name) {
             attributes.push(format!("password {}", quote_literal(password)));
         }
-        // Never the restoring role itself: it must stay the superuser it
-        // is (PostgreSQL 16 refuses to demote the bootstrap role anyway).
+        // Only a role the target cluster lacks is created, with the
+        // attributes it had; one that exists (the restoring role itself,
+        // or a role of another database on a shared server) is left as it
+        // is, its password included.
         out.push_str(&format!(
-            "do $$ begin if current_user <> {} then execute {}; end if; end $$;\n",
+            "do $$ begin if not exists (select 1 from pg_roles where rolname = {}) then \
+             execute {}; end if; end $$;\n",
             quote_literal(&name),
-            quote_literal(&format!("alter role {ident} {}", attributes.join(" ")))
+            quote_literal(&format!(
+                "create role {} {}",
+                quote_ident(&name),
+                attributes.join(" ")
+            ))
         ));
     }
     let memberships = client

@@ -39,8 +39,9 @@ pub enum Command {
     /// print its path. Finds the instance as `dev` (`--data-dir`) or
     /// `serve` (`--database-url` and the storage settings) would.
     Backup(BackupArgs),
-    /// Make a new `selfdb dev` data directory from an archive of
-    /// `selfdb backup`, after verifying the whole archive.
+    /// Make a new instance from an archive of `selfdb backup`, after
+    /// verifying the whole archive: a `selfdb dev` data directory, or with
+    /// `--database-url` one for `selfdb serve`.
     Restore(RestoreArgs),
 }
 
@@ -86,14 +87,27 @@ pub struct S3Keys {
 pub struct RestoreArgs {
     /// An archive written by `selfdb backup`: a file, or
     /// `s3://bucket/prefix/selfdb-<time>.tar?endpoint=...`. Restore only
-    /// archives you trust: they run as the new cluster's superuser.
+    /// archives you trust: they run as the new cluster's superuser (or the
+    /// `--database-url` role).
     pub archive: String,
-    /// Keys for an `s3://` archive.
+    /// Keys for an `s3://` archive and an `s3://` `--storage-backend`.
     #[command(flatten)]
     pub s3_keys: S3Keys,
-    /// Data directory of the new instance; it must be absent or empty.
+    /// Data directory of the new instance; it must be absent or empty. For
+    /// `selfdb dev` it holds the whole instance; with `--database-url`, the
+    /// secrets key and (without `--storage-backend`) the object files, as
+    /// `selfdb serve --data-dir` reads them.
     #[arg(long)]
     pub data_dir: PathBuf,
+    /// Restore for `selfdb serve`: into this existing database, which must
+    /// be empty (create it first), rather than a new embedded cluster.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// With `--database-url`: put the object bytes in this S3 store
+    /// (`s3://bucket/prefix?endpoint=...&region=...`, a prefix no instance
+    /// has claimed) instead of the data directory.
+    #[arg(long, requires = "database_url")]
+    pub storage_backend: Option<String>,
     /// Restore into a non-empty `--data-dir`, moving it aside first (to
     /// `<dir>.before-restore-<time>`, never deleted).
     #[arg(long)]
@@ -596,11 +610,41 @@ async fn backup(args: BackupArgs) -> anyhow::Result<()> {
 }
 
 async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
+    use crate::backup::restore::Target;
+    let access_key_id = args.s3_keys.storage_s3_access_key_id;
+    let secret_access_key = args.s3_keys.storage_s3_secret_access_key;
+    let target = match args.database_url {
+        None => Target::NewCluster,
+        Some(database_url) => Target::Server {
+            database_url,
+            storage: match &args.storage_backend {
+                None => None,
+                Some(text) => Some(Box::new(storage_s3s::UpstreamConfig::for_folder(
+                    storage_s3s::S3Location::parse(text)
+                        .map_err(|why| anyhow::anyhow!("--storage-backend: {why}"))?,
+                    access_key_id.clone(),
+                    secret_access_key.clone(),
+                ))),
+            },
+        },
+    };
+    let serve_command = match &target {
+        Target::NewCluster => None,
+        Target::Server { storage, .. } => Some(format!(
+            "selfdb serve --database-url <the same URL> --data-dir {}{}",
+            args.data_dir.display(),
+            match (storage, &args.storage_backend) {
+                (Some(_), Some(text)) => format!(" --storage-backend '{text}' --storage-s3-access-key-id … --storage-s3-secret-access-key …"),
+                _ => String::new(),
+            }
+        )),
+    };
     let options = crate::backup::restore::RestoreOptions {
         archive: args.archive,
-        access_key_id: args.s3_keys.storage_s3_access_key_id,
-        secret_access_key: args.s3_keys.storage_s3_secret_access_key,
+        access_key_id,
+        secret_access_key,
         data_dir: args.data_dir,
+        target,
         force: args.force,
         check_only: args.check,
     };
@@ -624,12 +668,19 @@ async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
             aside.display()
         );
     }
-    println!(
-        "restored the backup of {} into {}: start it with `selfdb dev --data-dir {}`",
-        manifest.created_at,
-        options.data_dir.display(),
-        options.data_dir.display()
-    );
+    match serve_command {
+        None => println!(
+            "restored the backup of {} into {}: start it with `selfdb dev --data-dir {}`",
+            manifest.created_at,
+            options.data_dir.display(),
+            options.data_dir.display()
+        ),
+        Some(command) => println!(
+            "restored the backup of {} into the database and {}: start it with `{command}`",
+            manifest.created_at,
+            options.data_dir.display(),
+        ),
+    }
     Ok(())
 }
 

@@ -85,6 +85,19 @@ async fn greet(host: &Host) -> (StatusCode, Vec<u8>) {
         .await
 }
 
+/// `kept@example.com`, made by `Host::create_user` before the backup, signs
+/// in on a restored host with the password it had.
+async fn signs_in_with_the_old_password(copy: &Host) {
+    let (status, session) = copy
+        .post("/auth/v1/token?grant_type=password")
+        .apikey(copy.anon_key())
+        .json(&json!({"email": "kept@example.com", "password": "correct horse 1"}))
+        .fetch_status_json()
+        .await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    assert!(session["access_token"].is_string(), "{session}");
+}
+
 async fn upload(host: &Host, bucket: &str, name: &str, bytes: Vec<u8>) -> StatusCode {
     host.post(&format!("/storage/v1/object/{bucket}/{name}"))
         .service_role(host)
@@ -193,14 +206,7 @@ async fn a_restored_instance_is_the_instance_backed_up() {
     let want: String = db.query_one(users, &[]).await.unwrap().get(0);
     let got: String = copy_db.query_one(users, &[]).await.unwrap().get(0);
     assert_eq!(got, want);
-    let (status, session) = copy
-        .post("/auth/v1/token?grant_type=password")
-        .apikey(copy.anon_key())
-        .json(&json!({"email": "kept@example.com", "password": "correct horse 1"}))
-        .fetch_status_json()
-        .await;
-    assert_eq!(status, StatusCode::OK, "{session}");
-    assert!(session["access_token"].is_string(), "{session}");
+    signs_in_with_the_old_password(&copy).await;
     let rows = copy
         .get("/rest/v1/notes?id=eq.7")
         .apikey(copy.anon_key())
@@ -574,10 +580,26 @@ async fn scheduled_backups_take_each_tick_once_and_keep_the_newest() {
     }
 }
 
+/// An empty database in the tests' cluster, as `createdb` makes one.
+async fn empty_database() -> String {
+    let migrated = fresh_database().await;
+    let (cluster, name) = migrated.rsplit_once('/').unwrap();
+    let empty = format!("{name}_empty");
+    psql(&migrated)
+        .await
+        .batch_execute(&format!("create database {empty}"))
+        .await
+        .unwrap();
+    format!("{cluster}/{empty}")
+}
+
 /// A `serve` instance whose object bytes are in S3 is backed up to an
 /// `s3://` prefix and restored from it: the archive holds the upstream
 /// bytes (a single-PUT and a multipart object), and the restored `dev`
-/// instance serves them from its own disk.
+/// instance serves them from its own disk. The same archive restores onto
+/// `serve` too: into an empty database, with the bytes in a prefix of
+/// their own or in the data directory; a database that is not empty and a
+/// prefix another instance holds are refused before anything is written.
 #[tokio::test]
 async fn archives_go_to_s3_and_back_with_upstream_bytes() {
     let seaweed = selfdb_tests::SeaweedFs::start("objects").await;
@@ -588,10 +610,17 @@ async fn archives_go_to_s3_and_back_with_upstream_bytes() {
         builder = builder.arg(arg.clone());
     }
     let host = builder.start();
+    host.create_user("kept@example.com").await;
     host.create_bucket("media", false).await;
+    let small = object_bytes(4, 4096);
     let medium = object_bytes(5, 300_000);
     let large = object_bytes(6, 20 << 20);
-    for (name, bytes) in [("medium.bin", &medium), ("large.bin", &large)] {
+    let objects = [
+        ("small.bin", &small),
+        ("medium.bin", &medium),
+        ("large.bin", &large),
+    ];
+    for (name, bytes) in objects {
         assert_eq!(
             upload(&host, "media", name, bytes.clone()).await,
             StatusCode::OK
@@ -630,13 +659,100 @@ async fn archives_go_to_s3_and_back_with_upstream_bytes() {
         "--data-dir".into(),
         restored_dir.display().to_string(),
     ];
-    args.extend(key_flags);
+    args.extend(key_flags.iter().cloned());
     let output = selfdb(args).await;
     assert!(output.status.success(), "restore failed: {}", text(&output));
     let copy = Host::dev(&restored_dir).start();
-    for (name, bytes) in [("medium.bin", &medium), ("large.bin", &large)] {
+    for (name, bytes) in objects {
         let (status, got) = download(&copy, "media", name).await;
         assert_eq!(status, StatusCode::OK, "{name}");
         assert!(got == *bytes, "{name} differs after the restore");
     }
+
+    // Onto `serve`: each into an empty database; the bytes into a prefix
+    // of their own, then into the data directory.
+    let archive = format!("{url}?{}", seaweed.url_options());
+    let restore_to_server = |database: String, dir: PathBuf, backend: Option<String>| {
+        let mut args = vec![
+            "restore".to_owned(),
+            archive.clone(),
+            "--data-dir".into(),
+            dir.display().to_string(),
+            "--database-url".into(),
+            database,
+        ];
+        if let Some(backend) = backend {
+            args.push("--storage-backend".into());
+            args.push(backend);
+        }
+        args.extend(key_flags.iter().cloned());
+        selfdb(args)
+    };
+    let in_s3 = empty_database().await;
+    let in_files = empty_database().await;
+    let (dir_s3, dir_files) = (dev_data_dir(), dev_data_dir());
+    let output = restore_to_server(
+        in_s3.clone(),
+        dir_s3.clone(),
+        Some(seaweed.backend_url("objects", "restored")),
+    )
+    .await;
+    assert!(output.status.success(), "restore failed: {}", text(&output));
+    let output = restore_to_server(in_files.clone(), dir_files.clone(), None).await;
+    assert!(output.status.success(), "restore failed: {}", text(&output));
+    assert_eq!(
+        std::fs::read_to_string(dir_files.join("secrets.key")).unwrap(),
+        "test secrets key of the selfdb test suite"
+    );
+    let mut from_s3 = Host::serve_at(&in_s3);
+    for arg in seaweed.host_args("objects", "restored") {
+        from_s3 = from_s3.arg(arg);
+    }
+    let from_files = Host::serve_at(&in_files)
+        .arg("--storage-dir")
+        .arg(dir_files.join("storage").display().to_string());
+    for copy in [from_s3.start(), from_files.start()] {
+        assert_eq!(copy.service_key(), host.service_key());
+        signs_in_with_the_old_password(&copy).await;
+        for (name, bytes) in objects {
+            let (status, got) = download(&copy, "media", name).await;
+            assert_eq!(status, StatusCode::OK, "{name}: {}", copy.stderr());
+            assert!(got == *bytes, "{name} differs after the restore");
+        }
+    }
+    let restored_keys = seaweed.inventory("objects", "restored/objects/").await;
+    assert_eq!(restored_keys.keys.len(), 2, "{restored_keys:?}");
+
+    // Refused, with nothing written: a database that is not empty, and a
+    // prefix an instance holds.
+    let refused_dir = dev_data_dir();
+    let untouched = empty_database().await;
+    for (database, backend, why) in [
+        (in_files.clone(), None, "is not empty"),
+        (
+            untouched.clone(),
+            Some(seaweed.backend_url("objects", "instance")),
+            "belongs to a SelfDB instance",
+        ),
+    ] {
+        let output = restore_to_server(database, refused_dir.clone(), backend).await;
+        assert!(!output.status.success(), "{}", text(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(why), "{stderr}");
+        assert!(
+            std::fs::read_dir(&refused_dir).map_or(true, |mut d| d.next().is_none()),
+            "the data directory was written"
+        );
+    }
+    let tables: i64 = psql(&untouched)
+        .await
+        .query_one(
+            "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+             where c.relkind = 'r' and n.nspname !~ '^pg_' and n.nspname <> 'information_schema'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0, "the refused restore wrote to the database");
 }
