@@ -130,7 +130,7 @@ async fn serve(
     let capabilities = Capabilities::new(&Services {
         db: db.clone(),
         keys: opened.keys.clone(),
-        limiter,
+        limiter: limiter.clone(),
         mailer: mailer.clone(),
         schema: schema.clone(),
         data_dir: settings.data_dir.clone(),
@@ -252,6 +252,7 @@ async fn serve(
         request_log,
         metrics,
         cors: settings.cors.clone(),
+        limiter,
     });
     let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
 

@@ -46,7 +46,7 @@ pub async fn ensure_first_admin(
     let hash = hash_password(&password)?;
     let inserted = client
         .execute(
-            "insert into selfdb.admins (email, password_hash) values ($1, $2) on conflict (email) do nothing",
+            "insert into selfdb.admins (email, password_hash) values ($1, $2) on conflict do nothing",
             &[&email, &hash],
         )
         .await?;

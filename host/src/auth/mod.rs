@@ -1,6 +1,7 @@
 //! Credentials: the instance's JWT keys, the verified principal of a
 //! request, and the platform's admins.
 
+pub mod admin_sessions;
 pub mod first_admin;
 pub mod keys;
 pub mod mailer;

@@ -67,6 +67,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "storage_upstream",
         include_str!("../../migrations/0014_storage_upstream.sql"),
     ),
+    (
+        15,
+        "admin_sessions",
+        include_str!("../../migrations/0015_admin_sessions.sql"),
+    ),
 ];
 
 /// The newest migration this binary knows.

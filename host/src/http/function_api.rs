@@ -1,6 +1,6 @@
 //! `/api/v1/functions`: deploy, list, inspect, roll back, configure and
-//! delete functions, set their secrets and read their logs. The service
-//! key only; the CLI and the dashboard both use it.
+//! delete functions, set their secrets and read their logs. An admin or
+//! the service key only (`principal::require_admin`).
 //!
 //! A deploy is `PUT /api/v1/functions/NAME` with the upload as the body:
 //! a component (`content-type: application/wasm`) or one TypeScript or
@@ -10,7 +10,7 @@
 //! import's name) while the previous version keeps serving.
 
 use super::error::ApiError;
-use super::principal::require_service_role;
+use super::principal::require_admin;
 use super::AppState;
 use crate::events::{Declaration, DeclarationJson, EventsError};
 use crate::functions::js::BuildError;
@@ -140,7 +140,7 @@ pub async fn list(
     State(app): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     let functions: Vec<Value> = app
         .functions
         .list()
@@ -185,7 +185,7 @@ pub async fn deploy(
     headers: HeaderMap,
     upload: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     let bytes = body(upload)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -304,7 +304,7 @@ pub async fn details(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     Ok(Json(json!(app.functions.details(&name).await?)))
 }
 
@@ -313,7 +313,7 @@ pub async fn remove(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     if app.functions.delete(&name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -327,7 +327,7 @@ pub async fn configure(
     headers: HeaderMap,
     patch: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     let patch: SettingsPatch = json_body(
         &body(patch)?,
         "{\"verify_jwt\"?, \"memory_mb\"?, \"time_ms\"?, \"concurrency\"?, \"allowed_hosts\"?, \"env\"?, \"max_attempts\"?}",
@@ -340,7 +340,7 @@ pub async fn versions(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     Ok(Json(
         json!({ "versions": app.functions.versions(&name).await? }),
     ))
@@ -358,7 +358,7 @@ pub async fn rollback(
     headers: HeaderMap,
     request: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     let bytes = body(request)?;
     let request: Rollback = if bytes.is_empty() {
         Rollback::default()
@@ -374,7 +374,7 @@ pub async fn secrets(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     Ok(Json(
         json!({ "secrets": app.functions.secret_names(&name).await? }),
     ))
@@ -386,7 +386,7 @@ pub async fn set_secrets(
     headers: HeaderMap,
     request: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     let set: BTreeMap<String, String> = json_body(
         &body(request)?,
         "an object of secret names to string values",
@@ -400,7 +400,7 @@ pub async fn unset_secret(
     Path((name, key)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     let names = app
         .functions
         .change_secrets(&name, BTreeMap::new(), vec![key])
@@ -430,7 +430,7 @@ pub async fn logs(
     Query(query): Query<LogQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     if let Some(since) = &query.since {
         if chrono_like(since).is_none() {
             return Err(ApiError::new(
@@ -475,7 +475,7 @@ pub async fn triggers(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     Ok(Json(triggers_json(&app.functions.triggers(&name).await?)))
 }
 
@@ -487,7 +487,7 @@ pub async fn set_triggers(
     headers: HeaderMap,
     request: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Body {
@@ -511,7 +511,7 @@ pub async fn dead_letters(
     Query(query): Query<DeadLetterQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     app.functions.versions(&name).await?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let letters = app.functions.events.dead_letters(&name, limit).await?;
@@ -523,7 +523,7 @@ pub async fn replay_dead_letter(
     Path((name, id)): Path<(String, i64)>,
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     app.functions.events.replay(&name, id).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "replayed": id }))))
 }
@@ -533,7 +533,7 @@ pub async fn discard_dead_letter(
     Path((name, id)): Path<(String, i64)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     app.functions.events.discard(&name, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface: routing, credentials, errors, and the handlers the
 //! host serves itself.
 
+mod admin;
 pub mod auth;
 mod bench;
 mod cors;
@@ -45,6 +46,8 @@ pub struct App {
     pub request_log: Option<crate::request_log::RequestLog>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub cors: crate::cors::CorsPolicy,
+    /// Failed admin sign-ins (shared with auth's limits: Redis when set).
+    pub limiter: Arc<crate::auth::rate_limit::RateLimiter>,
 }
 
 pub type AppState = Arc<App>;
@@ -73,6 +76,12 @@ pub fn router(app: AppState) -> Router {
             "/realtime/v1/api/broadcast/{topic}/events/{event}",
             post(realtime::broadcast_one),
         )
+        .route("/api/v1/admin/token", post(admin::token))
+        .route("/api/v1/admin/logout", post(admin::logout))
+        .route("/api/v1/admin/me", get(admin::me))
+        .route("/api/v1/admins", get(admin::list).post(admin::create))
+        .route("/api/v1/admins/{id}", delete(admin::remove))
+        .route("/api/v1/admins/{id}/password", put(admin::set_password))
         .route("/api/v1/s3/keys", get(s3_keys::list).post(s3_keys::create))
         .route("/api/v1/s3/keys/{id}", delete(s3_keys::revoke))
         .route("/api/v1/functions", get(function_api::list))

@@ -1,10 +1,10 @@
 //! `/api/v1/projects`: registering users' databases and managing them
-//! (service key). The key and the webhook secret are shown once, when made;
+//! (an admin or the service key). The key and the webhook secret are shown once, when made;
 //! no route returns a database password.
 
 use super::error::ApiError;
 use super::function_api::{body, json_body};
-use super::principal::require_service_role;
+use super::principal::require_admin;
 use super::AppState;
 use crate::projects::{Project, ProjectError, Register};
 use axum::extract::rejection::BytesRejection;
@@ -79,7 +79,7 @@ pub async fn create(
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     let raw = body(raw)?;
     let request: Register = json_body(
         &raw,
@@ -113,7 +113,7 @@ pub async fn list(
     State(app): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     let projects: Vec<Value> = app.projects.all().iter().map(|p| describe(p)).collect();
     Ok(Json(json!({ "projects": projects })))
 }
@@ -123,7 +123,7 @@ pub async fn get(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     let project = find(&app, &id)?;
     let mut answer = describe(&project);
     if let Some(db) = project.opened() {
@@ -137,7 +137,7 @@ pub async fn rotate_key(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     let project = find(&app, &id)?;
     let key = app.projects.rotate_key(project.id()).await?;
     Ok(Json(json!({"projectId": project.id(), "apiKey": key})))
@@ -165,7 +165,7 @@ async fn set_paused(
     headers: &HeaderMap,
     paused: bool,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(headers, app)?;
+    require_admin(headers, app).await?;
     let project = find(app, id)?;
     app.projects.set_paused(project.id(), paused).await?;
     Ok(Json(json!({"projectId": project.id(), "paused": paused})))
@@ -176,7 +176,7 @@ pub async fn remove(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     let project = find(&app, &id)?;
     app.projects.delete(project.id()).await?;
     Ok(Json(json!({"projectId": project.id(), "deleted": true})))
@@ -194,7 +194,7 @@ pub async fn schema_changes(
     Query(page): Query<Page>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     let project = find(&app, &id)?;
     let limit = page.limit.unwrap_or(50).clamp(1, 1000);
     let changes = app
@@ -337,7 +337,7 @@ pub async fn logs(
     Query(query): Query<LogQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     let project = find(&app, &id)?;
     logs_of(&app, Some(project.id()), &query).await
 }
@@ -348,7 +348,7 @@ pub async fn analytics(
     Query(query): Query<LogQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     let project = find(&app, &id)?;
     analytics_of(&app, Some(project.id()), &query).await
 }
@@ -359,7 +359,7 @@ pub async fn instance_logs(
     Query(query): Query<LogQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     logs_of(&app, None, &query).await
 }
 
@@ -368,6 +368,6 @@ pub async fn instance_analytics(
     Query(query): Query<LogQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     analytics_of(&app, None, &query).await
 }

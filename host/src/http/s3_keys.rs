@@ -1,8 +1,8 @@
-//! `/api/v1/s3/keys`: S3 access keys, which an admin (the service key)
+//! `/api/v1/s3/keys`: S3 access keys, which an admin (or the service key)
 //! issues to a user or to the service role, lists and revokes.
 
 use super::error::ApiError;
-use super::principal::require_service_role;
+use super::principal::require_admin;
 use super::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -34,7 +34,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     let request: CreateKey = if body.is_empty() {
         CreateKey::default()
     } else {
@@ -78,7 +78,7 @@ pub async fn list(
     State(app): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     let keys = app.storage.keys.list().await.map_err(storage_error)?;
     Ok(Json(json!({ "keys": keys })))
 }
@@ -88,7 +88,7 @@ pub async fn revoke(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require_service_role(&headers, &app)?;
+    require_admin(&headers, &app).await?;
     if app.storage.keys.revoke(&id).await.map_err(storage_error)? {
         Ok(StatusCode::NO_CONTENT)
     } else {

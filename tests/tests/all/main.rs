@@ -2,6 +2,7 @@
 //! feature. The harness (a host per test, a shared test cluster, the
 //! request and wait helpers) is the `selfdb_tests` library in `tests/src`.
 
+mod admin;
 mod auth_keys;
 mod auth_mail;
 mod auth_redis;
