@@ -3,14 +3,21 @@
 # docker-compose.yml). Three stages: the components and the host (dist
 # profile: fat LTO, as `make bench` measures it), the JavaScript function
 # toolchain's npm packages, and a slim runtime that runs `selfdb` as a
-# non-root user. The admin dashboard (issue 24) gets its own build stage
-# here when it exists; the host embeds what it serves, so the runtime
-# stage will not change.
+# non-root user; before them the admin dashboard's static files, which the
+# host embeds when it is compiled.
+
+FROM node:20-bookworm-slim AS dashboard
+WORKDIR /src/dashboard
+COPY dashboard/package.json dashboard/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY dashboard/ ./
+RUN npm run build
 
 FROM rust:1.95-bookworm AS build
 RUN rustup target add wasm32-wasip2
 WORKDIR /src
 COPY . .
+COPY --from=dashboard /src/dashboard/dist /src/dashboard/dist
 # Cargo's caches outlive a build, so rebuilding after a source change
 # recompiles SelfDB, not wasmtime.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -11,7 +11,7 @@ FIXTURES := hello misbehave privileged events
 SYSTEM_COMPONENTS := -p auth -p crud -p postgrest-grammar
 USER_COMPONENTS := -p selfdb-sdk -p greet -p hello -p misbehave -p privileged -p events -p event-sink
 
-.PHONY: run test bench bootstrap components lint lint-components js-deps js-toolchain spin-fixtures
+.PHONY: run test bench bootstrap components dashboard lint lint-components js-deps js-toolchain spin-fixtures
 
 # `make test` lints the host workspace inside its own build: clippy-driver
 # (what `cargo clippy` runs) compiles the workspace's crates with code
@@ -23,7 +23,7 @@ LINTED := RUSTC_WORKSPACE_WRAPPER="$$(rustup which clippy-driver)" CLIPPY_ARGS=-
 
 # Each stage says what it does in one line; cargo's own output stays on
 # screen so a long first build shows progress.
-run: bootstrap components js-toolchain
+run: bootstrap components js-toolchain dashboard
 	@echo "make run: building the host (release profile, no LTO: about ten minutes on a fresh clone)"
 	cargo build --release -p selfdb
 	@mkdir -p target/functions
@@ -31,7 +31,7 @@ run: bootstrap components js-toolchain
 	@echo "make run: starting selfdb dev"
 	./target/release/selfdb dev --functions-dir target/functions $(ARGS)
 
-test: bootstrap components lint-components js-deps js-toolchain
+test: bootstrap components lint-components js-deps js-toolchain dashboard
 	@echo "make test: building the host with its lints, then running every test"
 	mkdir -p target/test-functions
 	for f in $(FIXTURES); do cp $(COMPONENTS_OUT)/$$f.wasm target/test-functions/; done
@@ -43,7 +43,7 @@ test: bootstrap components lint-components js-deps js-toolchain
 	# helpers), on the native target.
 	cd components && cargo test -p crud -p auth -p postgrest-grammar
 
-bench: components
+bench: components dashboard
 	./scripts/bootstrap.sh --bench
 	@echo "make bench: building the host (dist profile: fat LTO, as release images are built)"
 	cargo build --profile dist -p selfdb
@@ -72,6 +72,13 @@ spin-fixtures: bootstrap
 		(cd components/spin-fixtures/$$v && cargo build --locked --release --target wasm32-wasip2) && \
 		cp components/spin-fixtures/$$v/target/wasm32-wasip2/release/*.wasm tests/fixtures/spin/$$v/ || exit 1; \
 	done
+
+# The admin dashboard (dashboard/: TypeScript, Preact, Vite; pinned by its
+# lockfile), built into dashboard/dist, which the host embeds when it is
+# compiled: so it comes before any host build.
+dashboard:
+	@echo "make: building the dashboard (dashboard/, from npm, pinned by its lockfile)"
+	cd dashboard && npm ci --no-audit --no-fund && npm run build
 
 # What builds TypeScript/JavaScript functions (esbuild, tsc, ComponentizeJS),
 # pinned by its lockfile; the host runs it at deploy time.

@@ -37,6 +37,11 @@ fi
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   apt_packages+=(nodejs npm)
 fi
+# The dashboard's browser tests drive Debian's Chromium (through
+# playwright-core from npm, which downloads no browser of its own).
+if [ ! -x /usr/bin/chromium ]; then
+  apt_packages+=(chromium)
+fi
 # The S3 clients the storage tests drive, unmodified, from Debian.
 if ! command -v aws >/dev/null 2>&1; then
   apt_packages+=(awscli)
@@ -62,6 +67,14 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "bootstrap: installing ${apt_packages[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+fi
+
+# The dashboard's build (Vite 8) needs Node.js 20.19 or newer; Debian 12's
+# own package is 18.
+node_version=$(node -p 'process.versions.node' 2>/dev/null || echo 0)
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' 2>/dev/null; then
+  echo "bootstrap: Node.js $node_version is too old for the dashboard's build (Vite 8 needs 20.19 or newer): install Node.js 20.19+ or 22" >&2
+  exit 1
 fi
 
 # The `wasmtime` command line of the host's wasmtime release (PyPI

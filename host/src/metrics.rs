@@ -31,6 +31,8 @@ pub enum Api {
     Metrics,
     /// The S3 port.
     S3,
+    /// The dashboard's files at `/_/`.
+    Dashboard,
     Other,
 }
 
@@ -48,6 +50,7 @@ impl Api {
             ("projects", Some(_)) => Api::Projects,
             ("health", None) => Api::Health,
             ("metrics", None) => Api::Metrics,
+            ("_", _) => Api::Dashboard,
             _ => Api::Other,
         }
     }
@@ -65,6 +68,7 @@ impl Api {
             Api::Health => "health",
             Api::Metrics => "metrics",
             Api::S3 => "s3",
+            Api::Dashboard => "dashboard",
             Api::Other => "other",
         }
     }

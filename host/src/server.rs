@@ -355,6 +355,7 @@ fn announce(
 ) -> anyhow::Result<()> {
     let mut lines = vec![
         format!("SELFDB_URL={url}"),
+        format!("SELFDB_DASHBOARD_URL={url}/_/"),
         format!("SELFDB_ANON_KEY={}", opened.anon_key),
         format!("SELFDB_SERVICE_KEY={}", opened.service_key),
         format!("S3_ENDPOINT={}", storage.s3_endpoint),

@@ -5,6 +5,7 @@ mod admin;
 pub mod auth;
 mod bench;
 mod cors;
+mod dashboard;
 pub mod error;
 mod events;
 mod function_api;
@@ -55,6 +56,9 @@ pub type AppState = Arc<App>;
 pub fn router(app: AppState) -> Router {
     let mut router = Router::new()
         .route("/health", get(health::health))
+        .route("/_", get(dashboard::root))
+        .route("/_/", get(dashboard::serve))
+        .route("/_/{*path}", get(dashboard::serve))
         .route("/metrics", get(health::metrics))
         .route("/functions/v1/{name}", any(functions::invoke))
         // `{*rest}` needs at least one character: an app's root, `/`, is

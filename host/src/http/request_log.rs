@@ -16,8 +16,9 @@ pub async fn log_requests(State(app): State<AppState>, request: Request, next: N
         return next.run(request).await;
     };
     let path = request.uri().path();
-    // Probes would drown the log.
-    if path == "/health" || path == "/metrics" {
+    // Probes would drown the log, and the dashboard's files are not API
+    // requests (its API calls are logged as any).
+    if path == "/health" || path == "/metrics" || path == "/_" || path.starts_with("/_/") {
         return next.run(request).await;
     }
     let route = classify(path, request.method());

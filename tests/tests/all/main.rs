@@ -9,6 +9,7 @@ mod auth_redis;
 mod backup;
 mod compose;
 mod credentials;
+mod dashboard;
 mod deploy;
 mod dev;
 mod edge;
