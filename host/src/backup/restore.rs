@@ -207,16 +207,8 @@ async fn into_new_cluster(
     load(&maintenance, &target, pg.bin_dir(), extracted).await?;
     drop(maintenance);
     let client = connect(&pg.url(EMBEDDED_DATABASE)).await?;
-    let objects = instance.join("storage").join("objects");
-    std::fs::create_dir_all(&objects)?;
-    for version in referenced_versions(&client, extracted).await? {
-        let shard = &version[..2];
-        std::fs::create_dir_all(objects.join(shard))?;
-        std::fs::rename(
-            extracted.join("objects").join(shard).join(&version),
-            objects.join(shard).join(&version),
-        )?;
-    }
+    let versions = referenced_versions(&client, extracted).await?;
+    place_objects(&versions, extracted, instance, None).await?;
     finish(&client, extracted, instance).await
 }
 
@@ -273,12 +265,27 @@ async fn into_server(
 
     load(&client, &target, &bin_dir, extracted).await?;
     let versions = referenced_versions(&client, extracted).await?;
+    place_objects(&versions, extracted, instance, fresh.as_ref()).await?;
+    finish(&client, extracted, instance).await
+}
+
+/// Each version's bytes from the extracted archive into the new instance's
+/// `storage/objects/`, or uploaded into an unclaimed S3 prefix.
+async fn place_objects(
+    versions: &[String],
+    extracted: &Path,
+    instance: &Path,
+    prefix: Option<&storage_s3s::FreshPrefix>,
+) -> anyhow::Result<()> {
     let objects = instance.join("storage").join("objects");
+    if prefix.is_none() {
+        std::fs::create_dir_all(&objects)?;
+    }
     for version in versions {
         let shard = &version[..2];
-        let from = extracted.join("objects").join(shard).join(&version);
-        match &fresh {
-            Some(prefix) => prefix.put_version(&version, &from).await.with_context(|| {
+        let from = extracted.join("objects").join(shard).join(version);
+        match prefix {
+            Some(prefix) => prefix.put_version(version, &from).await.with_context(|| {
                 format!(
                     "upload object version {version} (the database is restored already: \
                      drop and create it, and empty the prefix, before restoring again)"
@@ -286,11 +293,11 @@ async fn into_server(
             })?,
             None => {
                 std::fs::create_dir_all(objects.join(shard))?;
-                std::fs::rename(&from, objects.join(shard).join(&version))?;
+                std::fs::rename(&from, objects.join(shard).join(version))?;
             }
         }
     }
-    finish(&client, extracted, instance).await
+    Ok(())
 }
 
 /// `roles.sql` through `roles` (a connection to the target cluster), then
