@@ -253,6 +253,11 @@ async fn serve(
         metrics,
         cors: settings.cors.clone(),
         limiter,
+        public: crate::http::instance::Public {
+            url: url.clone(),
+            anon_key: opened.anon_key.clone(),
+            service_key: opened.service_key.clone(),
+        },
     });
     let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
 

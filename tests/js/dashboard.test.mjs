@@ -100,7 +100,17 @@ test("an admin signs in, stays signed in across a reload, adds an admin and sign
     await page.getByTestId("status").waitFor();
     assert.equal(await page.getByTestId("status").textContent(), "ok");
     assert.match(await page.getByTestId("version").textContent(), /^\d+\.\d+\.\d+/);
-    await page.screenshot({ path: `${shots}/overview.png` });
+    // The anon key is shown; the service key only once asked for.
+    await page.getByTestId("anon-key").waitFor();
+    assert.equal(await page.getByTestId("anon-key").textContent(), process.env.SELFDB_ANON_KEY);
+    assert.ok(!(await page.content()).includes(process.env.SELFDB_SERVICE_KEY));
+    await page.getByRole("button", { name: "Reveal" }).click();
+    await page.getByTestId("secrets").waitFor();
+    assert.ok((await page.getByTestId("secrets").textContent()).includes(process.env.SELFDB_SERVICE_KEY));
+    assert.match(await page.getByTestId("count-admins").textContent(), /^1 Admins$/);
+    await page.getByRole("img", { name: "Requests per minute" }).waitFor();
+    assert.match(await page.getByTestId("requests-hour").textContent(), /^\d+ requests$/);
+    await page.screenshot({ path: `${shots}/overview.png`, fullPage: true });
 
     // The refresh cookie resumes the session after a reload.
     await page.reload();

@@ -11,6 +11,7 @@ mod events;
 mod function_api;
 mod functions;
 mod health;
+pub mod instance;
 mod invoke;
 pub mod observe;
 pub mod principal;
@@ -49,6 +50,8 @@ pub struct App {
     pub cors: crate::cors::CorsPolicy,
     /// Failed admin sign-ins (shared with auth's limits: Redis when set).
     pub limiter: Arc<crate::auth::rate_limit::RateLimiter>,
+    /// The URL and keys announced at start, for the admin API.
+    pub public: instance::Public,
 }
 
 pub type AppState = Arc<App>;
@@ -83,6 +86,8 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/admin/token", post(admin::token))
         .route("/api/v1/admin/logout", post(admin::logout))
         .route("/api/v1/admin/me", get(admin::me))
+        .route("/api/v1/instance", get(instance::describe))
+        .route("/api/v1/instance/secrets", post(instance::reveal))
         .route("/api/v1/admins", get(admin::list).post(admin::create))
         .route("/api/v1/admins/{id}", delete(admin::remove))
         .route("/api/v1/admins/{id}/password", put(admin::set_password))

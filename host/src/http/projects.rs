@@ -269,11 +269,11 @@ fn filter(
 
 fn bucket(query: &LogQuery) -> Result<&str, ApiError> {
     match query.bucket.as_deref().unwrap_or("hour") {
-        b @ ("hour" | "day") => Ok(b),
+        b @ ("minute" | "hour" | "day") => Ok(b),
         other => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_query",
-            format!("bucket {other:?}: use hour or day"),
+            format!("bucket {other:?}: use minute, hour or day"),
         )),
     }
 }

@@ -341,10 +341,10 @@ impl ClickHouseLogs {
     /// The same answer as the PostgreSQL sink's analytics.
     pub async fn analytics(&self, filter: &Filter, bucket: &str) -> Result<Value, ClickHouseError> {
         within(READ_TIMEOUT, async {
-            let start = if bucket == "day" {
-                "toStartOfDay"
-            } else {
-                "toStartOfHour"
+            let (start, bucket) = match bucket {
+                "day" => ("toStartOfDay", "day"),
+                "minute" => ("toStartOfMinute", "minute"),
+                _ => ("toStartOfHour", "hour"),
             };
             let totals = self
                 .filtered(
@@ -397,7 +397,7 @@ impl ClickHouseLogs {
                     s["operation"] = json!(e.operation);
                     s
                 }).collect::<Vec<_>>(),
-                "bucket": if bucket == "day" { "day" } else { "hour" },
+                "bucket": bucket,
                 "series": series.into_iter().map(|t| {
                     let mut s = stats(t.requests, t.avg_latency_ms, t.p95_latency_ms, t.error_rate,
                         t.bytes_in, t.bytes_out);

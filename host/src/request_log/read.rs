@@ -162,7 +162,11 @@ async fn pg_records(
 }
 
 async fn pg_analytics(db: &Database, filter: &Filter, bucket: &str) -> Result<Value, DbError> {
-    let bucket = if bucket == "day" { "day" } else { "hour" };
+    let bucket = match bucket {
+        "day" => "day",
+        "minute" => "minute",
+        _ => "hour",
+    };
     let client = db.owner().get().await?;
     let params = filter.params();
     let summary = "count(*), coalesce(avg(latency_ms), 0)::float8, \
@@ -195,7 +199,7 @@ async fn pg_analytics(db: &Database, filter: &Filter, bucket: &str) -> Result<Va
             &params,
         )
         .await?;
-    // `bucket` is one of two constants.
+    // `bucket` is one of three constants.
     let per_time = client
         .query(
             &format!(

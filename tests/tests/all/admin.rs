@@ -346,9 +346,66 @@ async fn admins_add_remove_and_reset_each_other() {
     sign_in(&host, &email, "a new password").await;
 }
 
+#[tokio::test]
+async fn the_overview_describes_the_instance_and_reveals_secrets_on_request() {
+    let host = Host::serve().await.start();
+    let (email, password) = first_admin(&host);
+    let admin = sign_in(&host, &email, &password).await;
+    host.create_user("counted@example.com").await;
+    host.create_bucket("counted", false).await;
+    psql(host.database_url.as_deref().unwrap())
+        .await
+        .batch_execute("create table counted (id int primary key)")
+        .await
+        .unwrap();
+    let (status, instance) = host
+        .get("/api/v1/instance")
+        .bearer_auth(&admin.access)
+        .fetch_status_json()
+        .await;
+    assert_eq!(status, StatusCode::OK, "{instance}");
+    assert_eq!(instance["anon_key"], host.anon_key());
+    assert_eq!(instance["urls"]["api"], host.url.as_str());
+    assert_eq!(instance["urls"]["s3"], host.env["S3_ENDPOINT"].as_str());
+    assert_eq!(instance["urls"]["dashboard"], format!("{}/_/", host.url));
+    let counts = &instance["counts"];
+    assert_eq!(counts["users"], 1, "{instance}");
+    assert_eq!(counts["buckets"], 1, "{instance}");
+    assert_eq!(counts["admins"], 1, "{instance}");
+    assert!(counts["tables"].as_i64().unwrap() >= 1, "{instance}");
+    // Nothing secret in the description.
+    let text = instance.to_string();
+    assert!(!text.contains(host.service_key()));
+    assert!(!text.contains(&host.env["S3_SECRET_ACCESS_KEY"]));
+
+    let response = host
+        .post("/api/v1/instance/secrets")
+        .bearer_auth(&admin.access)
+        .fetch()
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let secrets: Value = response.json().await.unwrap();
+    assert_eq!(secrets["service_key"], host.service_key());
+    assert_eq!(
+        secrets["s3"]["secret_access_key"],
+        host.env["S3_SECRET_ACCESS_KEY"].as_str()
+    );
+    // Requests of the last hour, by the minute.
+    let (status, analytics) = host
+        .get("/api/v1/requests/analytics?bucket=minute")
+        .bearer_auth(&admin.access)
+        .fetch_status_json()
+        .await;
+    assert_eq!(status, StatusCode::OK, "{analytics}");
+    assert_eq!(analytics["bucket"], "minute");
+}
+
 /// Every admin route, each with a method it serves.
 const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/admin/me"),
+    ("GET", "/api/v1/instance"),
+    ("POST", "/api/v1/instance/secrets"),
     ("GET", "/api/v1/admins"),
     ("POST", "/api/v1/admins"),
     (
