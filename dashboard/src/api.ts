@@ -20,6 +20,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** The error's `details`, when the route gives any. */
+    readonly details: unknown = null,
   ) {
     super(message);
   }
@@ -57,14 +59,16 @@ function sessionOf(body: TokenBody): Session {
 async function errorOf(response: Response): Promise<ApiError> {
   let code = `http_${response.status}`;
   let message = response.statusText || `the server answered ${response.status}`;
+  let details: unknown = null;
   try {
     const body = await response.json();
     code = body?.error?.code ?? body?.error_code ?? code;
     message = body?.error?.message ?? body?.msg ?? body?.message ?? message;
+    details = body?.error?.details ?? null;
   } catch {
     // Not JSON: the status says enough.
   }
-  return new ApiError(response.status, code, message);
+  return new ApiError(response.status, code, message, details);
 }
 
 const JSON_HEADERS = { "content-type": "application/json" };
@@ -124,14 +128,16 @@ export async function signOut(): Promise<void> {
 }
 
 /**
- * A JSON API call as the admin. An expired or ended access token is
- * refreshed once and the call made again.
+ * A call as the admin (with `apikey` when given): the response when it is
+ * a success. An expired or ended access token is refreshed once and the
+ * call made again.
  */
-export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
+async function authorized(path: string, init: RequestInit, apikey?: string): Promise<Response> {
   for (let attempt = 0; attempt < 2; attempt++) {
     const signedIn = current ?? (await refresh());
     if (!signedIn) break;
     const headers = new Headers(init.headers);
+    if (apikey) headers.set("apikey", apikey);
     headers.set("authorization", `Bearer ${signedIn.accessToken}`);
     const response = await fetch(path, { ...init, headers });
     if (response.status === 401 && attempt === 0) {
@@ -140,10 +146,16 @@ export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
       continue;
     }
     if (!response.ok) throw await errorOf(response);
-    if (response.status === 204) return undefined as T;
-    return (await response.json()) as T;
+    return response;
   }
   throw new ApiError(401, "signed_out", "your session has ended: sign in again");
+}
+
+/** A JSON call to the admin API (`/api/v1`) as the admin. */
+export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
+  const response = await authorized(path, init);
+  if (response.status === 204) return undefined as T;
+  return (await response.json()) as T;
 }
 
 /** `/health`, which needs no credentials. */
@@ -160,4 +172,83 @@ export interface Health {
   database: { reachable: boolean; latency_ms?: number };
   runtime?: { functions?: unknown[] };
   storage?: { backend?: string };
+}
+
+/** What `/api/v1/instance` says that other pages need: asked once. */
+export interface InstanceBasics {
+  anon_key: string;
+  /** The schemas the REST API serves. */
+  schemas: string[];
+  urls: Record<string, string>;
+}
+
+let basics: Promise<InstanceBasics> | null = null;
+
+export function instanceBasics(): Promise<InstanceBasics> {
+  basics ??= api<InstanceBasics>("/api/v1/instance").catch((err: unknown) => {
+    basics = null;
+    throw err;
+  });
+  return basics;
+}
+
+/**
+ * A call to a Supabase-compatible API (`/rest/v1`, `/storage/v1`) as the
+ * admin: the anon key as `apikey`, the admin's token as the bearer (its
+ * role is the service role). The whole response, for its headers.
+ */
+export async function asAdmin(path: string, init: RequestInit = {}): Promise<Response> {
+  const { anon_key } = await instanceBasics();
+  return authorized(path, init, anon_key);
+}
+
+/** An error's message, for showing. */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Uploads `file` to a Supabase storage path as the admin, reporting
+ * progress (fetch has no upload progress; XHR does). Resolves on 2xx.
+ */
+export async function uploadWithProgress(
+  path: string,
+  file: Blob,
+  onProgress: (fraction: number) => void,
+  upsert = false,
+): Promise<void> {
+  const { anon_key } = await instanceBasics();
+  let signedIn = current;
+  // A token that would expire mid-upload is refreshed first.
+  if (!signedIn || signedIn.expiresAt - Date.now() / 1000 < 60) signedIn = await refresh();
+  if (!signedIn) throw new ApiError(401, "signed_out", "your session has ended: sign in again");
+  const token = signedIn.accessToken;
+  await new Promise<void>((resolve, reject) => {
+    const request = new XMLHttpRequest();
+    request.open("POST", path);
+    request.setRequestHeader("apikey", anon_key);
+    request.setRequestHeader("authorization", `Bearer ${token}`);
+    request.setRequestHeader("content-type", file.type || "application/octet-stream");
+    if (upsert) request.setRequestHeader("x-upsert", "true");
+    request.upload.onprogress = (event) => {
+      if (event.lengthComputable) onProgress(event.loaded / event.total);
+    };
+    request.onload = () => {
+      if (request.status >= 200 && request.status < 300) {
+        onProgress(1);
+        resolve();
+        return;
+      }
+      let message = `the server answered ${request.status}`;
+      try {
+        const body = JSON.parse(request.responseText);
+        message = body?.message ?? body?.error?.message ?? body?.error ?? message;
+      } catch {
+        // Not JSON: the status says enough.
+      }
+      reject(new ApiError(request.status, `http_${request.status}`, String(message)));
+    };
+    request.onerror = () => reject(new ApiError(0, "network", "the upload was interrupted"));
+    request.send(file);
+  });
 }

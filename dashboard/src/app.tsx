@@ -1,12 +1,32 @@
 import { useEffect, useState } from "preact/hooks";
 import { onSession, refresh, session, signOut, type Session } from "./api";
 import { SignIn } from "./pages/SignIn";
-import { Overview } from "./pages/Overview";
-import { Admins } from "./pages/Admins";
+import { lazy } from "./lazy";
+
+// Every page is its own file, loaded when first shown: the sign-in page
+// paints without the charts and editors the other pages bring.
+const Overview = lazy(() => import("./pages/Overview").then((m) => m.Overview));
+const Tables = lazy(() => import("./pages/Tables").then((m) => m.Tables));
+const Sql = lazy(() => import("./pages/Sql").then((m) => m.Sql));
+const Users = lazy(() => import("./pages/Users").then((m) => m.Users));
+const Storage = lazy(() => import("./pages/Storage").then((m) => m.Storage));
+const Functions = lazy(() => import("./pages/Functions").then((m) => m.Functions));
+const Realtime = lazy(() => import("./pages/Realtime").then((m) => m.Realtime));
+const Projects = lazy(() => import("./pages/Projects").then((m) => m.Projects));
+const Logs = lazy(() => import("./pages/Logs").then((m) => m.Logs));
+const Admins = lazy(() => import("./pages/Admins").then((m) => m.Admins));
 
 /** The pages that exist, in the navigation's order. */
 const PAGES = [
   { path: "overview", title: "Overview", view: Overview },
+  { path: "tables", title: "Tables", view: Tables },
+  { path: "sql", title: "SQL editor", view: Sql },
+  { path: "auth", title: "Auth", view: Users },
+  { path: "storage", title: "Storage", view: Storage },
+  { path: "functions", title: "Functions", view: Functions },
+  { path: "realtime", title: "Realtime", view: Realtime },
+  { path: "projects", title: "Projects", view: Projects },
+  { path: "logs", title: "Logs", view: Logs },
   { path: "admins", title: "Admins", view: Admins },
 ] as const;
 

@@ -12,7 +12,9 @@ export function useLoaded<T>(load: () => Promise<T>, version = 0): Loaded<T> {
   const [loaded, setLoaded] = useState<Loaded<T>>({ state: "loading" });
   useEffect(() => {
     let live = true;
-    setLoaded({ state: "loading" });
+    // Loading again keeps what is shown until the new value arrives (no
+    // flicker, and the page's own state, such as a message, survives).
+    setLoaded((shown) => (shown.state === "ready" ? shown : { state: "loading" }));
     load().then(
       (value) => live && setLoaded({ state: "ready", value }),
       (error: unknown) =>

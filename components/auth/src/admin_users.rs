@@ -66,24 +66,45 @@ fn page_param(call: &Call, name: &str, default: u64) -> Result<u64, AuthError> {
     }
 }
 
+/// `filter` as GoTrue reads it: a part of the email or of
+/// `user_metadata.full_name`, any case. Matched literally here (`%` and `_`
+/// are not wildcards), where GoTrue pastes it into a pattern.
+fn filter_pattern(call: &Call) -> SqlValue {
+    match call.request.query_param("filter").filter(|f| !f.is_empty()) {
+        None => SqlValue::Null,
+        Some(filter) => {
+            let escaped = filter
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            SqlValue::Text(format!("%{escaped}%"))
+        }
+    }
+}
+
+const FILTERED: &str = "u.deleted_at is null and ($1::text is null or u.email ilike $1 \
+    or u.raw_user_meta_data->>'full_name' ilike $1)";
+
 fn list(call: &Call) -> Result<Response, AuthError> {
     let page = page_param(call, "page", 1)?;
     let per_page = page_param(call, "per_page", DEFAULT_PER_PAGE)?.min(MAX_PER_PAGE);
+    let pattern = filter_pattern(call);
     let total = match store::scalar(
-        "select count(*) from auth.users where deleted_at is null",
-        &[],
+        &format!("select count(*) from auth.users u where {FILTERED}"),
+        std::slice::from_ref(&pattern),
     )? {
         Some(SqlValue::Int(n)) => n as u64,
         _ => 0,
     };
     let sql = format!(
         "select coalesce(jsonb_agg(x.u order by x.created_at desc), '[]'::jsonb) from (
-             select {USER_JSON} as u, u.created_at from auth.users u where u.deleted_at is null
-             order by u.created_at desc limit $1::bigint offset $2::bigint) x"
+             select {USER_JSON} as u, u.created_at from auth.users u where {FILTERED}
+             order by u.created_at desc limit $2::bigint offset $3::bigint) x"
     );
     let users = store::scalar(
         &sql,
         &[
+            pattern.clone(),
             SqlValue::Int(per_page as i64),
             SqlValue::Int(((page - 1) * per_page) as i64),
         ],

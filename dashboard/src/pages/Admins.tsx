@@ -1,6 +1,7 @@
 import { useState } from "preact/hooks";
 import { api, session } from "../api";
 import { Show, useLoaded } from "../load";
+import { NoteLine, Head } from "../ui";
 
 interface AdminRow {
   id: string;
@@ -56,16 +57,7 @@ export function Admins() {
             <p class="muted">No admins.</p>
           ) : (
             <table>
-              <thead>
-                <tr>
-                  <th scope="col">Email</th>
-                  <th scope="col">Added</th>
-                  <th scope="col">Last sign-in</th>
-                  <th scope="col">
-                    <span class="hidden">Actions</span>
-                  </th>
-                </tr>
-              </thead>
+              <Head columns={["Email", "Added", "Last sign-in", { label: "Actions", hidden: true }]} />
               <tbody>
                 {admins.map((admin) => (
                   <tr key={admin.id}>
@@ -104,11 +96,7 @@ export function Admins() {
           />
         </label>
         <button type="submit">Add</button>
-        {message && (
-          <p class={message.error ? "error" : "ok"} role={message.error ? "alert" : "status"}>
-            {message.text}
-          </p>
-        )}
+        <NoteLine note={message} />
       </form>
     </>
   );

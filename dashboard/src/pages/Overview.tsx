@@ -2,6 +2,7 @@ import { useState } from "preact/hooks";
 import { api, health } from "../api";
 import { Show, useLoaded } from "../load";
 import { TimeChart } from "../chart";
+import { Failure } from "../ui";
 
 interface Instance {
   version: string;
@@ -138,11 +139,7 @@ export function Overview() {
                       Reveal
                     </button>
                   )}
-                  {revealError && (
-                    <p class="error" role="alert">
-                      {revealError}
-                    </p>
-                  )}
+                  <Failure text={revealError} />
                 </dd>
               </dl>
             </section>

@@ -1,5 +1,6 @@
 import { useState } from "preact/hooks";
 import { signIn } from "../api";
+import { Failure } from "../ui";
 
 export function SignIn() {
   const [email, setEmail] = useState("");
@@ -46,11 +47,7 @@ export function SignIn() {
             onInput={(e) => setPassword((e.target as HTMLInputElement).value)}
           />
         </label>
-        {error && (
-          <p class="error" role="alert">
-            {error}
-          </p>
-        )}
+        <Failure text={error} />
         <button type="submit" disabled={busy}>
           {busy ? "Signing in…" : "Sign in"}
         </button>

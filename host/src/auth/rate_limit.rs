@@ -47,16 +47,56 @@ impl RateLimiter {
         }
     }
 
-    pub async fn hit(&self, key: &str, window: Duration) {
+    /// Counts one hit on `key`; what it returns takes that hit back
+    /// ([`RateLimiter::forget`]), for a limit on failures that counts each
+    /// attempt before knowing whether it fails.
+    pub async fn hit(&self, key: &str, window: Duration) -> Hit {
         match self {
-            RateLimiter::InProcess(hits) => in_process_hit(hits, key, window),
-            RateLimiter::Redis(conn) => {
-                if let Err(err) = redis_hit(conn.clone(), key, window).await {
+            RateLimiter::InProcess(hits) => Hit::InProcess(in_process_hit(hits, key, window)),
+            RateLimiter::Redis(conn) => match redis_hit(conn.clone(), key, window).await {
+                Ok(member) => Hit::Redis(member),
+                Err(err) => {
                     tracing::warn!(%err, "rate limit count failed");
+                    Hit::None
                 }
-            }
+            },
         }
     }
+
+    /// Takes back `hit` on `key` (an attempt that turned out to succeed).
+    pub async fn forget(&self, key: &str, hit: Hit) {
+        match (self, hit) {
+            (RateLimiter::InProcess(hits), Hit::InProcess(at)) => {
+                let mut hits = hits.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(queue) = hits.get_mut(key) {
+                    if let Some(i) = queue.iter().rposition(|t| *t == at) {
+                        queue.remove(i);
+                    }
+                }
+            }
+            (RateLimiter::Redis(conn), Hit::Redis(member)) => {
+                let mut conn = conn.clone();
+                let removed: redis::RedisResult<()> = redis::cmd("ZREM")
+                    .arg(format!("{REDIS_PREFIX}{key}"))
+                    .arg(member)
+                    .query_async(&mut conn)
+                    .await;
+                if let Err(err) = removed {
+                    tracing::warn!(%err, "rate limit count could not be taken back");
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One counted hit, as [`RateLimiter::forget`] finds it again.
+#[derive(Debug)]
+pub enum Hit {
+    InProcess(Instant),
+    Redis(String),
+    /// Not counted (Redis was unreachable).
+    None,
 }
 
 fn in_process_retry_after(
@@ -81,7 +121,11 @@ fn in_process_retry_after(
     Some(window.saturating_sub(now.duration_since(oldest)))
 }
 
-fn in_process_hit(hits: &Mutex<HashMap<String, VecDeque<Instant>>>, key: &str, window: Duration) {
+fn in_process_hit(
+    hits: &Mutex<HashMap<String, VecDeque<Instant>>>,
+    key: &str,
+    window: Duration,
+) -> Instant {
     let mut hits = hits.lock().unwrap_or_else(|p| p.into_inner());
     let now = Instant::now();
     if hits.len() >= MAX_KEYS && !hits.contains_key(key) {
@@ -95,6 +139,7 @@ fn in_process_hit(hits: &Mutex<HashMap<String, VecDeque<Instant>>>, key: &str, w
     while queue.len() > 1_000 {
         queue.pop_front();
     }
+    now
 }
 
 fn now_ms() -> u64 {
@@ -145,7 +190,7 @@ async fn redis_hit(
     mut conn: redis::aio::ConnectionManager,
     key: &str,
     window: Duration,
-) -> redis::RedisResult<()> {
+) -> redis::RedisResult<String> {
     let key = format!("{REDIS_PREFIX}{key}");
     let now = now_ms();
     // Members must be unique even for hits in the same millisecond.
@@ -154,14 +199,15 @@ async fn redis_hit(
         .cmd("ZADD")
         .arg(&key)
         .arg(now)
-        .arg(member)
+        .arg(&member)
         .ignore()
         .cmd("PEXPIRE")
         .arg(&key)
         .arg(window.as_millis() as u64)
         .ignore()
         .query_async::<()>(&mut conn)
-        .await
+        .await?;
+    Ok(member)
 }
 
 #[cfg(test)]
@@ -179,5 +225,10 @@ mod tests {
         let wait = limiter.retry_after("k", 2, window).await.unwrap();
         assert!(wait > Duration::from_secs(58) && wait <= window);
         assert_eq!(limiter.retry_after("other", 2, window).await, None);
+        // A hit taken back no longer counts.
+        let third = limiter.hit("j", window).await;
+        limiter.hit("j", window).await;
+        limiter.forget("j", third).await;
+        assert_eq!(limiter.retry_after("j", 2, window).await, None);
     }
 }

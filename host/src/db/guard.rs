@@ -22,7 +22,8 @@ pub struct Refused(pub String);
 enum Token<'a> {
     Word(&'a str),
     QuotedIdent(Cow<'a, str>),
-    Semicolon,
+    /// At this byte offset.
+    Semicolon(usize),
     Other,
 }
 
@@ -110,12 +111,64 @@ pub fn check(sql: &str) -> Result<(), Refused> {
             )));
         }
     }
-    if let Some(pos) = tokens.iter().position(|t| *t == Token::Semicolon) {
-        if tokens[pos + 1..].iter().any(|t| *t != Token::Semicolon) {
+    if let Some(pos) = tokens.iter().position(|t| matches!(t, Token::Semicolon(_))) {
+        if tokens[pos + 1..]
+            .iter()
+            .any(|t| !matches!(t, Token::Semicolon(_)))
+        {
             return Err(Refused("one statement per call".into()));
         }
     }
     Ok(())
+}
+
+/// One statement of a script: where it is (without its `;`) and its first
+/// word, upper case (`SELECT`, `BEGIN`), when it starts with one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub range: std::ops::Range<usize>,
+    pub first_word: Option<String>,
+}
+
+/// Splits a script at the semicolons that end statements (not those in
+/// strings, quoted names, dollar quotes or comments), leaving out empty
+/// statements. For the admin SQL editor, which runs anything: nothing is
+/// refused here but text that does not lex (an unterminated string).
+pub fn split_statements(sql: &str) -> Result<Vec<Statement>, Refused> {
+    if sql.len() > MAX_SQL_BYTES {
+        return Err(Refused(format!(
+            "the script is longer than {MAX_SQL_BYTES} bytes"
+        )));
+    }
+    let mut statements = Vec::new();
+    let mut start = 0;
+    let mut first: Option<Option<String>> = None;
+    for token in lex(sql)? {
+        match token {
+            Token::Semicolon(at) => {
+                if let Some(first_word) = first.take() {
+                    statements.push(Statement {
+                        range: start..at,
+                        first_word,
+                    });
+                }
+                start = at + 1;
+            }
+            Token::Word(w) => {
+                first.get_or_insert_with(|| Some(w.to_ascii_uppercase()));
+            }
+            _ => {
+                first.get_or_insert(None);
+            }
+        }
+    }
+    if let Some(first_word) = first {
+        statements.push(Statement {
+            range: start..sql.len(),
+            first_word,
+        });
+    }
+    Ok(statements)
 }
 
 /// A cursor declared `WITH HOLD` survives the commit, readable by whichever
@@ -218,7 +271,7 @@ fn lex(sql: &str) -> Result<Vec<Token<'_>>, Refused> {
                 }
             }
             b';' => {
-                tokens.push(Token::Semicolon);
+                tokens.push(Token::Semicolon(i));
                 i += 1;
             }
             c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
@@ -266,7 +319,32 @@ fn skip_string(bytes: &[u8], mut i: usize, backslash_escapes: bool) -> Result<us
 
 #[cfg(test)]
 mod tests {
-    use super::check;
+    use super::{check, split_statements};
+
+    #[test]
+    fn scripts_split_at_the_semicolons_that_end_statements() {
+        let sql = "select 1; insert into t values ('a;b', $$;$$, \"x;y\");\n\
+                   -- only a comment;\n;; /* c; */ begin ; (select 2)";
+        let statements = split_statements(sql).unwrap();
+        let parts: Vec<(&str, Option<&str>)> = statements
+            .iter()
+            .map(|s| (sql[s.range.clone()].trim(), s.first_word.as_deref()))
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                ("select 1", Some("SELECT")),
+                (
+                    "insert into t values ('a;b', $$;$$, \"x;y\")",
+                    Some("INSERT")
+                ),
+                ("/* c; */ begin", Some("BEGIN")),
+                ("(select 2)", None),
+            ]
+        );
+        assert!(split_statements("  -- nothing\n ; ").unwrap().is_empty());
+        assert!(split_statements("select 'open").is_err());
+    }
 
     #[test]
     fn ordinary_statements_pass() {

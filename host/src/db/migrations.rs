@@ -72,6 +72,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "admin_sessions",
         include_str!("../../migrations/0015_admin_sessions.sql"),
     ),
+    (
+        16,
+        "sql_snippets",
+        include_str!("../../migrations/0016_sql_snippets.sql"),
+    ),
 ];
 
 /// The newest migration this binary knows.

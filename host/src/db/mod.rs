@@ -8,12 +8,15 @@
 //! component sends under those roles can reach `service_role`. Requests
 //! made with the service key run on the owner pool as `service_role`.
 
+pub mod catalog;
 pub mod connect;
+pub mod ddl;
 pub mod external;
 pub mod guard;
 pub mod invocation;
 pub mod migrations;
 pub mod schema;
+pub mod script;
 pub mod values;
 
 use connect::{PgTarget, PgTls};

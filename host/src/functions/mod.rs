@@ -721,6 +721,18 @@ impl Functions {
         self.store.list().await
     }
 
+    /// A TypeScript or JavaScript version's entry file name and source.
+    pub async fn source(
+        &self,
+        name: &str,
+        version: i32,
+    ) -> Result<(String, Vec<u8>), FunctionError> {
+        self.store
+            .source(name, version)
+            .await?
+            .ok_or(FunctionError::VersionNotFound(name.to_owned(), version))
+    }
+
     pub async fn details(&self, name: &str) -> Result<FunctionDetails, FunctionError> {
         let function = self
             .store

@@ -214,6 +214,26 @@ impl Store {
         Ok(rows.iter().map(VersionRow::from_row).collect())
     }
 
+    /// The source a TypeScript or JavaScript version was built from (the
+    /// dashboard's editor opens it): its entry file's name and text; `None`
+    /// for a component or Spin upload, or no such version.
+    pub async fn source(
+        &self,
+        name: &str,
+        version: i32,
+    ) -> Result<Option<(String, Vec<u8>)>, FunctionError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "select entry, source from selfdb.function_versions \
+                 where function = $1 and version = $2 and kind in ('ts', 'js') \
+                   and source is not null",
+                &[&name, &version],
+            )
+            .await?;
+        Ok(row.map(|row| (row.get(0), row.get(1))))
+    }
+
     /// The code of one version.
     pub async fn code(
         &self,

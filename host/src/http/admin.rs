@@ -199,13 +199,14 @@ async fn sign_in(
     // Each attempt is counted before its password is checked, so that a
     // burst of parallel guesses cannot all pass a check made before any of
     // them failed: at most the limit are verified per window.
-    app.limiter.hit(&by_email, window).await;
+    let email_hit = app.limiter.hit(&by_email, window).await;
     let mut wait = app
         .limiter
         .retry_after(&by_email, limits.failed_sign_ins_per_email + 1, window)
         .await;
+    let mut ip_hit = None;
     if let Some(key) = &by_ip {
-        app.limiter.hit(key, window).await;
+        ip_hit = Some(app.limiter.hit(key, window).await);
         let ip_wait = app
             .limiter
             .retry_after(key, limits.failed_sign_ins_per_ip + 1, window)
@@ -238,6 +239,12 @@ async fn sign_in(
         user_agent,
     )
     .await?;
+    // The limit is on failures: a sign-in that succeeded takes its count
+    // back (an admin signing in from several tabs is never locked out).
+    app.limiter.forget(&by_email, email_hit).await;
+    if let (Some(key), Some(hit)) = (&by_ip, ip_hit) {
+        app.limiter.forget(key, hit).await;
+    }
     Ok(session_response(app, issued))
 }
 

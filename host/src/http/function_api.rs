@@ -10,7 +10,7 @@
 //! import's name) while the previous version keeps serving.
 
 use super::error::ApiError;
-use super::principal::require_admin;
+use super::principal::{require_admin, Caller};
 use super::AppState;
 use crate::events::{Declaration, DeclarationJson, EventsError};
 use crate::functions::js::BuildError;
@@ -185,7 +185,12 @@ pub async fn deploy(
     headers: HeaderMap,
     upload: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&headers, &app).await?;
+    let caller = require_admin(&headers, &app).await?;
+    // Who deployed, as versions list it: the admin, or the service key.
+    let deployer = match &caller {
+        Caller::Admin(admin) => admin.email.clone(),
+        Caller::ServiceKey => "service_role".to_owned(),
+    };
     let bytes = body(upload)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -209,7 +214,7 @@ pub async fn deploy(
         let upload = spin_upload(&headers, bytes).await?;
         let deployed = app
             .functions
-            .deploy_with(&name, Upload::Spin(upload), "service_role", None)
+            .deploy_with(&name, Upload::Spin(upload), &deployer, None)
             .await?;
         return Ok(Json(json!(deployed)));
     }
@@ -242,7 +247,7 @@ pub async fn deploy(
     };
     let deployed = app
         .functions
-        .deploy_with(&name, upload, "service_role", triggers)
+        .deploy_with(&name, upload, &deployer, triggers)
         .await?;
     Ok(Json(json!(deployed)))
 }
@@ -344,6 +349,28 @@ pub async fn versions(
     Ok(Json(
         json!({ "versions": app.functions.versions(&name).await? }),
     ))
+}
+
+/// `GET /api/v1/functions/{name}/versions/{version}/source`: `{entry,
+/// source}` of a TypeScript or JavaScript version (404 for a component).
+pub async fn source(
+    State(app): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&headers, &app).await?;
+    let version: i32 = version.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "version_not_found",
+            format!("no version {version:?} of {name}"),
+        )
+    })?;
+    let (entry, source) = app.functions.source(&name, version).await?;
+    Ok(Json(json!({
+        "entry": entry,
+        "source": String::from_utf8_lossy(&source),
+    })))
 }
 
 #[derive(Deserialize, Default)]

@@ -3,6 +3,7 @@
 
 mod admin;
 pub mod auth;
+mod auth_sessions;
 mod bench;
 mod cors;
 mod dashboard;
@@ -21,14 +22,16 @@ mod realtime;
 mod request_log;
 pub mod rest;
 mod s3_keys;
+mod sql;
 pub mod storage;
+mod tables;
 
 use crate::auth::JwtKeys;
 use crate::config::Settings;
 use crate::db::Database;
 use crate::runtime::Runtime;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{any, delete, get, post, put};
+use axum::routing::{any, delete, get, patch, post, put};
 use axum::Router;
 use std::sync::Arc;
 use std::time::Instant;
@@ -91,6 +94,42 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/admins", get(admin::list).post(admin::create))
         .route("/api/v1/admins/{id}", delete(admin::remove))
         .route("/api/v1/admins/{id}/password", put(admin::set_password))
+        .route("/api/v1/auth/sessions", get(auth_sessions::list))
+        .route("/api/v1/auth/sessions/{id}", delete(auth_sessions::end))
+        .route(
+            "/api/v1/auth/users/{id}/sessions",
+            delete(auth_sessions::end_all),
+        )
+        .route("/api/v1/sql", post(sql::run))
+        .route("/api/v1/sql/snippets", get(sql::snippets).post(sql::save))
+        .route(
+            "/api/v1/sql/snippets/{id}",
+            put(sql::update).delete(sql::remove),
+        )
+        .route("/api/v1/schemas", get(tables::schemas))
+        .route("/api/v1/tables", get(tables::list).post(tables::create))
+        .route(
+            "/api/v1/tables/{schema}/{table}",
+            get(tables::describe)
+                .patch(tables::update)
+                .delete(tables::remove),
+        )
+        .route(
+            "/api/v1/tables/{schema}/{table}/columns",
+            post(tables::add_column),
+        )
+        .route(
+            "/api/v1/tables/{schema}/{table}/columns/{column}",
+            patch(tables::update_column).delete(tables::remove_column),
+        )
+        .route(
+            "/api/v1/tables/{schema}/{table}/policies",
+            post(tables::add_policy),
+        )
+        .route(
+            "/api/v1/tables/{schema}/{table}/policies/{name}",
+            delete(tables::remove_policy),
+        )
         .route("/api/v1/s3/keys", get(s3_keys::list).post(s3_keys::create))
         .route("/api/v1/s3/keys/{id}", delete(s3_keys::revoke))
         .route("/api/v1/functions", get(function_api::list))
@@ -105,6 +144,10 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/api/v1/functions/{name}/versions",
             get(function_api::versions),
+        )
+        .route(
+            "/api/v1/functions/{name}/versions/{version}/source",
+            get(function_api::source),
         )
         .route(
             "/api/v1/functions/{name}/rollback",

@@ -230,6 +230,7 @@ pub struct LogQuery {
     #[serde(default)]
     errors: bool,
     bucket: Option<String>,
+    method: Option<String>,
 }
 
 fn time(
@@ -264,6 +265,8 @@ fn filter(
         operation: query.operation.clone(),
         status: query.status,
         errors: query.errors,
+        // Logged upper case; `get` finds `GET`.
+        method: query.method.as_deref().map(str::to_ascii_uppercase),
     })
 }
 

@@ -248,6 +248,7 @@ impl ClickHouseLogs {
             (filter.endpoint.is_some(), "endpoint = ?"),
             (filter.table.is_some(), "table_name = ?"),
             (filter.operation.is_some(), "operation = ?"),
+            (filter.method.is_some(), "method = ?"),
             (filter.status.is_some(), "status = ?"),
             (filter.errors, "status >= 400"),
         ];
@@ -269,9 +270,14 @@ impl ClickHouseLogs {
         if let Some(to) = filter.to {
             query = query.bind(to.timestamp_micros());
         }
-        for text in [&filter.endpoint, &filter.table, &filter.operation]
-            .into_iter()
-            .flatten()
+        for text in [
+            &filter.endpoint,
+            &filter.table,
+            &filter.operation,
+            &filter.method,
+        ]
+        .into_iter()
+        .flatten()
         {
             query = query.bind(text.as_str());
         }

@@ -19,14 +19,16 @@ pub struct Filter {
     pub status: Option<i16>,
     /// Only failures (status 400 and above).
     pub errors: bool,
+    /// The HTTP method, upper case as logged.
+    pub method: Option<String>,
 }
 
-/// The `where` shared by both reads; parameters $1..$8 are the filter.
+/// The `where` shared by both reads; parameters $1..$9 are the filter.
 const WHERE: &str = "(project_id = $1 or ($1::bigint is null and project_id is null)) \
     and ($2::timestamptz is null or at >= $2) and ($3::timestamptz is null or at < $3) \
     and ($4::text is null or endpoint = $4) and ($5::text is null or table_name = $5) \
     and ($6::text is null or operation = $6) and ($7::smallint is null or status = $7) \
-    and (not $8 or status >= 400)";
+    and (not $8 or status >= 400) and ($9::text is null or method = $9)";
 
 /// Microseconds, as stored: a page's last time is the next page's bound.
 fn iso(t: DateTime<Utc>) -> String {
@@ -34,8 +36,8 @@ fn iso(t: DateTime<Utc>) -> String {
 }
 
 impl Filter {
-    /// $1..$8 of [`WHERE`].
-    fn params(&self) -> [&(dyn postgres_types::ToSql + Sync); 8] {
+    /// $1..$9 of [`WHERE`].
+    fn params(&self) -> [&(dyn postgres_types::ToSql + Sync); 9] {
         [
             &self.project_id,
             &self.from,
@@ -45,6 +47,7 @@ impl Filter {
             &self.operation,
             &self.status,
             &self.errors,
+            &self.method,
         ]
     }
 }
@@ -122,9 +125,9 @@ async fn pg_records(
                 "select at, project_id, method, endpoint, table_name, operation, status, \
                         latency_ms, bytes_in, bytes_out, id \
                  from selfdb.request_logs where {WHERE} \
-                   and ($9::timestamptz is null or at < $9 \
-                        or ($11::bigint is not null and at = $9 and coalesce(id, 0) < $11)) \
-                 order by at desc, coalesce(id, 0) desc limit $10"
+                   and ($10::timestamptz is null or at < $10 \
+                        or ($12::bigint is not null and at = $10 and coalesce(id, 0) < $12)) \
+                 order by at desc, coalesce(id, 0) desc limit $11"
             ),
             &[
                 filter.params().as_slice(),

@@ -95,6 +95,33 @@ async fn typescript_functions_deploy_run_as_the_caller_and_roll_back() {
     assert_eq!(status, StatusCode::OK, "{first}\n{}", host.stderr());
     assert_eq!(first["version"], 1);
     assert_eq!(first["kind"], "ts");
+    // The source it was built from, for the dashboard's editor; the
+    // service key deployed it.
+    let source = host
+        .get("/api/v1/functions/notes/versions/1/source")
+        .service_role(&host)
+        .fetch_json()
+        .await;
+    assert_eq!(source, json!({"entry": "index.ts", "source": NOTES_V1}));
+    let versions = host
+        .get("/api/v1/functions/notes/versions")
+        .service_role(&host)
+        .fetch_json()
+        .await;
+    assert_eq!(
+        versions["versions"][0]["created_by"], "service_role",
+        "{versions}"
+    );
+    for missing in ["2", "x"] {
+        let status = host
+            .get(&format!(
+                "/api/v1/functions/notes/versions/{missing}/source"
+            ))
+            .service_role(&host)
+            .fetch_status()
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "version {missing}");
+    }
 
     // Settings and secrets; the API shows secrets' names only.
     let (status, settings) = host

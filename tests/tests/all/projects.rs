@@ -555,6 +555,7 @@ async fn a_database_registered_by_url_is_served_through_dbify_and_the_data_api()
         .unwrap()
         .iter()
         .all(|r| r["project_id"].is_null()));
+    methods_filter(&host).await;
 
     // Rotation: the old key is refused at once, the new one works.
     let rotated = host
@@ -1188,4 +1189,30 @@ async fn request_logs_can_be_written_to_and_read_from_clickhouse() {
             .is_some_and(|l| !l.is_empty() && l.iter().all(|r| r["project_id"].is_null())),
         "{mine}"
     );
+    methods_filter(&host).await;
+}
+
+/// `method=` narrows the instance's logs, in any case: projects are
+/// created with POST and listed with GET (here, at least; the record is
+/// flushed within 250 ms, hence the wait).
+async fn methods_filter(host: &Host) {
+    let listed = host
+        .get("/api/v1/projects")
+        .service_role(host)
+        .fetch_status()
+        .await;
+    assert_eq!(listed, StatusCode::OK);
+    for (asked, logged) in [("post", "POST"), ("GET", "GET")] {
+        let url = format!("/api/v1/requests/logs?endpoint=/api/v1/projects&method={asked}");
+        assert!(
+            eventually(WAIT, || async {
+                let page = host.get(&url).service_role(host).fetch_json().await;
+                page["logs"]
+                    .as_array()
+                    .is_some_and(|l| !l.is_empty() && l.iter().all(|r| r["method"] == logged))
+            })
+            .await,
+            "{url} lists {logged} records only"
+        );
+    }
 }
