@@ -435,8 +435,25 @@ test("the storage page makes a bucket, uploads with progress and by drop, downlo
     await page.getByTestId("objects").getByRole("cell", { name: "dropped.txt", exact: true }).waitFor();
     await page.screenshot({ path: `${shots}/storage.png`, fullPage: true });
 
-    // Delete.
+    // Limits: a file over the size limit is refused, and says why.
     await page.getByRole("heading").getByRole("link", { name: "docs" }).click();
+    const limits = page.getByRole("form", { name: "Bucket limits" });
+    await limits.getByLabel("Size limit per file (MB)").fill("0.1");
+    await limits.getByLabel("Allowed types").fill("application/octet-stream, text/*");
+    await limits.getByRole("button", { name: "Save limits" }).click();
+    await page.getByTestId("bucket-limits").filter({ hasText: "Files up to 102.4 KB; types application/octet-stream, text/*." }).waitFor();
+    await page.getByLabel("Upload files (or drop them here)").setInputFiles({
+      name: "too-big.bin",
+      mimeType: "application/octet-stream",
+      buffer: bytes,
+    });
+    await page.getByRole("list", { name: "Uploads" }).locator(".error").waitFor();
+    await limits.getByLabel("Size limit per file (MB)").fill("");
+    await limits.getByLabel("Allowed types").fill("");
+    await limits.getByRole("button", { name: "Save limits" }).click();
+    await page.getByTestId("bucket-limits").filter({ hasText: "No size limit; any type." }).waitFor();
+
+    // Delete.
     await page.getByTestId("objects").getByRole("row", { name: /pattern\.bin/ }).getByRole("button", { name: "Delete" }).click();
     await page.getByTestId("objects").getByRole("cell", { name: "pattern.bin", exact: true }).waitFor({ state: "detached" });
     assert.deepEqual(problems, []);
@@ -486,6 +503,8 @@ test("a function deployed from the editor answers, logs, and lists its deployer;
     const refused = page.getByRole("alert").filter({ hasText: "index.ts:2:" });
     await refused.waitFor({ timeout: 180_000 });
     await page.locator(".cm-error-mark").waitFor();
+    // The earlier success is no longer announced above a failed deploy.
+    await page.getByTestId("deploy-message").waitFor({ state: "detached" });
     await page.screenshot({ path: `${shots}/function-error.png`, fullPage: true });
     assert.deepEqual(problems, []);
   } finally {

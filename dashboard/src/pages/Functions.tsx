@@ -126,6 +126,7 @@ export function Functions() {
               setNotice({ name, text });
               setVersion(version + 1);
             }}
+            onFailed={() => setNotice(null)}
           />
         ) : (
           <Deploy
@@ -147,6 +148,8 @@ function FunctionView(props: {
   tab: string;
   onChanged: () => void;
   onDeployed: (name: string, text: string) => void;
+  /** A deploy failed: the last success's notice no longer applies. */
+  onFailed: () => void;
 }) {
   const [version, setVersion] = useState(0);
   const details = useLoaded(() => api<Details>(fnPath(props.name)), version);
@@ -179,7 +182,7 @@ function FunctionView(props: {
           ) : props.tab === "triggers" ? (
             <Triggers name={d.name} />
           ) : (
-            <Deploy name={d.name} details={d} onDeployed={props.onDeployed} />
+            <Deploy name={d.name} details={d} onDeployed={props.onDeployed} onFailed={props.onFailed} />
           )
         }
       </Show>
@@ -188,7 +191,12 @@ function FunctionView(props: {
 }
 
 /** Write or open the code and deploy it: a new function (`name` null) or a new version. */
-function Deploy(props: { name: string | null; details?: Details; onDeployed: (name: string, text: string) => void }) {
+function Deploy(props: {
+  name: string | null;
+  details?: Details;
+  onDeployed: (name: string, text: string) => void;
+  onFailed?: () => void;
+}) {
   const editor = useRef<EditorHandle | null>(null);
   const [name, setName] = useState(props.name ?? "");
   const [entry, setEntry] = useState("index.ts");
@@ -241,6 +249,7 @@ function Deploy(props: { name: string | null; details?: Details; onDeployed: (na
       const diagnostics = err instanceof ApiError ? ((err.details as { errors?: Diagnostic[] } | null)?.errors ?? []) : [];
       if (diagnostics[0]) editor.current?.markAt(diagnostics[0].line, diagnostics[0].column);
       setMessage({ error: true, text: messageOf(err), diagnostics });
+      props.onFailed?.();
     } finally {
       setBusy(false);
     }

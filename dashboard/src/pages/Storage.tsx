@@ -85,7 +85,7 @@ export function Storage() {
           <>
             <Browser key={`${bucket.id}/${at.prefix}`} bucket={bucket} prefix={at.prefix} />
             <BucketSettings
-              key={`${bucket.id}.settings.${version}`}
+              key={`${bucket.id}.settings`}
               bucket={bucket}
               onChanged={(gone) => {
                 setVersion(version + 1);
@@ -367,13 +367,42 @@ function BucketSettings(props: { bucket: Bucket; onChanged: (gone: boolean) => v
     }
   }
   const base = `/storage/v1/bucket/${encodeURIComponent(bucket.id)}`;
+  const [limit, setLimit] = useState(bucket.file_size_limit ? String(bucket.file_size_limit / 1048576) : "");
+  const [types, setTypes] = useState(bucket.allowed_mime_types?.join(", ") ?? "");
+  function saveLimits(event: Event) {
+    event.preventDefault();
+    const bytes = limit.trim() ? Math.round(Number(limit) * 1048576) : null;
+    if (bytes !== null && !(bytes > 0)) {
+      setMessage({ error: true, text: "The size limit is a number of megabytes, or empty for none." });
+      return;
+    }
+    const allowed = types
+      .split(",")
+      .map((t) => t.trim())
+      .filter(Boolean);
+    // null clears a limit; the API keeps what a request leaves out.
+    void call(base, "PUT", { file_size_limit: bytes, allowed_mime_types: allowed.length ? allowed : null }, "Limits saved.");
+  }
   return (
     <section class="settings">
       <h3>Bucket settings</h3>
-      <p class="muted">
+      <p class="muted" data-testid="bucket-limits">
         {bucket.file_size_limit ? `Files up to ${size(bucket.file_size_limit)}` : "No size limit"}
         {bucket.allowed_mime_types?.length ? `; types ${bucket.allowed_mime_types.join(", ")}` : "; any type"}.
       </p>
+      <form class="inline-row" aria-label="Bucket limits" onSubmit={saveLimits}>
+        <label>
+          Size limit per file (MB)
+          <input inputMode="decimal" value={limit} placeholder="none" onInput={(e) => setLimit(e.currentTarget.value)} />
+        </label>
+        <label>
+          Allowed types
+          <input value={types} placeholder="any, or e.g. image/*, application/pdf" onInput={(e) => setTypes(e.currentTarget.value)} />
+        </label>
+        <button type="submit" class="secondary">
+          Save limits
+        </button>
+      </form>
       <label class="check">
         <input
           type="checkbox"
