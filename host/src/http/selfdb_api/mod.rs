@@ -13,11 +13,12 @@
 //! WIP (issue 25, chunk 1): the credential and error dialect and the
 //! routes' entry points; the areas behind them come chunk by chunk.
 
+use super::invoke::{invoke_component, ErrorStyle};
 use super::principal::bearer;
 use super::AppState;
 use crate::auth::{Principal, Role, TokenError};
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -52,16 +53,6 @@ impl IntoResponse for Detail {
 /// Who is calling: the key's principal, or the signed-in user's.
 pub struct Caller {
     pub principal: Arc<Principal>,
-}
-
-impl Caller {
-    /// The signed-in user's id, or 401 as SelfDB answers it.
-    pub fn user_id(&self) -> Result<&str, Detail> {
-        self.principal
-            .user_id
-            .as_deref()
-            .ok_or_else(|| Detail::new(StatusCode::UNAUTHORIZED, "Not authenticated"))
-    }
 }
 
 /// `X-API-Key` (the anon or the service key, nothing else: a user's token
@@ -100,36 +91,33 @@ pub fn caller(headers: &HeaderMap, app: &AppState) -> Result<Caller, Detail> {
     Ok(Caller { principal })
 }
 
-/// The path's segments after `prefix`, without empty ones (so `/users` and
-/// `/users/` are one route).
-fn segments<'a>(uri: &'a Uri, prefix: &str) -> Vec<&'a str> {
-    uri.path()
-        .strip_prefix(prefix)
-        .unwrap_or("")
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-/// `/users...`.
-pub async fn users(
-    State(app): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let caller = match caller(&headers, &app) {
+/// `/users...`: served by the auth component (its `selfdb_users` module),
+/// so tokens, sessions and limits stay in one place.
+pub async fn users(State(app): State<AppState>, request: Request) -> Response {
+    let caller = match caller(request.headers(), &app) {
         Ok(caller) => caller,
         Err(err) => return err.into_response(),
     };
-    match (method, segments(&uri, "/users").as_slice()) {
-        (Method::GET, ["me"]) => match caller.user_id() {
-            Err(err) => err.into_response(),
-            // The users area is the next chunk.
-            Ok(_) => Detail::not_found().into_response(),
-        },
-        _ => Detail::not_found().into_response(),
-    }
+    let Some(component) = app
+        .runtime
+        .registry
+        .get(super::auth::AUTH_COMPONENT)
+        .filter(|f| f.system)
+    else {
+        return Detail::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the auth component is not installed in this host",
+        )
+        .into_response();
+    };
+    invoke_component(
+        &app,
+        component,
+        caller.principal,
+        request,
+        ErrorStyle::Detail,
+    )
+    .await
 }
 
 /// `/tables...`, `/storage/buckets...`, `/storage/files...`: areas of the
