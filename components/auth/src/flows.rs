@@ -170,7 +170,7 @@ pub fn create_user(
          values ('00000000-0000-0000-0000-000000000000', $1::uuid, 'authenticated', 'authenticated', $2, $3,
                  case when $4::boolean then now() end,
                  '{\"provider\": \"email\", \"providers\": [\"email\"]}'::jsonb, $5::jsonb, now(), now())",
-        &[text(&id), text(&email), text(&hash), selfdb_sdk::db::Value::Boolean(confirmed), json(&metadata)],
+        &[text(&id), text(email), text(&hash), selfdb_sdk::db::Value::Boolean(confirmed), json(&metadata)],
     )?;
     store::execute(
         "insert into auth.identities (provider_id, user_id, identity_data, provider, created_at, updated_at)
