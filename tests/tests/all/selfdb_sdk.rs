@@ -86,4 +86,6 @@ async fn the_python_sdk_runs_against_selfdbs_own_api() {
         "the SDK suite failed:\n{log}\n\nhost log:\n{}",
         host.stderr()
     );
+    // pytest's summary ("N passed in S s"), shown with --nocapture.
+    println!("{}", log.lines().last().unwrap_or_default());
 }
