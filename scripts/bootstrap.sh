@@ -116,6 +116,17 @@ if [ ! -x "$s3tests_venv/bin/pytest" ]; then
   "$s3tests_venv/bin/pip" install -q --disable-pip-version-check -r "$s3tests_requirements"
 fi
 
+# SelfDB's Python SDK from PyPI and pytest (tests/selfdb-sdk, run by
+# tests/tests/all/selfdb_sdk.rs), pinned the same way.
+sdk_requirements="$(cd "$(dirname "$0")/.." && pwd)/tests/selfdb-sdk/requirements.txt"
+sdk_venv="$(cd "$(dirname "$0")/.." && pwd)/target/tools/selfdb-sdk-venv-$(sha256sum "$sdk_requirements" | cut -c1-12)"
+if [ ! -x "$sdk_venv/bin/pytest" ]; then
+  echo "bootstrap: installing SelfDB's Python SDK and pytest into $sdk_venv"
+  rm -rf "$sdk_venv"
+  python3 -m venv "$sdk_venv"
+  "$sdk_venv/bin/pip" install -q --disable-pip-version-check -r "$sdk_requirements"
+fi
+
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   echo "bootstrap: adding the wasm32-wasip2 target"
   rustup target add wasm32-wasip2

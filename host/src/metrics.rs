@@ -33,6 +33,9 @@ pub enum Api {
     S3,
     /// The dashboard's files at `/_/`.
     Dashboard,
+    /// SelfDB's own API (`/users`, `/tables`, `/storage/buckets`,
+    /// `/storage/files`, `/realtime/socket`), for its SDKs.
+    SelfDb,
     Other,
 }
 
@@ -51,6 +54,9 @@ impl Api {
             ("health", None) => Api::Health,
             ("metrics", None) => Api::Metrics,
             ("_", _) => Api::Dashboard,
+            ("users" | "tables", _)
+            | ("storage", Some("buckets" | "files"))
+            | ("realtime", Some("socket")) => Api::SelfDb,
             _ => Api::Other,
         }
     }
@@ -69,6 +75,7 @@ impl Api {
             Api::Metrics => "metrics",
             Api::S3 => "s3",
             Api::Dashboard => "dashboard",
+            Api::SelfDb => "selfdb",
             Api::Other => "other",
         }
     }
@@ -274,6 +281,11 @@ mod tests {
         assert_eq!(Api::of_path("/query"), Api::Dbify);
         assert_eq!(Api::of_path("/projects/3/rest/v1/x"), Api::Projects);
         assert_eq!(Api::of_path("/metrics"), Api::Metrics);
+        assert_eq!(Api::of_path("/users/token"), Api::SelfDb);
+        assert_eq!(Api::of_path("/tables/"), Api::SelfDb);
+        assert_eq!(Api::of_path("/storage/files/upload"), Api::SelfDb);
+        assert_eq!(Api::of_path("/storage/v1/object/x"), Api::Storage);
+        assert_eq!(Api::of_path("/realtime/socket"), Api::SelfDb);
         assert_eq!(Api::of_path("/nope"), Api::Other);
         assert_eq!(Api::of_path("/"), Api::Other);
     }

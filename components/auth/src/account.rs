@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// The caller's user id and session, as GoTrue's requireAuthentication
 /// checks them.
-fn authenticated(call: &Call) -> Result<(String, Option<String>), AuthError> {
+pub fn authenticated(call: &Call) -> Result<(String, Option<String>), AuthError> {
     let Some(user_id) = call.principal.user_id.clone() else {
         return Err(AuthError::new(
             403,

@@ -32,7 +32,7 @@ pub fn route(call: &Call, method: &str, path: &str) -> Result<Response, AuthErro
     }
 }
 
-fn is_uuid(id: &str) -> bool {
+pub fn is_uuid(id: &str) -> bool {
     id.len() == 36
         && id.char_indices().all(|(i, c)| {
             if [8, 13, 18, 23].contains(&i) {

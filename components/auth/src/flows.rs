@@ -134,37 +134,50 @@ pub fn signup(call: &Call) -> Result<Response, AuthError> {
         return Ok(Response::json(200, &user));
     }
 
-    let hash = hash_password(password)?;
-    let id = store::scalar("select gen_random_uuid()::text", &[])?
-        .as_ref()
-        .and_then(as_text)
-        .ok_or_else(|| AuthError::unexpected("no uuid"))?;
-    let mut metadata = data;
-    metadata["email"] = json!(email);
-    metadata["email_verified"] = json!(autoconfirm);
-    metadata["phone_verified"] = json!(false);
-    metadata["sub"] = json!(id);
-    let identity =
-        json!({"sub": id, "email": email, "email_verified": autoconfirm, "phone_verified": false});
-    store::execute(
-        "insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
-                                 raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
-         values ('00000000-0000-0000-0000-000000000000', $1::uuid, 'authenticated', 'authenticated', $2, $3,
-                 case when $4::boolean then now() end,
-                 '{\"provider\": \"email\", \"providers\": [\"email\"]}'::jsonb, $5::jsonb, now(), now())",
-        &[text(&id), text(&email), text(&hash), selfdb_sdk::db::Value::Boolean(autoconfirm), json(&metadata)],
-    )?;
-    store::execute(
-        "insert into auth.identities (provider_id, user_id, identity_data, provider, created_at, updated_at)
-         values ($1::text, $1::uuid, $2::jsonb, 'email', now(), now())",
-        &[text(&id), json(&identity)],
-    )?;
+    let id = create_user(&email, password, data, autoconfirm)?;
     if autoconfirm {
         return session::start(call, &id, "password");
     }
     resend_confirmation(call, &id, &email)?;
     let user = store::user_json(&id)?.unwrap_or(Value::Null);
     Ok(Response::json(200, &user))
+}
+
+/// Inserts a user with a password and its email identity (as sign-up
+/// does, without a session); returns its id. `metadata` is the user's own
+/// data; the standard keys are added.
+pub fn create_user(
+    email: &str,
+    password: &str,
+    metadata: Value,
+    confirmed: bool,
+) -> Result<String, AuthError> {
+    let hash = hash_password(password)?;
+    let id = store::scalar("select gen_random_uuid()::text", &[])?
+        .as_ref()
+        .and_then(as_text)
+        .ok_or_else(|| AuthError::unexpected("no uuid"))?;
+    let mut metadata = metadata;
+    metadata["email"] = json!(email);
+    metadata["email_verified"] = json!(confirmed);
+    metadata["phone_verified"] = json!(false);
+    metadata["sub"] = json!(id);
+    let identity =
+        json!({"sub": id, "email": email, "email_verified": confirmed, "phone_verified": false});
+    store::execute(
+        "insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
+                                 raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+         values ('00000000-0000-0000-0000-000000000000', $1::uuid, 'authenticated', 'authenticated', $2, $3,
+                 case when $4::boolean then now() end,
+                 '{\"provider\": \"email\", \"providers\": [\"email\"]}'::jsonb, $5::jsonb, now(), now())",
+        &[text(&id), text(email), text(&hash), selfdb_sdk::db::Value::Boolean(confirmed), json(&metadata)],
+    )?;
+    store::execute(
+        "insert into auth.identities (provider_id, user_id, identity_data, provider, created_at, updated_at)
+         values ($1::text, $1::uuid, $2::jsonb, 'email', now(), now())",
+        &[text(&id), json(&identity)],
+    )?;
+    Ok(id)
 }
 
 fn fake_user(email: &str, data: &Value) -> Result<Value, AuthError> {
@@ -222,7 +235,7 @@ fn too_many(retry_after: u32) -> AuthError {
     err
 }
 
-fn password_grant(call: &Call, body: &Value) -> Result<Response, AuthError> {
+pub fn password_grant(call: &Call, body: &Value) -> Result<Response, AuthError> {
     let Some(raw_email) = body["email"].as_str() else {
         return Err(AuthError::validation("missing email or phone"));
     };

@@ -16,6 +16,7 @@ mod account;
 mod admin_users;
 mod error;
 mod flows;
+mod selfdb_users;
 mod session;
 mod store;
 
@@ -76,6 +77,12 @@ impl Handler for Auth {
             client_ip: context::client_ip(),
             request,
         };
+        // SelfDB's own `/users` API (the host routes it here unprefixed;
+        // `/auth/v1/users` never reaches it).
+        if call.request.path == "/users" || call.request.path.starts_with("/users/") {
+            let (method, path) = (call.request.method.clone(), call.request.path.clone());
+            return selfdb_users::route(&call, &method, &path);
+        }
         let path = call
             .request
             .path

@@ -17,6 +17,7 @@ pub mod invocation;
 pub mod migrations;
 pub mod schema;
 pub mod script;
+pub mod user_ddl;
 pub mod values;
 
 use connect::{PgTarget, PgTls};

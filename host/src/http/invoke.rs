@@ -27,6 +27,8 @@ pub enum ErrorStyle {
     Auth,
     /// PostgREST's `{"code", "message", "details", "hint"}`.
     PostgRest,
+    /// SelfDB's own API (its SDKs): `{"detail"}`.
+    Detail,
 }
 
 impl ErrorStyle {
@@ -35,6 +37,7 @@ impl ErrorStyle {
             ErrorStyle::SelfDb => ApiError::new(status, code, message).into_response(),
             ErrorStyle::Auth => super::auth::auth_error(status, code, &message),
             ErrorStyle::PostgRest => super::rest::postgrest_error(status, code, &message),
+            ErrorStyle::Detail => super::selfdb_api::Detail::new(status, message).into_response(),
         }
     }
 }
@@ -183,6 +186,9 @@ fn invoke_error(
         }
         ErrorStyle::PostgRest => {
             super::rest::postgrest_error(err.status(), err.code(), &err.to_string())
+        }
+        ErrorStyle::Detail => {
+            super::selfdb_api::Detail::new(err.status(), err.to_string()).into_response()
         }
     }
 }

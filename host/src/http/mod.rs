@@ -22,6 +22,7 @@ mod realtime;
 mod request_log;
 pub mod rest;
 mod s3_keys;
+mod selfdb_api;
 mod sql;
 pub mod storage;
 mod tables;
@@ -205,6 +206,19 @@ pub fn router(app: AppState) -> Router {
             get(projects::instance_analytics),
         )
         // Dbify's API: its README's path and its server's.
+        // SelfDB's own API (WIP, issue 25).
+        .route("/users", any(selfdb_api::users))
+        .route("/users/", any(selfdb_api::users))
+        .route("/users/{*rest}", any(selfdb_api::users))
+        .route("/tables", any(selfdb_api::not_yet))
+        .route("/tables/", any(selfdb_api::not_yet))
+        .route("/tables/{*rest}", any(selfdb_api::not_yet))
+        .route("/storage/buckets", any(selfdb_api::not_yet))
+        .route("/storage/buckets/", any(selfdb_api::not_yet))
+        .route("/storage/buckets/{*rest}", any(selfdb_api::not_yet))
+        .route("/storage/files", any(selfdb_api::not_yet))
+        .route("/storage/files/", any(selfdb_api::not_yet))
+        .route("/storage/files/{*rest}", any(selfdb_api::not_yet))
         .route("/query", post(project_api::dbify))
         .route("/api/crud", post(project_api::dbify))
         .route("/projects/{id}/rest/v1", any(project_api::rest))

@@ -148,9 +148,53 @@ fn classify(path: &str, method: &Method) -> Route {
         },
         ("api", "crud") => "/api/crud".into(),
         ("query", "") => "/query".into(),
+        ("users" | "tables", _) | ("storage", "buckets" | "files") | ("realtime", "socket") => {
+            selfdb_endpoint(rest)
+        }
         _ => "other".into(),
     };
     route
+}
+
+/// SelfDB's own API: its fixed words kept, ids and paths as `{id}` (a few
+/// endpoints, not one per row or file).
+fn selfdb_endpoint(path: &str) -> String {
+    const WORDS: &[&str] = &[
+        "users",
+        "tables",
+        "storage",
+        "buckets",
+        "files",
+        "realtime",
+        "socket",
+        "me",
+        "count",
+        "token",
+        "refresh",
+        "logout",
+        "all",
+        "data",
+        "columns",
+        "upload",
+        "download",
+        "stats",
+        "total-count",
+    ];
+    let mut endpoint = String::new();
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        let part = if WORDS.contains(&segment) {
+            segment
+        } else {
+            "{id}"
+        };
+        // A download's path has any number of parts: one placeholder.
+        if part == "{id}" && endpoint.ends_with("/{id}") {
+            continue;
+        }
+        endpoint.push('/');
+        endpoint.push_str(part);
+    }
+    endpoint
 }
 
 #[cfg(test)]
@@ -184,6 +228,18 @@ mod tests {
             "/api/v1/projects"
         );
         assert_eq!(classify("/query", &Method::POST).endpoint, "/query");
+        for (path, endpoint) in [
+            ("/users/", "/users"),
+            ("/users/token/refresh", "/users/token/refresh"),
+            ("/users/3f1e0c9a-0000-4000-8000-000000000000", "/users/{id}"),
+            ("/tables/abc/data/row-1", "/tables/{id}/data/{id}"),
+            (
+                "/storage/files/download/docs/a/b/c.txt",
+                "/storage/files/download/{id}",
+            ),
+        ] {
+            assert_eq!(classify(path, &Method::GET).endpoint, endpoint, "{path}");
+        }
         assert_eq!(classify("/nope/x", &Method::GET).endpoint, "other");
     }
 }

@@ -25,6 +25,7 @@ mod realtime;
 mod rls;
 mod routing;
 mod s3_conformance;
+mod selfdb_sdk;
 mod spin;
 mod sql;
 mod storage_files;
