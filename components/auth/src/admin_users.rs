@@ -183,7 +183,7 @@ fn apply_ban(id: &str, ban: Option<&str>) -> Result<(), AuthError> {
     }
 }
 
-fn email_taken(email: &str, except: Option<&str>) -> Result<bool, AuthError> {
+pub fn email_taken(email: &str, except: Option<&str>) -> Result<bool, AuthError> {
     Ok(store::scalar(
         "select exists (select 1 from auth.users where lower(email) = $1 and id::text is distinct from $2)",
         &[text(email), store::opt_text(except)],

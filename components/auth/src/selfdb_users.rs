@@ -10,7 +10,7 @@
 //! and deletes users.
 
 use crate::account::{authenticated, MERGE_METADATA};
-use crate::admin_users::is_uuid;
+use crate::admin_users::{email_taken, is_uuid};
 use crate::error::AuthError;
 use crate::flows::{check_password, create_user, hash_password, password_grant};
 use crate::store::{self, as_json, text};
@@ -80,11 +80,7 @@ fn sign_up(call: &Call) -> Result<Response, AuthError> {
     let password = field(&body, "password")?;
     let (first, last) = (field(&body, "firstName")?, field(&body, "lastName")?);
     check_password(password)?;
-    let taken = store::scalar(
-        "select exists (select 1 from auth.users where lower(email) = $1)",
-        &[text(&email)],
-    )?;
-    if taken.as_ref().is_some_and(store::as_bool) {
+    if email_taken(&email, None)? {
         return Err(AuthError::new(
             422,
             "user_already_exists",
@@ -271,11 +267,7 @@ fn update(call: &Call, id: &str) -> Result<Response, AuthError> {
     }
     if let Some(email) = body["email"].as_str() {
         let email = store::normalize_email(email)?;
-        let taken = store::scalar(
-            "select exists (select 1 from auth.users where lower(email) = $1 and id <> $2::uuid)",
-            &[text(&email), text(id)],
-        )?;
-        if taken.as_ref().is_some_and(store::as_bool) {
+        if email_taken(&email, Some(&id.to_ascii_lowercase()))? {
             return Err(AuthError::new(
                 422,
                 "user_already_exists",
