@@ -258,6 +258,7 @@ async fn serve(
             anon_key: opened.anon_key.clone(),
             service_key: opened.service_key.clone(),
         },
+        schema: schema.clone(),
     });
     let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
 

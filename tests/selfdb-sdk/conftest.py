@@ -4,6 +4,7 @@ tests/tests/all/selfdb_sdk.rs started. Every wait has a deadline."""
 
 import asyncio
 import os
+import subprocess
 import time
 import uuid
 
@@ -15,6 +16,8 @@ from selfdb.models import UserCreate
 URL = os.environ["SELFDB_URL"]
 ANON_KEY = os.environ["SELFDB_ANON_KEY"]
 SERVICE_KEY = os.environ["SELFDB_SERVICE_KEY"]
+# The database owner's URL, for checking what the API did with plain SQL.
+DATABASE_URL = os.environ.get("DATABASE_URL")
 PASSWORD = "correct horse 1"
 
 
@@ -77,3 +80,37 @@ async def eventually(check, timeout=30.0, interval=0.1):
         if value or time.monotonic() >= deadline:
             return value
         await asyncio.sleep(interval)
+
+
+def unique_table(prefix="t"):
+    """A table name no other test uses (the tests share one database)."""
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def psql(sql, timeout=30):
+    """Runs `sql` as the database owner; returns psql's unaligned, tuples-only
+    output, stripped. Fails the test when psql does."""
+    assert DATABASE_URL, "DATABASE_URL is not set"
+    done = subprocess.run(
+        ["/usr/bin/psql", DATABASE_URL, "-v", "ON_ERROR_STOP=1", "-qAtc", sql],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, f"psql failed ({done.returncode}): {done.stderr.strip()}\n{sql}"
+    return done.stdout.strip()
+
+
+def table_exists(name, schema="public"):
+    """Whether PostgreSQL has the table `schema.name` (names are plain identifiers here)."""
+    return psql(f"select to_regclass('{schema}.{name}') is not null") == "t"
+
+
+def rest_headers(anon_key, token=None, **extra):
+    """Headers for `/rest/v1` (PostgREST's dialect): the anon key, and a user's
+    access token when given."""
+    headers = {"apikey": anon_key}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    headers.update(extra)
+    return headers

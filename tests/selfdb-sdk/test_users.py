@@ -123,3 +123,24 @@ async def test_lists_counts_and_admin_changes(service, url, anon_key):
     finally:
         await mine.close()
         await other.close()
+
+
+async def test_a_new_password_ends_the_users_other_sessions(url, anon_key):
+    from conftest import signed_in
+    from selfdb.models import UserUpdate
+
+    first, email = await signed_in("pat")
+    second = SelfDB(url, anon_key)
+    try:
+        await second.auth.login(email=email, password=PASSWORD)
+        me = await first.auth.me()
+        await first.auth.users.update(me.id, UserUpdate(password="a new horse 3"))
+        # The session that changed it goes on; the other one has ended.
+        assert (await first.auth.me()).email == email
+        with pytest.raises(AuthenticationError):
+            await second.auth.me()
+        await second.auth.login(email=email, password="a new horse 3")
+        assert (await second.auth.me()).email == email
+    finally:
+        await first.close()
+        await second.close()

@@ -290,6 +290,17 @@ fn update(call: &Call, id: &str) -> Result<Response, AuthError> {
             "update auth.users set encrypted_password = $2, updated_at = now() where id = $1::uuid",
             &[text(id), text(&hash)],
         )?;
+        // A new password ends the user's other sessions, as GoTrue's admin
+        // update does; a user changing their own keeps the one they use.
+        let keep = if own {
+            call.claims["session_id"].as_str().unwrap_or_default()
+        } else {
+            ""
+        };
+        store::execute(
+            "delete from auth.sessions where user_id = $1::uuid and id::text <> $2",
+            &[text(id), text(keep)],
+        )?;
     }
     let mut names = serde_json::Map::new();
     for (field, key) in [("firstName", "first_name"), ("lastName", "last_name")] {

@@ -342,7 +342,16 @@ pub fn parse_group(or: bool, negate: bool, value: &str) -> Result<Cond, ParseErr
         let dot = part
             .find('.')
             .ok_or_else(|| ParseError::new(format!("\"{part}\" is not a filter")))?;
-        items.push(parse_leaf(parse_field(&part[..dot])?, &part[dot + 1..])?);
+        let mut leaf = parse_leaf(parse_field(&part[..dot])?, &part[dot + 1..])?;
+        // In a logic tree a value with reserved characters (`,`, `(`, `)`)
+        // comes double-quoted, as PostgREST takes it; the quotes are not
+        // part of the value.
+        if let Cond::Leaf { value, .. } = &mut leaf {
+            if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
+                *value = unquote(value);
+            }
+        }
+        items.push(leaf);
     }
     Ok(Cond::Group { or, negate, items })
 }
@@ -619,5 +628,11 @@ mod tests {
         assert_eq!(items.len(), 3);
         assert!(matches!(&items[1], Cond::Group { or: false, .. }));
         assert!(parse_group(true, false, "a.eq.1").is_err());
+        let quoted = parse_group(true, false, r#"(t.ilike."*a,(b)\"c*",u.eq.x)"#).unwrap();
+        let Cond::Group { items, .. } = quoted else {
+            panic!()
+        };
+        assert!(matches!(&items[0], Cond::Leaf { value, .. } if value == "*a,(b)\"c*"));
+        assert!(matches!(&items[1], Cond::Leaf { value, .. } if value == "x"));
     }
 }

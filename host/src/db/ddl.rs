@@ -450,11 +450,11 @@ pub fn drop_policy(schema: &str, table: &str, policy: &str) -> Result<Vec<String
     )])
 }
 
-/// Runs `statements` in one transaction on the owner pool, after checking
-/// that each of `types` names a type. Returns the SQL that ran.
-pub async fn run(pool: &Pool, types: &[&str], statements: &[String]) -> Result<String, DdlError> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
+/// Refuses, before any DDL runs, a type that names no type.
+pub async fn check_types(
+    tx: &deadpool_postgres::Transaction<'_>,
+    types: &[&str],
+) -> Result<(), DdlError> {
     for type_name in types {
         // PostgreSQL 15 raises an error for a string that does not parse
         // as a type name; later versions answer null. Either way: refused.
@@ -469,6 +469,15 @@ pub async fn run(pool: &Pool, types: &[&str], statements: &[String]) -> Result<S
             )));
         }
     }
+    Ok(())
+}
+
+/// Runs `statements` in one transaction on the owner pool, after checking
+/// that each of `types` names a type. Returns the SQL that ran.
+pub async fn run(pool: &Pool, types: &[&str], statements: &[String]) -> Result<String, DdlError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    check_types(&tx, types).await?;
     for statement in statements {
         tx.batch_execute(statement).await?;
     }

@@ -77,6 +77,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "sql_snippets",
         include_str!("../../migrations/0016_sql_snippets.sql"),
     ),
+    (
+        17,
+        "selfdb_api",
+        include_str!("../../migrations/0017_selfdb_api.sql"),
+    ),
 ];
 
 /// The newest migration this binary knows.

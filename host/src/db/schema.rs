@@ -308,7 +308,9 @@ impl SharedSchema {
         Ok(())
     }
 
-    async fn reload(&self, db: &Database) {
+    /// Rebuilds the cache now (after DDL this host ran, so its next
+    /// request need not wait for the notification).
+    pub async fn reload(&self, db: &Database) {
         let schemas = self.get().schemas.clone();
         match SchemaCache::load(db, &schemas).await {
             Ok(cache) => {

@@ -10,10 +10,10 @@
 //!   (`now()`, `gen_random_uuid()`, `auth.uid()`, ...), or else a literal,
 //!   quoted here, that PostgreSQL casts to the column's type.
 //!
-//! WIP (issue 25, chunk 3): the pure part, with its unit tests; the routes
-//! that use it come with the table registry.
+//! `http::selfdb_api::tables` checks each type with `to_regtype` and runs
+//! the SQL built here (`db::api_tables`).
 
-use super::quote_literal;
+use super::{quote_ident, quote_literal};
 use serde_json::Value;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -202,6 +202,115 @@ fn column(name_text: &str, spec: &Value) -> Result<ColumnSpec, InputError> {
     })
 }
 
+impl ColumnSpec {
+    /// The column as `create table` and `add column` take it.
+    pub fn definition(&self) -> String {
+        let mut sql = format!("{} {}", quote_ident(&self.name), self.type_sql);
+        if !self.nullable {
+            sql.push_str(" not null");
+        }
+        if let Some(default) = &self.default_sql {
+            sql.push_str(" default ");
+            sql.push_str(default);
+        }
+        if self.primary_key {
+            sql.push_str(" primary key");
+        } else if self.unique {
+            sql.push_str(" unique");
+        }
+        sql
+    }
+}
+
+/// One column as `POST /tables/{id}/columns` takes it (the SDK's
+/// `ColumnDefinition`: `{name, type, nullable, default, primary_key, unique}`).
+pub fn column_definition(spec: &Value) -> Result<ColumnSpec, InputError> {
+    let column_name = spec
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("a column needs a name"))?;
+    column(column_name, spec)
+}
+
+/// A change to a column, as `PATCH /tables/{id}/columns/{name}` takes it
+/// (the SDK's `ColumnUpdate`), checked.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ColumnChange {
+    pub new_name: Option<String>,
+    pub type_sql: Option<String>,
+    pub nullable: Option<bool>,
+    pub default_sql: Option<String>,
+}
+
+pub fn column_change(value: &Value) -> Result<ColumnChange, InputError> {
+    let Some(object) = value.as_object() else {
+        return Err(invalid(
+            "give {\"new_name\"?, \"type\"?, \"nullable\"?, \"default\"?}",
+        ));
+    };
+    if let Some(unknown) = object
+        .keys()
+        .find(|k| !matches!(k.as_str(), "new_name" | "type" | "nullable" | "default"))
+    {
+        return Err(invalid(format!(
+            "{unknown:?}: a column change has new_name, type, nullable and default"
+        )));
+    }
+    let text = |key: &str| -> Result<Option<&str>, InputError> {
+        match object.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(invalid(format!("{key} is a string"))),
+        }
+    };
+    let change = ColumnChange {
+        new_name: text("new_name")?.map(|n| name("column", n)).transpose()?,
+        type_sql: text("type")?.map(column_type).transpose()?,
+        nullable: match object.get("nullable") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => return Err(invalid("nullable is true or false")),
+        },
+        default_sql: default_sql(object.get("default").unwrap_or(&Value::Null))?,
+    };
+    if change == ColumnChange::default() {
+        return Err(invalid(
+            "nothing to change: give new_name, type, nullable or default",
+        ));
+    }
+    Ok(change)
+}
+
+/// The statements that make `change` to `column` of `target` (a quoted,
+/// qualified table name); the rename comes last, so the others name the
+/// column as it was. Existing values are cast to a new type.
+pub fn alter_column(target: &str, column: &str, change: &ColumnChange) -> Vec<String> {
+    let quoted = quote_ident(column);
+    let prefix = format!("alter table {target} alter column {quoted}");
+    let mut statements = Vec::new();
+    if let Some(type_sql) = &change.type_sql {
+        statements.push(format!(
+            "{prefix} type {type_sql} using {quoted}::{type_sql}"
+        ));
+    }
+    if let Some(nullable) = change.nullable {
+        statements.push(format!(
+            "{prefix} {} not null",
+            if nullable { "drop" } else { "set" }
+        ));
+    }
+    if let Some(default) = &change.default_sql {
+        statements.push(format!("{prefix} set default {default}"));
+    }
+    if let Some(new_name) = &change.new_name {
+        statements.push(format!(
+            "alter table {target} rename column {quoted} to {}",
+            quote_ident(new_name)
+        ));
+    }
+    statements
+}
+
 /// `table_schema` in either form the SDK's users send: a map of column
 /// name to `{type, nullable, default, primary_key, unique}`, or
 /// `{"columns": [{name, type, ...}]}` (a list under `columns`; a map whose
@@ -325,6 +434,38 @@ mod tests {
         );
         assert_eq!(d(json!("'a' || 'b'")), Some("'''a'' || ''b'''".into()));
         assert!(default_sql(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn definitions_and_changes_are_quoted_sql() {
+        let spec = column_definition(&json!({
+            "name": "title", "type": "STRING", "nullable": false,
+            "default": "it's", "unique": true, "primary_key": false
+        }))
+        .unwrap();
+        assert_eq!(
+            spec.definition(),
+            "\"title\" varchar(255) not null default 'it''s' unique"
+        );
+        let change =
+            column_change(&json!({"new_name": "n2", "type": "BIGINT", "nullable": true})).unwrap();
+        assert_eq!(
+            alter_column("\"public\".\"t\"", "n", &change),
+            [
+                "alter table \"public\".\"t\" alter column \"n\" type bigint using \"n\"::bigint",
+                "alter table \"public\".\"t\" alter column \"n\" drop not null",
+                "alter table \"public\".\"t\" rename column \"n\" to \"n2\"",
+            ]
+        );
+        for bad in [
+            json!({}),
+            json!({"new_name": "Bad"}),
+            json!({"type": "int; drop"}),
+            json!({"rename": "x"}),
+            json!({"nullable": "yes"}),
+        ] {
+            assert!(column_change(&bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

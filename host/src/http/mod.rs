@@ -56,6 +56,9 @@ pub struct App {
     pub limiter: Arc<crate::auth::rate_limit::RateLimiter>,
     /// The URL and keys announced at start, for the admin API.
     pub public: instance::Public,
+    /// The schema cache the data API plans with; SelfDB's `/tables`
+    /// reloads it after its DDL, before answering.
+    pub schema: Arc<crate::db::schema::SharedSchema>,
 }
 
 pub type AppState = Arc<App>;
@@ -210,9 +213,9 @@ pub fn router(app: AppState) -> Router {
         .route("/users", any(selfdb_api::users))
         .route("/users/", any(selfdb_api::users))
         .route("/users/{*rest}", any(selfdb_api::users))
-        .route("/tables", any(selfdb_api::not_yet))
-        .route("/tables/", any(selfdb_api::not_yet))
-        .route("/tables/{*rest}", any(selfdb_api::not_yet))
+        .route("/tables", any(selfdb_api::tables::route))
+        .route("/tables/", any(selfdb_api::tables::route))
+        .route("/tables/{*rest}", any(selfdb_api::tables::route))
         .route("/storage/buckets", any(selfdb_api::not_yet))
         .route("/storage/buckets/", any(selfdb_api::not_yet))
         .route("/storage/buckets/{*rest}", any(selfdb_api::not_yet))

@@ -122,7 +122,7 @@ pub async fn rest(State(app): State<AppState>, request: Request) -> Response {
     .response
 }
 
-fn crud(app: &AppState) -> Option<Arc<crate::runtime::Deployed>> {
+pub(crate) fn crud(app: &AppState) -> Option<Arc<crate::runtime::Deployed>> {
     app.runtime
         .registry
         .get(CRUD_COMPONENT)
@@ -594,7 +594,7 @@ fn filters(conditions: &Map<String, Value>, columns: &[String]) -> Result<Vec<St
 }
 
 /// Everything but unreserved characters, percent-encoded.
-fn percent_encode(text: &str) -> String {
+pub(crate) fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
