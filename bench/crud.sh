@@ -59,3 +59,16 @@ measure selfdb-list selfdb "$SELFDB_URL" list_rows.lua -H "apikey: $SELFDB_ANON_
 measure pocketbase-list pocketbase "$PB_URL" list_rows.lua
 awk -v a="$selfdb_one_rps" -v b="$pocketbase_one_rps" -v c="$selfdb_list_rps" -v d="$pocketbase_list_rps" 'BEGIN {
   printf "SelfDB/PocketBase throughput: one row %.2fx, list of 20 %.2fx (target >= 1.5x)\n", a / b, c / d }'
+
+# SelfDB's own API (what apps on SelfDB's Python SDK call) over the same
+# table: its id from the registry, as the SDK's tables.list() would find it.
+TABLE_ID=$(curl -sf "$SELFDB_URL/tables/?search=items" -H "X-API-Key: $SELFDB_ANON_KEY" |
+  python3 -c 'import json, sys; print(next(t["id"] for t in json.load(sys.stdin) if t["name"] == "items"))')
+export TABLE_ID
+echo
+echo "A page of 20 with its total, sorted by score: SelfDB's own API, the data API, PocketBase"
+measure selfdb-api-page selfdb-api "$SELFDB_URL" page_rows.lua -H "X-API-Key: $SELFDB_ANON_KEY"
+measure selfdb-page selfdb "$SELFDB_URL" page_rows.lua -H "apikey: $SELFDB_ANON_KEY" -H "Prefer: count=exact"
+measure pocketbase-page pocketbase "$PB_URL" page_rows.lua
+awk -v a="$selfdb_api_page_rps" -v b="$selfdb_page_rps" -v c="$pocketbase_page_rps" 'BEGIN {
+  printf "SelfDB API/data API %.2fx, SelfDB API/PocketBase %.2fx\n", a / b, a / c }'

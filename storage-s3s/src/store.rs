@@ -34,6 +34,9 @@ pub struct NewBucket {
     pub public: bool,
     pub file_size_limit: Option<i64>,
     pub allowed_mime_types: Option<Vec<String>>,
+    /// The owner to record instead of the caller (SelfDB's own API creates
+    /// a user's bucket with the service role, having checked the user).
+    pub owner: Option<String>,
 }
 
 /// Fields to change; `None` leaves one as it is.
@@ -381,7 +384,7 @@ impl Store {
                 ));
             }
         }
-        let owner = access.user_id();
+        let owner = new.owner.as_deref().or(access.user_id());
         let owner_uuid = owner.and_then(|o| uuid::Uuid::parse_str(o).ok());
         let sql = format!(
             "insert into storage.buckets (id, name, owner, owner_id, public, file_size_limit, allowed_mime_types, s3_acl, s3_grants) \

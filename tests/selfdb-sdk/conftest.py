@@ -114,3 +114,16 @@ def rest_headers(anon_key, token=None, **extra):
         headers["Authorization"] = f"Bearer {token}"
     headers.update(extra)
     return headers
+
+
+def unique_bucket(prefix="b"):
+    """A bucket name no other test uses (letters, digits and '-')."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def storage_headers(key, **extra):
+    """Headers for `/storage/v1` (Supabase's dialect): `key` as the apikey and
+    as the bearer."""
+    headers = {"apikey": key, "Authorization": f"Bearer {key}"}
+    headers.update(extra)
+    return headers

@@ -8,6 +8,7 @@
 //! component sends under those roles can reach `service_role`. Requests
 //! made with the service key run on the owner pool as `service_role`.
 
+pub mod api_storage;
 pub mod api_tables;
 pub mod catalog;
 pub mod connect;

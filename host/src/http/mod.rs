@@ -18,7 +18,7 @@ pub mod observe;
 pub mod principal;
 mod project_api;
 mod projects;
-mod realtime;
+pub(crate) mod realtime;
 mod request_log;
 pub mod rest;
 mod s3_keys;
@@ -216,12 +216,13 @@ pub fn router(app: AppState) -> Router {
         .route("/tables", any(selfdb_api::tables::route))
         .route("/tables/", any(selfdb_api::tables::route))
         .route("/tables/{*rest}", any(selfdb_api::tables::route))
-        .route("/storage/buckets", any(selfdb_api::not_yet))
-        .route("/storage/buckets/", any(selfdb_api::not_yet))
-        .route("/storage/buckets/{*rest}", any(selfdb_api::not_yet))
-        .route("/storage/files", any(selfdb_api::not_yet))
-        .route("/storage/files/", any(selfdb_api::not_yet))
-        .route("/storage/files/{*rest}", any(selfdb_api::not_yet))
+        .route("/storage/buckets", any(selfdb_api::buckets::route))
+        .route("/storage/buckets/", any(selfdb_api::buckets::route))
+        .route("/storage/buckets/{*rest}", any(selfdb_api::buckets::route))
+        .route("/storage/files", any(selfdb_api::files::route))
+        .route("/storage/files/", any(selfdb_api::files::route))
+        .route("/storage/files/{*rest}", any(selfdb_api::files::route))
+        .route("/realtime/socket", get(selfdb_api::realtime::socket))
         .route("/query", post(project_api::dbify))
         .route("/api/crud", post(project_api::dbify))
         .route("/projects/{id}/rest/v1", any(project_api::rest))

@@ -6,6 +6,7 @@
 use super::AppState;
 use crate::auth::Role;
 use crate::realtime::protocol::Vsn;
+use crate::realtime::Dialect;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -59,6 +60,17 @@ pub async fn websocket(
     if !realtime.admit() {
         return refuse(StatusCode::TOO_MANY_REQUESTS, "Too many connected users");
     }
+    serve(upgrade, realtime, vsn, apikey, Dialect::Supabase)
+}
+
+/// Upgrades an admitted connection to a socket of `dialect`.
+pub fn serve(
+    upgrade: WebSocketUpgrade,
+    realtime: std::sync::Arc<crate::realtime::Realtime>,
+    vsn: Vsn,
+    token: String,
+    dialect: Dialect,
+) -> Response {
     upgrade
         // tungstenite reads into a 128 KiB buffer by default, allocated up
         // front: most of an idle connection's memory. Frames are small.
@@ -69,7 +81,9 @@ pub async fn websocket(
             let realtime = realtime.clone();
             move |_| realtime.release()
         })
-        .on_upgrade(move |socket| crate::realtime::serve_socket(realtime, socket, vsn, apikey))
+        .on_upgrade(move |socket| {
+            crate::realtime::serve_socket(realtime, socket, vsn, token, dialect)
+        })
 }
 
 #[derive(Deserialize)]

@@ -8,7 +8,7 @@
 
 use super::capture::{Captured, Change, Kind};
 use super::protocol::{self, UserBroadcast, Vsn};
-use super::{Binding, Realtime, TopicKey};
+use super::{Binding, Format, Realtime, TopicKey};
 use crate::auth::Role;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -175,20 +175,34 @@ async fn deliver_changes(realtime: &Realtime, batch: &[Captured]) -> anyhow::Res
             .copied()
             .unwrap_or(false);
         let data = change_data(captured, change, rls);
-        let mut frames: HashMap<(Arc<str>, Vec<u32>, Vsn), protocol::Outgoing> = HashMap::new();
+        let mut frames: HashMap<(Arc<str>, Vec<u32>, Vsn, Format), protocol::Outgoing> =
+            HashMap::new();
         for (binding, mut ids) in channels {
             ids.sort_unstable();
             let frame = frames
-                .entry((binding.topic.clone(), ids.clone(), binding.vsn))
-                .or_insert_with(|| {
-                    protocol::encode(
+                .entry((
+                    binding.topic.clone(),
+                    ids.clone(),
+                    binding.vsn,
+                    binding.format,
+                ))
+                .or_insert_with(|| match binding.format {
+                    Format::Supabase => protocol::encode(
                         binding.vsn,
                         None,
                         None,
                         &binding.topic,
                         "postgres_changes",
                         &json!({ "ids": ids, "data": data }),
-                    )
+                    ),
+                    Format::SelfDb => protocol::encode(
+                        binding.vsn,
+                        None,
+                        None,
+                        &binding.topic,
+                        change.kind.as_str(),
+                        &selfdb_payload(&data, change.kind),
+                    ),
                 })
                 .clone();
             binding.outbox.send(frame);
@@ -402,6 +416,19 @@ async fn ask_table_function(
     Ok(result?)
 }
 
+/// A change as SelfDB's clients read it (`payload.event`, `.table`,
+/// `.new`, `.old`), from Supabase's `data`.
+fn selfdb_payload(data: &Value, kind: Kind) -> Value {
+    json!({
+        "event": kind.as_str(),
+        "table": data["table"],
+        "schema": data["schema"],
+        "new": data.get("record").cloned().unwrap_or(Value::Null),
+        "old": data.get("old_record").cloned().unwrap_or(Value::Null),
+        "commit_timestamp": data["commit_timestamp"],
+    })
+}
+
 /// The `data` of a `postgres_changes` frame, as Supabase's server sends it
 /// (realtime-js renames `type`, `record` and `old_record`).
 fn change_data(captured: &Captured, change: &Change, rls: bool) -> Value {
@@ -440,4 +467,30 @@ fn change_data(captured: &Captured, change: &Change, rls: bool) -> Value {
     }
     data.insert("errors".into(), Value::Null);
     Value::Object(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selfdb_frames_carry_the_event_and_both_rows() {
+        let data = json!({
+            "schema": "public", "table": "notes", "commit_timestamp": "2026-12-07T08:00:00Z",
+            "type": "UPDATE", "record": {"id": 1, "n": 2}, "old_record": {"id": 1, "n": 1},
+            "columns": [], "errors": null,
+        });
+        assert_eq!(
+            selfdb_payload(&data, Kind::Update),
+            json!({
+                "event": "UPDATE", "table": "notes", "schema": "public",
+                "new": {"id": 1, "n": 2}, "old": {"id": 1, "n": 1},
+                "commit_timestamp": "2026-12-07T08:00:00Z",
+            })
+        );
+        let insert = json!({"schema": "public", "table": "notes", "record": {"id": 3}});
+        let payload = selfdb_payload(&insert, Kind::Insert);
+        assert_eq!(payload["old"], Value::Null);
+        assert_eq!(payload["event"], "INSERT");
+    }
 }

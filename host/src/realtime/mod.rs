@@ -20,6 +20,7 @@ pub mod filter;
 pub mod pgoutput;
 mod presence;
 pub mod protocol;
+mod selfdb;
 mod socket;
 pub mod values;
 
@@ -34,7 +35,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use socket::serve_socket;
+pub use socket::{serve_socket, Dialect};
 
 /// Caps, with Supabase's defaults where it has them.
 #[derive(Debug, Clone)]
@@ -149,6 +150,18 @@ pub struct Binding {
     filter: Option<Filter>,
     /// The channel's principal, replaced by `access_token` pushes.
     principal: Arc<RwLock<Arc<Principal>>>,
+    /// Which client's frames the changes go out as.
+    format: Format,
+}
+
+/// The frames a binding's changes go out as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Supabase's `postgres_changes` with the matched binding ids.
+    Supabase,
+    /// SelfDB's: the event (`INSERT`, `UPDATE`, `DELETE`) as the frame's
+    /// event, and `{event, table, schema, new, old, commit_timestamp}`.
+    SelfDb,
 }
 
 pub struct Realtime {

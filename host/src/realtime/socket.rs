@@ -8,7 +8,7 @@
 use super::capture::Kind;
 use super::filter::Filter;
 use super::protocol::{self, FrameError, Incoming, Outgoing, Vsn};
-use super::{Binding, Member, Outbox, Realtime, TopicKey};
+use super::{Binding, Format, Member, Outbox, Realtime, TopicKey};
 use crate::auth::{Principal, TokenError};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
@@ -43,8 +43,21 @@ struct Channel {
     can_write: Option<bool>,
 }
 
+/// Which clients' protocol a socket speaks.
+#[derive(Clone)]
+pub enum Dialect {
+    /// Supabase Realtime's (`/realtime/v1`): `realtime:` topics,
+    /// `postgres_changes`, broadcast and presence.
+    Supabase,
+    /// SelfDB's (`/realtime/socket`): `table:<name>` topics of a table in
+    /// one of `schemas`, joined with an empty payload as the connection's
+    /// user, and changes only (`super::selfdb`).
+    SelfDb { schemas: Arc<[String]> },
+}
+
 struct Connection {
     realtime: Arc<Realtime>,
+    dialect: Dialect,
     id: u64,
     vsn: Vsn,
     outbox: Outbox,
@@ -56,7 +69,13 @@ struct Connection {
 }
 
 /// Serves one upgraded socket until either side closes it.
-pub async fn serve_socket(realtime: Arc<Realtime>, socket: WebSocket, vsn: Vsn, apikey: String) {
+pub async fn serve_socket(
+    realtime: Arc<Realtime>,
+    socket: WebSocket,
+    vsn: Vsn,
+    apikey: String,
+    dialect: Dialect,
+) {
     let (tx, mut rx) = mpsc::channel::<Outgoing>(realtime.limits.send_queue);
     let closed = CancellationToken::new();
     let slow = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -113,6 +132,7 @@ pub async fn serve_socket(realtime: Arc<Realtime>, socket: WebSocket, vsn: Vsn, 
     let id = realtime.next_conn.fetch_add(1, Ordering::Relaxed);
     let mut conn = Connection {
         realtime: realtime.clone(),
+        dialect,
         id,
         vsn,
         outbox,
@@ -124,7 +144,11 @@ pub async fn serve_socket(realtime: Arc<Realtime>, socket: WebSocket, vsn: Vsn, 
         let expiry = conn.next_expiry();
         tokio::select! {
             _ = closed.cancelled() => break,
-            _ = sleep_until_epoch(expiry) => conn.expire_tokens(),
+            _ = sleep_until_epoch(expiry) => {
+                if conn.expire_tokens().is_break() {
+                    break;
+                }
+            }
             next = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => {
                 let message = match next {
                     Err(_) => break,
@@ -277,6 +301,9 @@ impl Connection {
                 self.reply(&incoming, "ok", json!({}));
                 ControlFlow::Continue(())
             }
+            (_, "phx_join") if matches!(self.dialect, Dialect::SelfDb { .. }) => {
+                self.join_selfdb(incoming).await
+            }
             (_, "phx_join") => self.join(incoming).await,
             (_, "phx_leave") => {
                 self.reply(&incoming, "ok", json!({}));
@@ -290,6 +317,11 @@ impl Connection {
                         json!({}),
                     );
                 }
+                ControlFlow::Continue(())
+            }
+            // SelfDB's clients have changes only.
+            _ if matches!(self.dialect, Dialect::SelfDb { .. }) => {
+                self.reply(&incoming, "error", json!({ "reason": "unmatched topic" }));
                 ControlFlow::Continue(())
             }
             (_, "access_token") => {
@@ -332,13 +364,7 @@ impl Connection {
             return ControlFlow::Continue(());
         }
         let name = name.to_owned();
-        // Joins per second on this connection.
-        let now = Instant::now();
-        if now.duration_since(self.joins.0) >= Duration::from_secs(1) {
-            self.joins = (now, 0);
-        }
-        self.joins.1 += 1;
-        if self.joins.1 > self.realtime.limits.joins_per_second {
+        if !self.join_allowed() {
             self.join_error(
                 &incoming,
                 "ClientJoinRateLimitReached: Too many joins per second".into(),
@@ -448,6 +474,7 @@ impl Connection {
                                 event,
                                 filter,
                                 principal: principal.clone(),
+                                format: Format::Supabase,
                             }),
                         ));
                     }
@@ -515,6 +542,109 @@ impl Connection {
             };
             self.push(Some(&join_ref), None, &topic, "system", status);
         }
+        ControlFlow::Continue(())
+    }
+
+    /// Counts a join against the connection's joins per second.
+    fn join_allowed(&mut self) -> bool {
+        let now = Instant::now();
+        if now.duration_since(self.joins.0) >= Duration::from_secs(1) {
+            self.joins = (now, 0);
+        }
+        self.joins.1 += 1;
+        self.joins.1 <= self.realtime.limits.joins_per_second
+    }
+
+    /// A SelfDB join: `table:<name>` (or `table:<schema>.<name>`), every
+    /// change of that table the connection's user may see, as SelfDB's
+    /// frames. A table made through SelfDB's `/tables` that is private to
+    /// another user is refused here, so not even its deletes' keys reach
+    /// anyone else; row level security decides the rest, row by row.
+    async fn join_selfdb(&mut self, incoming: Incoming) -> ControlFlow<()> {
+        let Dialect::SelfDb { schemas } = self.dialect.clone() else {
+            return ControlFlow::Continue(());
+        };
+        let topic = incoming.topic.clone();
+        if !self.join_allowed() {
+            self.join_error(&incoming, "Too many joins per second".into());
+            return ControlFlow::Break(());
+        }
+        if let Some(old) = self.channels.remove(&topic) {
+            self.close_channel(&old);
+        }
+        if self.channels.len() >= self.realtime.limits.channels_per_connection {
+            self.join_error(&incoming, "Too many channels".into());
+            return ControlFlow::Continue(());
+        }
+        let principal = match self.verify(&self.apikey) {
+            Ok(p) => p,
+            Err(reason) => {
+                self.join_error(&incoming, reason);
+                return ControlFlow::Continue(());
+            }
+        };
+        let (schema, table) =
+            match super::selfdb::resolve(&self.realtime, &schemas, &principal, &topic).await {
+                Ok(found) => found,
+                Err(reason) => {
+                    self.join_error(&incoming, reason);
+                    return ControlFlow::Continue(());
+                }
+            };
+        if let Err(reason) = self.wait_for_capture().await {
+            self.join_error(&incoming, reason);
+            return ControlFlow::Continue(());
+        }
+        // SelfDB's clients number refs per channel (every first join is
+        // "1"), and a leave removes its channel's bindings by join ref: the
+        // topic makes it the channel's own.
+        let join_ref: Arc<str> = Arc::from(format!(
+            "{topic}#{}",
+            incoming
+                .join_ref
+                .as_deref()
+                .or(incoming.reference.as_deref())
+                .unwrap_or_default()
+        ));
+        let principal = Arc::new(RwLock::new(principal));
+        let expires_at = expiry_of(&principal);
+        self.realtime.add_bindings(&[(
+            schema,
+            table,
+            Arc::new(Binding {
+                conn: self.id,
+                join_ref: join_ref.clone(),
+                topic: Arc::from(topic.as_str()),
+                outbox: self.outbox.clone(),
+                vsn: self.vsn,
+                id: 0,
+                event: None,
+                filter: None,
+                principal: principal.clone(),
+                format: Format::SelfDb,
+            }),
+        )]);
+        // Not a topic member: SelfDB's sockets get no broadcasts.
+        let key = TopicKey {
+            private: true,
+            topic: format!("selfdb:{topic}"),
+        };
+        self.channels.insert(
+            topic.clone(),
+            Channel {
+                key,
+                join_ref,
+                name: topic.clone(),
+                ack: false,
+                presence_key: String::new(),
+                principal,
+                token: self.apikey.clone(),
+                expires_at,
+                bindings: true,
+                can_write: None,
+            },
+        );
+        self.reply(&incoming, "ok", json!({}));
         ControlFlow::Continue(())
     }
 
@@ -588,8 +718,16 @@ impl Connection {
         self.channels.values().filter_map(|c| c.expires_at).min()
     }
 
-    fn expire_tokens(&mut self) {
+    /// Ends the channels whose token has expired; a SelfDB socket, whose
+    /// client cannot refresh a token, ends altogether (its client then
+    /// shows it disconnected and connects again with its current token).
+    fn expire_tokens(&mut self) -> ControlFlow<()> {
         let now = now_epoch();
+        if matches!(self.dialect, Dialect::SelfDb { .. })
+            && self.next_expiry().is_some_and(|at| at <= now)
+        {
+            return ControlFlow::Break(());
+        }
         let expired: Vec<(String, u64)> = self
             .channels
             .iter()
@@ -605,6 +743,7 @@ impl Connection {
                 format!("Token has expired {} seconds ago", now - at),
             );
         }
+        ControlFlow::Continue(())
     }
 
     /// `access_token`: a refreshed token replaces every channel's claims;

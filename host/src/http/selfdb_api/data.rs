@@ -320,3 +320,19 @@ async fn call(
     let answer = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
     Ok((status, headers, answer))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_looks_in_text_columns_and_quotes_its_values() {
+        for text in ["text", "citext", "character varying(255)", "character(3)"] {
+            assert!(searchable(text), "{text}");
+        }
+        for other in ["integer", "uuid", "jsonb", "text[]"] {
+            assert!(!searchable(other), "{other}");
+        }
+        assert_eq!(quoted(r#"a"b\c"#), r#""a\"b\\c""#);
+    }
+}

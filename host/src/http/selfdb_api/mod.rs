@@ -11,10 +11,13 @@
 //! - **Paths with and without the trailing slash** are the same route.
 //!
 //! Areas: `/users` (the auth component's `selfdb_users`), `/tables` and
-//! their rows (`tables`, `data`). WIP (issue 25): storage and realtime
-//! come next.
+//! their rows (`tables`, `data`), `/storage/buckets` and `/storage/files`
+//! (`buckets`, `files`), and `/realtime/socket` (`realtime`).
 
+pub mod buckets;
 pub mod data;
+pub mod files;
+pub mod realtime;
 pub mod tables;
 
 use super::invoke::{invoke_component, ErrorStyle};
@@ -27,7 +30,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -113,6 +116,30 @@ pub async fn json_body(body: Body) -> Result<Value, Detail> {
     }
     serde_json::from_slice(&bytes)
         .map_err(|err| Detail::unprocessable(format!("the body is not JSON: {err}")))
+}
+
+/// The body as an object, or 422; and its optional fields of a kind.
+pub fn object(body: Value) -> Result<Map<String, Value>, Detail> {
+    match body {
+        Value::Object(map) => Ok(map),
+        _ => Err(Detail::unprocessable("the body is a JSON object")),
+    }
+}
+
+pub fn text<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, Detail> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(Detail::unprocessable(format!("{key} is a string"))),
+    }
+}
+
+pub fn flag(body: &Map<String, Value>, key: &str) -> Result<Option<bool>, Detail> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(Detail::unprocessable(format!("{key} is true or false"))),
+    }
 }
 
 /// The query string's parameters, checked as FastAPI would (422 for a
@@ -277,14 +304,5 @@ impl Caller {
             Some(user) => Ok(crate::db::api_tables::is_admin(app.db.owner(), user).await?),
             None => Ok(false),
         }
-    }
-}
-
-/// `/storage/buckets...`, `/storage/files...`: areas of the next chunks;
-/// the dialect already applies.
-pub async fn not_yet(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    match caller(&headers, &app) {
-        Ok(_) => Detail::not_found().into_response(),
-        Err(err) => err.into_response(),
     }
 }

@@ -13,7 +13,7 @@
 //! After DDL this host's schema cache is rebuilt before the answer, so the
 //! SDK's next call (or `/rest/v1`'s) finds the table as it now is.
 
-use super::{caller, data, json_body, segments, uuid_or_404, Caller, Detail, Params};
+use super::{caller, data, json_body, object, segments, uuid_or_404, Caller, Detail, Params};
 use crate::db::api_tables::{
     self, ColumnsChange, Found, ListQuery, NewApiTable, SortBy, TableChange, Viewer,
 };
@@ -62,8 +62,12 @@ async fn handle(app: &AppState, request: Request) -> Result<Response, Detail> {
         role: caller.principal.role.as_str(),
     };
     let schemas = &app.settings.db_schemas;
-    api_tables::sync(app.db.owner(), schemas).await?;
     let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
+    // The registry follows pg_catalog before it is listed or counted, and
+    // when an id is not (yet) in it; a table's own routes skip that work.
+    if matches!(parts.as_slice(), [] | ["count"]) && method == Method::GET {
+        api_tables::sync(app.db.owner(), schemas).await?;
+    }
     match parts.as_slice() {
         [] => match method {
             Method::GET => list(app, &viewer, &params).await,
@@ -81,9 +85,15 @@ async fn handle(app: &AppState, request: Request) -> Result<Response, Detail> {
         },
         [id, rest @ ..] => {
             let id = uuid_or_404(id)?;
-            let found = api_tables::find(app.db.owner(), schemas, &viewer, &id)
-                .await?
-                .ok_or_else(|| Detail::new(StatusCode::NOT_FOUND, "Table not found"))?;
+            let found = match api_tables::find(app.db.owner(), schemas, &viewer, &id).await? {
+                Some(found) => found,
+                None => {
+                    api_tables::sync(app.db.owner(), schemas).await?;
+                    api_tables::find(app.db.owner(), schemas, &viewer, &id)
+                        .await?
+                        .ok_or_else(|| Detail::new(StatusCode::NOT_FOUND, "Table not found"))?
+                }
+            };
             if !found.visible {
                 return Err(refused(&caller, "You do not have access to this table"));
             }
@@ -149,14 +159,6 @@ async fn list(app: &AppState, viewer: &Viewer<'_>, params: &Params) -> Result<Re
     };
     let tables = api_tables::list(app.db.owner(), &app.settings.db_schemas, viewer, &query).await?;
     Ok(Json(tables).into_response())
-}
-
-/// The body as an object, or 422.
-fn object(body: Value) -> Result<Map<String, Value>, Detail> {
-    match body {
-        Value::Object(map) => Ok(map),
-        _ => Err(Detail::unprocessable("the body is a JSON object")),
-    }
 }
 
 /// An optional field of a kind, or 422.

@@ -7,7 +7,7 @@
 
 mod buckets;
 mod error;
-mod objects;
+pub(crate) mod objects;
 mod signed;
 
 use super::principal::authenticate;

@@ -196,7 +196,7 @@ pub async fn download(
 }
 
 /// What a download answer depends on besides the object.
-pub(super) struct Reading {
+pub(crate) struct Reading {
     method: Method,
     range: Option<String>,
     if_none_match: Option<String>,
@@ -206,7 +206,7 @@ pub(super) struct Reading {
 impl Reading {
     /// The object's row, and its bytes unless this is a HEAD, which sends
     /// none: an inline object's bytes are not loaded, a file not opened.
-    pub(super) async fn fetch(
+    pub(crate) async fn fetch(
         &self,
         store: &Store,
         access: &Access,
@@ -222,7 +222,7 @@ impl Reading {
         Ok((info, Some(body)))
     }
 
-    pub(super) fn of(call: &Call) -> Self {
+    pub(crate) fn of(call: &Call) -> Self {
         Reading {
             method: call.method.clone(),
             range: call.header("range").map(str::to_owned),
@@ -234,7 +234,7 @@ impl Reading {
 
 /// The object's bytes, honouring HEAD, `Range`, `If-None-Match` and
 /// `?download`.
-pub(super) async fn serve_object(
+pub(crate) async fn serve_object(
     call: Reading,
     info: &ObjectInfo,
     body: Option<ObjectBody>,
