@@ -387,3 +387,41 @@ async def test_the_same_files_are_served_at_storage_v1(raw, service_key):
         assert await sdk.storage.files.count(bucket.id) == 2
     finally:
         await sdk.close()
+
+
+def s3_client():
+    """boto3 on the host's S3 port with the service role's S3 key."""
+    import os
+
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=os.environ["S3_ENDPOINT"],
+        aws_access_key_id=os.environ["S3_ACCESS_KEY_ID"],
+        aws_secret_access_key=os.environ["S3_SECRET_ACCESS_KEY"],
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
+    )
+
+
+async def test_the_same_files_are_objects_on_the_s3_port():
+    """An SDK upload is an S3 object, and an S3 object is an SDK file."""
+    import asyncio
+
+    sdk, _ = await signed_in("s3cross")
+    try:
+        name = unique_bucket("s3x")
+        bucket = await sdk.storage.buckets.create(BucketCreate(name=name))
+        await sdk.storage.files.upload(bucket.id, "y.txt", b"through the SDK", path="x/y.txt", content_type="text/plain")
+        s3 = s3_client()
+        got = await asyncio.to_thread(s3.get_object, Bucket=name, Key="x/y.txt")
+        assert got["Body"].read() == b"through the SDK" and got["ContentType"] == "text/plain"
+        await asyncio.to_thread(s3.put_object, Bucket=name, Key="from/s3.bin", Body=BINARY, ContentType="application/x-test")
+        listed = await sdk.storage.files.list(bucket_id=bucket.id, search="from/")
+        assert [f.path for f in listed.data] == ["from/s3.bin"]
+        assert listed.data[0].mime_type == "application/x-test" and listed.data[0].size == len(BINARY)
+        assert await sdk.storage.files.download(name, "from/s3.bin") == BINARY
+    finally:
+        await sdk.close()

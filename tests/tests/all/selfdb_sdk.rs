@@ -47,6 +47,10 @@ async fn the_python_sdk_runs_against_selfdbs_own_api() {
             host.database_url.clone().expect("a serve host"),
         ),
     ];
+    // The S3 port, for the checks that an object is one object on every API.
+    for key in ["S3_ENDPOINT", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"] {
+        envs.push((key, host.env[key].clone()));
+    }
     if let Ok(only) = std::env::var("SELFDB_SDK_ONLY") {
         envs.push(("SELFDB_SDK_ONLY", only));
     }
