@@ -198,12 +198,28 @@ impl Found {
 }
 
 /// The table with registry id `id` (a uuid's text), if there is one.
+/// With `brief`, `json` has only `id` and the columns' `name`, `type` and
+/// `primary_key` (what serving rows needs): the whole table's JSON reads the
+/// publication and more, a cost paid by every row request otherwise.
 pub async fn find(
     pool: &Pool,
     schemas: &[String],
     viewer: &Viewer<'_>,
     id: &str,
+    brief: bool,
 ) -> Result<Option<Found>, DdlError> {
+    let json = if brief {
+        "json_build_object('id', a.id, 'columns', \
+           (select coalesce(json_agg(json_build_object('name', at.attname, \
+               'type', format_type(at.atttypid, at.atttypmod), \
+               'primary_key', exists(select 1 from pg_constraint k where k.conrelid = c.oid \
+                   and k.contype = 'p' and at.attnum = any(k.conkey))) order by at.attnum), '[]') \
+            from pg_attribute at \
+            where at.attrelid = c.oid and at.attnum > 0 and not at.attisdropped))"
+            .to_owned()
+    } else {
+        table_json()
+    };
     let sql = format!(
         "select {json}, n.nspname, c.relname, a.managed, a.public, a.owner_id::text, \
            coalesce($2 or a.public \
@@ -212,8 +228,7 @@ pub async fn find(
          from selfdb.api_tables a \
          join pg_class c on c.oid = a.relid \
          join pg_namespace n on n.oid = c.relnamespace \
-         where n.nspname = any($1) and a.id::text = $5",
-        json = table_json()
+         where n.nspname = any($1) and a.id = $5::text::uuid"
     );
     let client = pool.get().await?;
     let row = client

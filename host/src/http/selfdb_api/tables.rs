@@ -85,11 +85,14 @@ async fn handle(app: &AppState, request: Request) -> Result<Response, Detail> {
         },
         [id, rest @ ..] => {
             let id = uuid_or_404(id)?;
-            let found = match api_tables::find(app.db.owner(), schemas, &viewer, &id).await? {
+            // Rows need the table's columns only.
+            let brief = rest.first() == Some(&"data");
+            let found = match api_tables::find(app.db.owner(), schemas, &viewer, &id, brief).await?
+            {
                 Some(found) => found,
                 None => {
                     api_tables::sync(app.db.owner(), schemas).await?;
-                    api_tables::find(app.db.owner(), schemas, &viewer, &id)
+                    api_tables::find(app.db.owner(), schemas, &viewer, &id, brief)
                         .await?
                         .ok_or_else(|| Detail::new(StatusCode::NOT_FOUND, "Table not found"))?
                 }
@@ -199,7 +202,7 @@ async fn answer(
     status: StatusCode,
 ) -> Result<Response, Detail> {
     app.schema.reload(&app.db).await;
-    let found = api_tables::find(app.db.owner(), &app.settings.db_schemas, viewer, id)
+    let found = api_tables::find(app.db.owner(), &app.settings.db_schemas, viewer, id, false)
         .await?
         .ok_or_else(|| Detail::new(StatusCode::NOT_FOUND, "Table not found"))?;
     Ok((status, Json(found.json)).into_response())
