@@ -273,16 +273,7 @@ fn update(call: &Call, id: &str) -> Result<Response, AuthError> {
         )?;
     }
     if let Some(password) = body["password"].as_str() {
-        check_password(password)?;
-        let hash = hash_password(password)?;
-        store::execute(
-            "update auth.users set encrypted_password = $2, updated_at = now() where id = $1::uuid",
-            &[text(id), text(&hash)],
-        )?;
-        store::execute(
-            "delete from auth.sessions where user_id = $1::uuid",
-            &[text(id)],
-        )?;
+        set_password(id, password, "")?;
     }
     if let Some(confirm) = body["email_confirm"].as_bool() {
         store::execute(
@@ -317,6 +308,23 @@ fn delete(id: &str) -> Result<Response, AuthError> {
     existing(id)?;
     store::execute("delete from auth.users where id = $1::uuid", &[text(id)])?;
     Ok(Response::json(200, &json!({})))
+}
+
+/// Sets a user's password (checked, hashed) and ends the user's sessions
+/// but `keep_session` (a session id, or empty for none), as GoTrue's admin
+/// update does.
+pub fn set_password(id: &str, password: &str, keep_session: &str) -> Result<(), AuthError> {
+    check_password(password)?;
+    let hash = hash_password(password)?;
+    store::execute(
+        "update auth.users set encrypted_password = $2, updated_at = now() where id = $1::uuid",
+        &[text(id), text(&hash)],
+    )?;
+    store::execute(
+        "delete from auth.sessions where user_id = $1::uuid and id::text <> $2",
+        &[text(id), text(keep_session)],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,9 +10,9 @@
 //! and deletes users.
 
 use crate::account::{authenticated, MERGE_METADATA};
-use crate::admin_users::{email_taken, is_uuid};
+use crate::admin_users::{email_taken, is_uuid, set_password};
 use crate::error::AuthError;
-use crate::flows::{check_password, create_user, hash_password, password_grant};
+use crate::flows::{check_password, create_user, password_grant};
 use crate::store::{self, as_json, text};
 use crate::{session, setting_bool, Call};
 use selfdb_sdk::db::Value as SqlValue;
@@ -284,23 +284,13 @@ fn update(call: &Call, id: &str) -> Result<Response, AuthError> {
         )?;
     }
     if let Some(password) = body["password"].as_str() {
-        check_password(password)?;
-        let hash = hash_password(password)?;
-        store::execute(
-            "update auth.users set encrypted_password = $2, updated_at = now() where id = $1::uuid",
-            &[text(id), text(&hash)],
-        )?;
-        // A new password ends the user's other sessions, as GoTrue's admin
-        // update does; a user changing their own keeps the one they use.
+        // A user changing their own password keeps the session they use.
         let keep = if own {
             call.claims["session_id"].as_str().unwrap_or_default()
         } else {
             ""
         };
-        store::execute(
-            "delete from auth.sessions where user_id = $1::uuid and id::text <> $2",
-            &[text(id), text(keep)],
-        )?;
+        set_password(id, password, keep)?;
     }
     let mut names = serde_json::Map::new();
     for (field, key) in [("firstName", "first_name"), ("lastName", "last_name")] {

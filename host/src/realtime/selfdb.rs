@@ -31,10 +31,17 @@ pub async fn resolve(
         Role::Authenticated => principal.user_id.clone(),
         _ => None,
     };
-    let service = principal.role == Role::ServiceRole;
     let failed = |err: &dyn std::fmt::Display| {
         tracing::warn!(%err, "realtime: resolving a SelfDB topic failed");
         "the table could not be looked up".to_owned()
+    };
+    // The service role, or one of SelfDB's ADMIN users (as `/tables` asks).
+    let admin = match &user {
+        _ if principal.role == Role::ServiceRole => true,
+        Some(user) => crate::db::api_tables::is_admin(realtime.db.owner(), user)
+            .await
+            .map_err(|e| failed(&e))?,
+        None => false,
     };
     let client = realtime.db.owner().get().await.map_err(|e| failed(&e))?;
     // The first exposed schema that has it, unless one was named.
@@ -43,14 +50,12 @@ pub async fn resolve(
             "select n.nspname::text, c.relname::text, \
                $4 or not coalesce(a.managed, false) or a.public \
                or a.owner_id::text = $5 \
-               or coalesce((select u.raw_app_meta_data ->> 'selfdb_role' = 'ADMIN' \
-                            from auth.users u where u.id::text = $5), false) \
              from pg_class c join pg_namespace n on n.oid = c.relnamespace \
              left join selfdb.api_tables a on a.relid = c.oid \
              where c.relkind in ('r', 'p') and c.relname = $1 \
                and n.nspname::text = any($2::text[]) and ($3::text is null or n.nspname = $3) \
              order by array_position($2::text[], n.nspname::text) limit 1",
-            &[&table, &schemas, &schema, &service, &user],
+            &[&table, &schemas, &schema, &admin, &user],
         )
         .await
         .map_err(|e| failed(&e))?;
