@@ -1,5 +1,5 @@
 """Users and sessions through the SDK, on the same users and tokens as
-`/auth/v1`. WIP (issue 25, chunk 2): sign-up, login, refresh, me."""
+`/auth/v1`: sign-up, login, refresh, logout, lists, counts, admin changes."""
 
 import pytest
 from selfdb import AuthenticationError, ConflictError, SelfDB

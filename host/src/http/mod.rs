@@ -209,7 +209,7 @@ pub fn router(app: AppState) -> Router {
             get(projects::instance_analytics),
         )
         // Dbify's API: its README's path and its server's.
-        // SelfDB's own API (WIP, issue 25).
+        // SelfDB's own API (`selfdb_api`), for SelfDB's SDKs.
         .route("/users", any(selfdb_api::users))
         .route("/users/", any(selfdb_api::users))
         .route("/users/{*rest}", any(selfdb_api::users))
